@@ -1,0 +1,41 @@
+//! Compiles the gRPC contract with protox (pure Rust, so no system `protoc` is
+//! needed) and writes the descriptor set that server reflection serves.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+const PROTO_ROOT: &str = "proto";
+const SERVICE_PROTO: &str = "proto/esign/v1/invitation_service.proto";
+const VENDORED_STATUS_PROTO: &str = "proto/google/rpc/status.proto";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // tonic-prost-build 0.14 no longer emits these itself (grpc/grpc-rust#2511).
+    println!("cargo:rerun-if-changed={SERVICE_PROTO}");
+    println!("cargo:rerun-if-changed={VENDORED_STATUS_PROTO}");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let file_descriptors = protox::compile([SERVICE_PROTO], [PROTO_ROOT])?;
+
+    // Reflection also registers tonic-types' own descriptors, which already
+    // hold google/rpc/status.proto: keep only our files to avoid a duplicate.
+    let mut reflection_set = file_descriptors.clone();
+    reflection_set
+        .file
+        .retain(|file| file.name().starts_with("esign/"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("esign_descriptor.bin"),
+        reflection_set.encode_to_vec(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        // The same google.rpc.Status that tonic-types' StatusExt works with.
+        .extern_path(".google.rpc.Status", "::tonic_types::Status")
+        // Documents are large: keep them in a shared buffer, not a Vec copy.
+        .bytes(".esign.v1.LeegalityOptions.file")
+        .compile_fds(file_descriptors)?;
+    Ok(())
+}

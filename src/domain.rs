@@ -1,0 +1,292 @@
+//! Provider-neutral types: what the gRPC layer hands to a provider and what a
+//! provider hands back. No proto and no provider JSON type appears here.
+
+use std::fmt;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderKind {
+    Leegality,
+    SignNow,
+    Bynn,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [ProviderKind::Leegality, ProviderKind::SignNow, ProviderKind::Bynn];
+
+    /// Lowercase name used in config, metrics and ErrorInfo metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Leegality => "leegality",
+            ProviderKind::SignNow => "signnow",
+            ProviderKind::Bynn => "bynn",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ProviderKind::Leegality => "Leegality",
+            ProviderKind::SignNow => "signNow",
+            ProviderKind::Bynn => "Bynn",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The provider-facing RPCs of `esign.v1.InvitationService`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rpc {
+    SendInvitation,
+    ResendInvitation,
+    BatchResendInvitations,
+    ReactivateDocument,
+    DeleteInvitation,
+    ReplaceSigner,
+    CancelInvitations,
+    GetDocument,
+    GetInvitation,
+}
+
+impl Rpc {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rpc::SendInvitation => "SendInvitation",
+            Rpc::ResendInvitation => "ResendInvitation",
+            Rpc::BatchResendInvitations => "BatchResendInvitations",
+            Rpc::ReactivateDocument => "ReactivateDocument",
+            Rpc::DeleteInvitation => "DeleteInvitation",
+            Rpc::ReplaceSigner => "ReplaceSigner",
+            Rpc::CancelInvitations => "CancelInvitations",
+            Rpc::GetDocument => "GetDocument",
+            Rpc::GetInvitation => "GetInvitation",
+        }
+    }
+
+    /// Mutating calls can have a provider-side effect; their outcome is
+    /// unknown when the caller's deadline runs out mid-call.
+    pub fn is_mutating(self) -> bool {
+        !matches!(self, Rpc::GetDocument | Rpc::GetInvitation)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvitationState {
+    #[default]
+    Unspecified,
+    Created,
+    Pending,
+    Delivered,
+    Opened,
+    Started,
+    Signed,
+    Rejected,
+    Expired,
+    Cancelled,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DocumentState {
+    #[default]
+    Unspecified,
+    Draft,
+    InProgress,
+    Completed,
+    Rejected,
+    Expired,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignNowAuthentication {
+    #[default]
+    None,
+    Password,
+    Phone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignNowPhoneMethod {
+    #[default]
+    Default,
+    Sms,
+    PhoneCall,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignNowSignerOptions {
+    pub expiration_days: Option<u32>,
+    pub reminder_days: Option<u32>,
+    pub authentication: SignNowAuthentication,
+    pub password: String,
+    pub authentication_phone: String,
+    pub phone_method: SignNowPhoneMethod,
+    pub subject: String,
+    pub message: String,
+    pub redirect_uri: String,
+    pub decline_by_signature: bool,
+    pub reassign: bool,
+    pub force_new_signature: bool,
+    pub signing_instructions: String,
+    pub prefill_signature_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signer {
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    pub role: String,
+    pub role_id: String,
+    pub order: Option<u32>,
+    pub signnow: Option<SignNowSignerOptions>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CcRecipient {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignNowCcStep {
+    pub name: String,
+    pub email: String,
+    pub step: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignNowViewer {
+    pub email: String,
+    pub role: String,
+    pub order: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignNowInviteMode {
+    Freeform,
+    Field,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BynnChannel {
+    Email,
+    Sms,
+}
+
+impl BynnChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BynnChannel::Email => "email",
+            BynnChannel::Sms => "sms",
+        }
+    }
+}
+
+/// Provider-specific options of a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOptions {
+    None,
+    Leegality {
+        profile_id: String,
+        file_name: String,
+        file: Bytes,
+    },
+    SignNow {
+        from: String,
+        mode: Option<SignNowInviteMode>,
+        cc_steps: Vec<SignNowCcStep>,
+        viewers: Vec<SignNowViewer>,
+        cc_subject: String,
+        cc_message: String,
+    },
+    Bynn {
+        workflow_token: String,
+        channel: Option<BynnChannel>,
+        locale: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    pub document_id: String,
+    pub signers: Vec<Signer>,
+    pub subject: String,
+    pub message: String,
+    pub cc: Vec<CcRecipient>,
+    pub reference: String,
+    pub options: SendOptions,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Invitation {
+    pub id: String,
+    pub sign_url: Option<String>,
+    pub signer: Signer,
+    pub state: InvitationState,
+    pub provider_status: String,
+    pub is_signers_turn: bool,
+    pub expire_time: Option<DateTime<Utc>>,
+    pub delivery_attempts: Option<u32>,
+    pub document_id: Option<String>,
+    pub reference: Option<String>,
+    pub send_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Document {
+    pub id: String,
+    pub reference: Option<String>,
+    pub state: DocumentState,
+    pub provider_status: String,
+    pub invitations: Vec<Invitation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderWarning {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendOutcome {
+    pub document_id: Option<String>,
+    pub invitations: Vec<Invitation>,
+    pub warnings: Vec<ProviderWarning>,
+}
+
+/// The new expiry of a reactivated document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    WorkflowDefault,
+    Days(i32),
+    At(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaceSignerRequest {
+    pub document_id: String,
+    pub invitation_id: String,
+    pub new_signer: Signer,
+    pub keep_invite_settings: bool,
+}
+
+/// The outcome of one item of a batch resend.
+#[derive(Debug)]
+pub struct BatchItemOutcome {
+    pub invitation_id: String,
+    pub result: Result<Invitation, crate::error::GatewayError>,
+}

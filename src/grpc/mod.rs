@@ -1,0 +1,384 @@
+//! The tonic service: validate, pick the provider account, call it, convert.
+
+pub mod convert;
+pub mod deadline;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use http::HeaderMap;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument as _, field};
+
+use crate::{
+    domain::{Expiry, ReplaceSignerRequest, Rpc},
+    error::{GatewayError, Result},
+    pb::{self, invitation_service_server::InvitationService},
+    provider::{Account, CallContext, Registry},
+    telemetry,
+};
+
+/// Our own deadline fires this much before tonic's, so the caller gets
+/// DEADLINE_EXCEEDED with details rather than tonic's bare CANCELLED.
+const HANDLER_DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+
+pub struct InvitationApi {
+    registry: Arc<Registry>,
+}
+
+impl InvitationApi {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        InvitationApi { registry }
+    }
+
+    /// Runs one provider RPC: span (child of an inbound traceparent), the
+    /// caller's deadline, account lookup, and the single error conversion.
+    async fn run<Req, T, F, Fut>(&self, rpc: Rpc, request: Request<Req>, call: F) -> Result<Response<T>, Status>
+    where
+        Req: ProviderScoped,
+        F: FnOnce(Arc<Account>, CallContext, Req) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let caller_timeout = deadline::caller_timeout(request.metadata());
+        let deadline = caller_timeout.map(|timeout| Instant::now() + timeout);
+        let span = tracing::info_span!(
+            "rpc",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "esign.v1.InvitationService",
+            rpc.method = rpc.name(),
+            provider = field::Empty,
+            account = field::Empty,
+            rpc.grpc.status_code = field::Empty,
+            error.reason = field::Empty,
+        );
+        telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
+        let message = request.into_inner();
+        let ctx = CallContext::new(rpc, deadline);
+
+        let work = async {
+            let kind = convert::provider(message.provider())?;
+            tracing::Span::current().record("provider", kind.as_str());
+            convert::account(message.account())?;
+            convert::request_id(message.request_id())?;
+            let account = self.registry.resolve(kind, message.account())?;
+            tracing::Span::current().record("account", account.config.name.as_str());
+            let annotate = account.clone();
+            call(account, ctx.clone(), message)
+                .await
+                .map_err(|error| annotate.annotate(error))
+        };
+        let bounded = async {
+            match deadline {
+                Some(deadline) => {
+                    let stop = deadline.checked_sub(HANDLER_DEADLINE_MARGIN).unwrap_or(deadline);
+                    match tokio::time::timeout_at(stop, work).await {
+                        Ok(result) => result,
+                        Err(_) => Err(ctx.deadline_exceeded(true)),
+                    }
+                }
+                None => work.await,
+            }
+        };
+        let result = bounded.instrument(span.clone()).await;
+        finish(&span, result)
+    }
+}
+
+/// Requests that name a provider and account.
+trait ProviderScoped {
+    fn provider(&self) -> i32;
+    fn account(&self) -> &str;
+    fn request_id(&self) -> &str {
+        ""
+    }
+}
+
+macro_rules! provider_scoped {
+    ($($ty:ty => $has_request_id:tt),* $(,)?) => {
+        $(impl ProviderScoped for $ty {
+            fn provider(&self) -> i32 { self.provider }
+            fn account(&self) -> &str { &self.account }
+            provider_scoped!(@request_id $has_request_id);
+        })*
+    };
+    (@request_id yes) => { fn request_id(&self) -> &str { &self.request_id } };
+    (@request_id no) => {};
+}
+
+provider_scoped! {
+    pb::SendInvitationRequest => yes,
+    pb::ResendInvitationRequest => yes,
+    pb::BatchResendInvitationsRequest => yes,
+    pb::ReactivateDocumentRequest => yes,
+    pb::DeleteInvitationRequest => yes,
+    pb::ReplaceSignerRequest => yes,
+    pb::CancelInvitationsRequest => yes,
+    pb::GetDocumentRequest => no,
+    pb::GetInvitationRequest => no,
+}
+
+fn trace_headers(metadata: &tonic::metadata::MetadataMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in ["traceparent", "tracestate"] {
+        if let Some(value) = metadata.get(name)
+            && let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes())
+        {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+fn finish<T>(span: &tracing::Span, result: Result<T>) -> Result<Response<T>, Status> {
+    match result {
+        Ok(value) => {
+            span.record("rpc.grpc.status_code", 0);
+            span.in_scope(|| tracing::info!(code = "OK", "rpc finished"));
+            Ok(Response::new(value))
+        }
+        Err(error) => {
+            span.record("rpc.grpc.status_code", error.code() as i32);
+            span.record("error.reason", error.reason().as_str());
+            span.in_scope(|| {
+                tracing::info!(
+                    code = ?error.code(),
+                    reason = error.reason().as_str(),
+                    message = error.message(),
+                    "rpc failed"
+                )
+            });
+            Err(error.into())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl InvitationService for InvitationApi {
+    async fn send_invitation(
+        &self,
+        request: Request<pb::SendInvitationRequest>,
+    ) -> Result<Response<pb::SendInvitationResponse>, Status> {
+        self.run(Rpc::SendInvitation, request, |account, ctx, message| async move {
+            let kind = account.config.provider;
+            let send = convert::send_request(kind, message)?;
+            let outcome = account.provider.send_invitation(&ctx, send).await?;
+            Ok(pb::SendInvitationResponse {
+                document_id: outcome.document_id.unwrap_or_default(),
+                invitations: outcome.invitations.into_iter().map(convert::invitation).collect(),
+                provider_warnings: outcome
+                    .warnings
+                    .into_iter()
+                    .map(|w| pb::ProviderMessage {
+                        code: w.code,
+                        message: w.message,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn resend_invitation(
+        &self,
+        request: Request<pb::ResendInvitationRequest>,
+    ) -> Result<Response<pb::ResendInvitationResponse>, Status> {
+        self.run(Rpc::ResendInvitation, request, |account, ctx, message| async move {
+            convert::id("invitation_id", &message.invitation_id)?;
+            let invitation = account
+                .provider
+                .resend_invitation(&ctx, &message.invitation_id)
+                .await?;
+            Ok(pb::ResendInvitationResponse {
+                invitation: Some(convert::invitation(invitation)),
+            })
+        })
+        .await
+    }
+
+    async fn batch_resend_invitations(
+        &self,
+        request: Request<pb::BatchResendInvitationsRequest>,
+    ) -> Result<Response<pb::BatchResendInvitationsResponse>, Status> {
+        self.run(Rpc::BatchResendInvitations, request, |account, ctx, message| async move {
+            convert::batch_ids(&message.invitation_ids)?;
+            account.provider.validate_batch_ids(&message.invitation_ids)?;
+            let outcomes = account
+                .provider
+                .batch_resend(&ctx, &message.invitation_ids)
+                .await?;
+            let results = outcomes
+                .into_iter()
+                .map(|outcome| match outcome.result {
+                    Ok(invitation) => pb::BatchResendResult {
+                        invitation_id: outcome.invitation_id,
+                        status: Some(tonic_types::Status {
+                            code: 0,
+                            message: String::new(),
+                            details: Vec::new(),
+                        }),
+                        invitation: Some(convert::invitation(invitation)),
+                    },
+                    Err(error) => pb::BatchResendResult {
+                        invitation_id: outcome.invitation_id.clone(),
+                        status: Some(
+                            account
+                                .annotate(error.with_default_metadata("invitationId", outcome.invitation_id))
+                                .to_rpc_status(),
+                        ),
+                        invitation: None,
+                    },
+                })
+                .collect();
+            Ok(pb::BatchResendInvitationsResponse { results })
+        })
+        .await
+    }
+
+    async fn reactivate_document(
+        &self,
+        request: Request<pb::ReactivateDocumentRequest>,
+    ) -> Result<Response<pb::ReactivateDocumentResponse>, Status> {
+        self.run(Rpc::ReactivateDocument, request, |account, ctx, message| async move {
+            convert::id("document_id", &message.document_id)?;
+            use pb::reactivate_document_request::Expiry as ProtoExpiry;
+            let expiry = match &message.expiry {
+                None => Expiry::WorkflowDefault,
+                Some(ProtoExpiry::ExpiryDays(days)) => Expiry::Days(*days),
+                Some(ProtoExpiry::ExpireTime(time)) => {
+                    Expiry::At(convert::timestamp_to_utc("expire_time", time)?)
+                }
+            };
+            let document = account
+                .provider
+                .reactivate_document(&ctx, &message.document_id, expiry)
+                .await?;
+            Ok(pb::ReactivateDocumentResponse {
+                document: Some(convert::document(document)),
+            })
+        })
+        .await
+    }
+
+    async fn delete_invitation(
+        &self,
+        request: Request<pb::DeleteInvitationRequest>,
+    ) -> Result<Response<pb::DeleteInvitationResponse>, Status> {
+        self.run(Rpc::DeleteInvitation, request, |account, ctx, message| async move {
+            convert::id("invitation_id", &message.invitation_id)?;
+            account
+                .provider
+                .delete_invitation(&ctx, &message.invitation_id)
+                .await?;
+            Ok(pb::DeleteInvitationResponse {
+                invitation_id: message.invitation_id,
+            })
+        })
+        .await
+    }
+
+    async fn replace_signer(
+        &self,
+        request: Request<pb::ReplaceSignerRequest>,
+    ) -> Result<Response<pb::ReplaceSignerResponse>, Status> {
+        self.run(Rpc::ReplaceSigner, request, |account, ctx, message| async move {
+            convert::id("document_id", &message.document_id)?;
+            convert::id("invitation_id", &message.invitation_id)?;
+            let new_signer = message
+                .new_signer
+                .ok_or_else(|| GatewayError::invalid_field("new_signer", "is required"))?;
+            let invitation = account
+                .provider
+                .replace_signer(
+                    &ctx,
+                    ReplaceSignerRequest {
+                        document_id: message.document_id,
+                        invitation_id: message.invitation_id,
+                        new_signer: convert::signer(new_signer),
+                        keep_invite_settings: message.keep_invite_settings,
+                    },
+                )
+                .await?;
+            Ok(pb::ReplaceSignerResponse {
+                invitation: Some(convert::invitation(invitation)),
+            })
+        })
+        .await
+    }
+
+    async fn cancel_invitations(
+        &self,
+        request: Request<pb::CancelInvitationsRequest>,
+    ) -> Result<Response<pb::CancelInvitationsResponse>, Status> {
+        self.run(Rpc::CancelInvitations, request, |account, ctx, message| async move {
+            convert::id("document_id", &message.document_id)?;
+            if message.reason.trim().is_empty() {
+                return Err(GatewayError::invalid_field("reason", "is required and must not be blank"));
+            }
+            account
+                .provider
+                .cancel_invitations(&ctx, &message.document_id, message.reason.trim())
+                .await?;
+            Ok(pb::CancelInvitationsResponse {
+                document_id: message.document_id,
+            })
+        })
+        .await
+    }
+
+    async fn get_document(
+        &self,
+        request: Request<pb::GetDocumentRequest>,
+    ) -> Result<Response<pb::GetDocumentResponse>, Status> {
+        self.run(Rpc::GetDocument, request, |account, ctx, message| async move {
+            convert::id("document_id", &message.document_id)?;
+            let document = account.provider.get_document(&ctx, &message.document_id).await?;
+            Ok(pb::GetDocumentResponse {
+                document: Some(convert::document(document)),
+            })
+        })
+        .await
+    }
+
+    async fn get_invitation(
+        &self,
+        request: Request<pb::GetInvitationRequest>,
+    ) -> Result<Response<pb::GetInvitationResponse>, Status> {
+        self.run(Rpc::GetInvitation, request, |account, ctx, message| async move {
+            convert::id("invitation_id", &message.invitation_id)?;
+            let invitation = account
+                .provider
+                .get_invitation(&ctx, &message.invitation_id)
+                .await?;
+            Ok(pb::GetInvitationResponse {
+                invitation: Some(convert::invitation(invitation)),
+            })
+        })
+        .await
+    }
+
+    async fn list_providers(
+        &self,
+        _request: Request<pb::ListProvidersRequest>,
+    ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        let accounts = self
+            .registry
+            .accounts()
+            .iter()
+            .map(|account| pb::ProviderAccount {
+                provider: convert::provider_to_proto(account.config.provider) as i32,
+                account: account.config.name.clone(),
+                environment_host: account.config.host().to_owned(),
+                supported_rpcs: account
+                    .provider
+                    .supported_rpcs()
+                    .iter()
+                    .map(|rpc| rpc.name().to_owned())
+                    .collect(),
+                is_default: account.is_default,
+                breaker_state: String::new(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListProvidersResponse { accounts }))
+    }
+}

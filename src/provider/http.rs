@@ -1,0 +1,462 @@
+//! The one HTTP layer every provider call goes through: a pooled reqwest
+//! client, per-operation timeouts capped by the caller's deadline, W3C trace
+//! context propagation, bounded response bodies, retries only where the
+//! operation is safe, and logs that never carry credentials.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use rand::Rng as _;
+use tracing::{Instrument as _, field};
+use url::Url;
+
+use crate::{
+    config::Timeouts,
+    domain::ProviderKind,
+    error::{GatewayError, Reason, Result},
+    provider::CallContext,
+    telemetry,
+};
+
+/// Kept back from the caller's deadline so our answer still reaches them.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+/// Below this much time a provider call is not worth starting.
+const MIN_USEFUL_BUDGET: Duration = Duration::from_millis(50);
+/// Attempts of one retry-safe call, the first included.
+const MAX_ATTEMPTS: u32 = 3;
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+/// Delay suggested to callers after a transient provider failure.
+pub const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Whether a call may be sent again after it may have reached the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Billable or non-idempotent: only a failed connect is retried.
+    OnlyBeforeSent,
+    /// Reads and idempotent writes: also 429, 502, 503, 504 and resets.
+    Safe,
+}
+
+/// One provider request, described by the adapter.
+#[derive(Debug)]
+pub struct Outbound {
+    /// Stable operation name for spans and metrics, e.g. `resend`.
+    pub operation: &'static str,
+    pub method: Method,
+    pub url: Url,
+    /// The path with ids replaced by placeholders, safe to log.
+    pub path_template: &'static str,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Outbound {
+    pub fn new(operation: &'static str, method: Method, url: Url, path_template: &'static str) -> Self {
+        Outbound {
+            operation,
+            method,
+            url,
+            path_template,
+            headers: HeaderMap::new(),
+            body: None,
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy::OnlyBeforeSent,
+        }
+    }
+
+    /// Sets a credential header, marked sensitive so no debug output shows it.
+    pub fn secret_header(mut self, name: HeaderName, value: &str) -> Result<Self> {
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| GatewayError::internal("a configured credential is not a valid header value"))?;
+        value.set_sensitive(true);
+        self.headers.insert(name, value);
+        Ok(self)
+    }
+
+    pub fn json_body(mut self, body: &impl serde::Serialize) -> Result<Self> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|error| GatewayError::internal("could not encode a provider request").with_source(error))?;
+        self.headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.body = Some(Bytes::from(bytes));
+        Ok(self)
+    }
+
+    pub fn form_body(mut self, pairs: &[(&str, &str)]) -> Self {
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        self.body = Some(Bytes::from(encoded));
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// A provider's answer, body fully read (and bounded).
+#[derive(Debug, Clone)]
+pub struct ProviderResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl ProviderResponse {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> std::result::Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("json"))
+    }
+
+    /// `Retry-After` in seconds (the HTTP-date form is not used by these
+    /// providers and is ignored).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.headers
+            .get(header::RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|seconds| Duration::from_secs(seconds.min(3600)))
+    }
+}
+
+/// The shared, pooled client; cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    max_body_bytes: usize,
+}
+
+impl HttpClient {
+    pub fn new(timeouts: &Timeouts, max_body_bytes: usize) -> Result<HttpClient> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            // Provider calls never follow redirects: a redirect could carry a
+            // credential header to a host nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("esign-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| GatewayError::internal("could not build the HTTP client").with_source(error))?;
+        Ok(HttpClient {
+            inner: Arc::new(Inner { client, max_body_bytes }),
+        })
+    }
+
+    /// Sends `request`, retrying only as its policy allows, and returns the
+    /// provider's answer whatever its HTTP status. Transport failures and the
+    /// caller's deadline become gateway errors here.
+    pub async fn send(
+        &self,
+        ctx: &CallContext,
+        provider: ProviderKind,
+        account: &str,
+        request: Outbound,
+    ) -> Result<ProviderResponse> {
+        let span = tracing::info_span!(
+            "provider_call",
+            otel.kind = "client",
+            provider = provider.as_str(),
+            account = account,
+            operation = request.operation,
+            http.request.method = %request.method,
+            url.template = request.path_template,
+            http.response.status_code = field::Empty,
+            retry.attempt = field::Empty,
+        );
+        self.send_with_retries(ctx, provider, request)
+            .instrument(span)
+            .await
+    }
+
+    async fn send_with_retries(
+        &self,
+        ctx: &CallContext,
+        provider: ProviderKind,
+        request: Outbound,
+    ) -> Result<ProviderResponse> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let budget = match ctx.remaining() {
+                None => request.timeout,
+                Some(remaining) if remaining < MIN_USEFUL_BUDGET + DEADLINE_MARGIN => {
+                    return Err(ctx.deadline_exceeded(attempt > 1));
+                }
+                Some(remaining) => request.timeout.min(remaining - DEADLINE_MARGIN),
+            };
+            let bounded_by_deadline = budget < request.timeout;
+            tracing::Span::current().record("retry.attempt", attempt);
+            let started = std::time::Instant::now();
+            let outcome = self.send_once(&request, budget).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+
+            let retry_delay = match &outcome {
+                Ok(response) => {
+                    tracing::Span::current().record("http.response.status_code", response.status.as_u16());
+                    tracing::debug!(status = response.status.as_u16(), elapsed_ms, "provider answered");
+                    let retryable_status = matches!(
+                        response.status,
+                        StatusCode::TOO_MANY_REQUESTS
+                            | StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT
+                    );
+                    if request.retry == RetryPolicy::Safe && retryable_status {
+                        Some(response.retry_after().unwrap_or_else(|| backoff(attempt)))
+                    } else {
+                        None
+                    }
+                }
+                Err(SendFailure::Connect(_)) => Some(backoff(attempt)),
+                Err(SendFailure::Transport(_)) if request.retry == RetryPolicy::Safe => Some(backoff(attempt)),
+                Err(_) => None,
+            };
+
+            let can_wait = |delay: Duration| match ctx.remaining() {
+                None => true,
+                Some(remaining) => remaining > delay + MIN_USEFUL_BUDGET + DEADLINE_MARGIN,
+            };
+            if let Some(delay) = retry_delay
+                && attempt < MAX_ATTEMPTS
+                && delay <= BACKOFF_CAP.max(Duration::from_secs(5))
+                && can_wait(delay)
+            {
+                tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "retrying provider call");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+
+            return match outcome {
+                Ok(response) => Ok(response),
+                Err(failure) => Err(self.failure_to_error(ctx, provider, failure, bounded_by_deadline, elapsed_ms)),
+            };
+        }
+    }
+
+    async fn send_once(&self, request: &Outbound, budget: Duration) -> std::result::Result<ProviderResponse, SendFailure> {
+        let mut headers = request.headers.clone();
+        telemetry::inject_trace_context(&mut headers);
+        let mut builder = self
+            .inner
+            .client
+            .request(request.method.clone(), request.url.clone())
+            .headers(headers)
+            .timeout(budget);
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let mut response = builder.send().await.map_err(SendFailure::from_reqwest)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        if let Some(length) = response.content_length()
+            && length as usize > self.inner.max_body_bytes
+        {
+            return Err(SendFailure::BodyTooLarge);
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(SendFailure::from_reqwest)? {
+            if body.len() + chunk.len() > self.inner.max_body_bytes {
+                return Err(SendFailure::BodyTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(ProviderResponse {
+            status,
+            headers,
+            body: body.freeze(),
+        })
+    }
+
+    fn failure_to_error(
+        &self,
+        ctx: &CallContext,
+        provider: ProviderKind,
+        failure: SendFailure,
+        bounded_by_deadline: bool,
+        elapsed_ms: u64,
+    ) -> GatewayError {
+        match failure {
+            SendFailure::Timeout(error) if bounded_by_deadline => {
+                tracing::warn!(elapsed_ms, error = %error, "caller deadline ran out during provider call");
+                ctx.deadline_exceeded(true).with_provider(provider)
+            }
+            SendFailure::Timeout(error) => {
+                tracing::warn!(elapsed_ms, error = %error, "provider call timed out");
+                let error = GatewayError::new(Reason::ProviderUnavailable, "the provider did not answer in time")
+                    .with_provider(provider)
+                    .with_retry_after(TRANSIENT_RETRY_DELAY);
+                if ctx.rpc.is_mutating() {
+                    error.with_metadata("outcome", "unknown")
+                } else {
+                    error
+                }
+            }
+            SendFailure::Connect(error) => {
+                tracing::warn!(error = %error, "could not connect to provider");
+                GatewayError::new(Reason::ProviderUnavailable, "the provider could not be reached")
+                    .with_provider(provider)
+                    .with_retry_after(TRANSIENT_RETRY_DELAY)
+                    .with_metadata("outcome", "not_sent")
+            }
+            SendFailure::Transport(error) => {
+                tracing::warn!(error = %error, "provider connection failed mid-call");
+                let error = GatewayError::new(Reason::ProviderUnavailable, "the provider connection failed")
+                    .with_provider(provider)
+                    .with_retry_after(TRANSIENT_RETRY_DELAY);
+                if ctx.rpc.is_mutating() {
+                    error.with_metadata("outcome", "unknown")
+                } else {
+                    error
+                }
+            }
+            SendFailure::BodyTooLarge => {
+                tracing::warn!(limit = self.inner.max_body_bytes, "provider response body too large");
+                GatewayError::new(
+                    Reason::ProviderUnrecognizedResponse,
+                    "the provider sent a response larger than the gateway accepts",
+                )
+                .with_provider(provider)
+            }
+        }
+    }
+}
+
+enum SendFailure {
+    Connect(reqwest::Error),
+    Timeout(reqwest::Error),
+    Transport(reqwest::Error),
+    BodyTooLarge,
+}
+
+impl SendFailure {
+    fn from_reqwest(error: reqwest::Error) -> SendFailure {
+        // reqwest errors carry the URL; strip it so no id or query reaches a log.
+        let error = error.without_url();
+        if error.is_timeout() {
+            SendFailure::Timeout(error)
+        } else if error.is_connect() {
+            SendFailure::Connect(error)
+        } else {
+            SendFailure::Transport(error)
+        }
+    }
+}
+
+/// Full-jitter exponential backoff.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << attempt.min(10))
+        .min(BACKOFF_CAP);
+    let millis = rand::rng().random_range(0..=ceiling.as_millis() as u64);
+    Duration::from_millis(millis)
+}
+
+/// The statuses every provider answers alike; adapters map their own bodies
+/// first and fall back to this.
+pub fn common_status_error(provider: ProviderKind, response: &ProviderResponse) -> Option<GatewayError> {
+    let status = response.status;
+    let error = match status.as_u16() {
+        401 => GatewayError::new(
+            Reason::ProviderCredentialsRejected,
+            "the provider rejected the gateway's credentials",
+        ),
+        403 => GatewayError::new(Reason::ProviderPermissionDenied, "the provider refused access"),
+        429 => GatewayError::new(Reason::RateLimited, "the provider is rate limiting the gateway")
+            .with_retry_after(response.retry_after().unwrap_or(Duration::from_secs(60))),
+        500..=599 => GatewayError::new(Reason::ProviderUnavailable, "the provider is unavailable")
+            .with_retry_after(response.retry_after().unwrap_or(TRANSIENT_RETRY_DELAY)),
+        _ => return None,
+    };
+    Some(
+        error
+            .with_provider(provider)
+            .with_metadata("providerHttpStatus", status.as_u16().to_string()),
+    )
+}
+
+/// UNKNOWN for a body the adapter could not understand.
+pub fn unrecognized(provider: ProviderKind, response: &ProviderResponse) -> GatewayError {
+    tracing::warn!(
+        status = response.status.as_u16(),
+        content_type = response
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        body_bytes = response.body.len(),
+        "unrecognized provider response"
+    );
+    GatewayError::new(
+        Reason::ProviderUnrecognizedResponse,
+        "the provider sent a response the gateway does not understand",
+    )
+    .with_provider(provider)
+    .with_metadata("providerHttpStatus", response.status.as_u16().to_string())
+}
+
+/// Joins `segments` onto `base` as path segments, each percent-encoded, so
+/// no caller value can change the host, scheme or path prefix.
+pub fn url_with_segments(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    {
+        let mut path = url.path_segments_mut().expect("base URLs are validated as http(s)");
+        path.pop_if_empty();
+        for segment in segments {
+            for part in segment.split('/').filter(|p| !p.is_empty()) {
+                path.push(part);
+            }
+        }
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_segments_are_encoded_and_keep_the_prefix() {
+        let base = Url::parse("https://api.bynn.com/v1").unwrap();
+        let url = url_with_segments(&base, &["autodoc/invitations", "adi_x?y=1", "resend"]);
+        assert_eq!(url.as_str(), "https://api.bynn.com/v1/autodoc/invitations/adi_x%3Fy=1/resend");
+        let url = url_with_segments(&base, &["autodoc/invitations", "..", "x"]);
+        assert!(url.as_str().starts_with("https://api.bynn.com/"), "{url}");
+    }
+
+    #[test]
+    fn backoff_stays_under_the_cap() {
+        for attempt in 1..20 {
+            assert!(backoff(attempt) <= BACKOFF_CAP);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The provider trait every adapter implements, and the registry of
+//! configured accounts the gRPC layer picks from.
+
+pub mod bynn;
+pub mod http;
+pub mod leegality;
+pub mod signnow;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use futures_util::{StreamExt, stream};
+use tokio::time::Instant;
+
+use crate::{
+    config::{AccountConfig, Config},
+    domain::{
+        BatchItemOutcome, Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc, SendOutcome,
+        SendRequest,
+    },
+    error::{GatewayError, Reason, Result},
+};
+
+/// How many provider calls a fan-out batch keeps in flight at once.
+pub const BATCH_FAN_OUT_CONCURRENCY: usize = 4;
+
+/// What a provider call needs to know about the RPC it serves.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub rpc: Rpc,
+    /// When the caller stops waiting (from `grpc-timeout`).
+    pub deadline: Option<Instant>,
+}
+
+impl CallContext {
+    pub fn new(rpc: Rpc, deadline: Option<Instant>) -> Self {
+        CallContext { rpc, deadline }
+    }
+
+    /// Time left before the caller's deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// DEADLINE_EXCEEDED for this call; `may_have_reached_provider` marks a
+    /// mutating call's outcome as unknown.
+    pub fn deadline_exceeded(&self, may_have_reached_provider: bool) -> GatewayError {
+        let error = GatewayError::new(
+            Reason::DeadlineExceeded,
+            "the caller's deadline ran out before the provider answered",
+        )
+        .with_metadata("rpc", self.rpc.name());
+        if self.rpc.is_mutating() && may_have_reached_provider {
+            error.with_metadata("outcome", "unknown")
+        } else {
+            error.with_metadata("outcome", "not_sent")
+        }
+    }
+}
+
+/// One e-signature provider account, in domain types only.
+///
+/// The defaults answer UNIMPLEMENTED `UNSUPPORTED_BY_PROVIDER`; an adapter
+/// overrides what its provider offers and lists it in `supported_rpcs`.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    fn kind(&self) -> ProviderKind;
+
+    /// The RPCs this adapter serves, for `ListProviders`.
+    fn supported_rpcs(&self) -> &'static [Rpc];
+
+    async fn send_invitation(&self, _ctx: &CallContext, _request: SendRequest) -> Result<SendOutcome> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::SendInvitation.name()))
+    }
+
+    async fn resend_invitation(&self, _ctx: &CallContext, _invitation_id: &str) -> Result<Invitation> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::ResendInvitation.name()))
+    }
+
+    /// Checks the ids of a batch before any provider call; the default
+    /// applies the single-resend check to each.
+    fn validate_batch_ids(&self, ids: &[String]) -> Result<()> {
+        let _ = ids;
+        Ok(())
+    }
+
+    /// One result per id. The default fans out over `resend_invitation`
+    /// with bounded concurrency; a provider with a batch endpoint overrides it.
+    async fn batch_resend(&self, ctx: &CallContext, invitation_ids: &[String]) -> Result<Vec<BatchItemOutcome>> {
+        if !self.supported_rpcs().contains(&Rpc::BatchResendInvitations) {
+            return Err(GatewayError::unsupported(self.kind(), Rpc::BatchResendInvitations.name()));
+        }
+        let outcomes = stream::iter(invitation_ids.iter().cloned())
+            .map(|invitation_id| async move {
+                let result = self.resend_invitation(ctx, &invitation_id).await;
+                BatchItemOutcome { invitation_id, result }
+            })
+            .buffered(BATCH_FAN_OUT_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(outcomes)
+    }
+
+    async fn reactivate_document(&self, _ctx: &CallContext, _document_id: &str, _expiry: Expiry) -> Result<Document> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::ReactivateDocument.name()))
+    }
+
+    async fn delete_invitation(&self, _ctx: &CallContext, _invitation_id: &str) -> Result<()> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::DeleteInvitation.name()))
+    }
+
+    async fn replace_signer(&self, _ctx: &CallContext, _request: ReplaceSignerRequest) -> Result<Invitation> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::ReplaceSigner.name()))
+    }
+
+    async fn cancel_invitations(&self, _ctx: &CallContext, _document_id: &str, _reason: &str) -> Result<()> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::CancelInvitations.name()))
+    }
+
+    async fn get_document(&self, _ctx: &CallContext, _document_id: &str) -> Result<Document> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::GetDocument.name()))
+    }
+
+    async fn get_invitation(&self, _ctx: &CallContext, _invitation_id: &str) -> Result<Invitation> {
+        Err(GatewayError::unsupported(self.kind(), Rpc::GetInvitation.name()))
+    }
+}
+
+/// A configured account with the adapter that serves it.
+pub struct Account {
+    pub config: AccountConfig,
+    pub provider: Arc<dyn Provider>,
+    pub is_default: bool,
+}
+
+impl Account {
+    /// Adds `provider` and `account` metadata to an error from this account.
+    pub fn annotate(&self, error: GatewayError) -> GatewayError {
+        error
+            .with_default_metadata("provider", self.config.provider.as_str())
+            .with_default_metadata("account", self.config.name.clone())
+    }
+}
+
+/// Every configured account, keyed by (provider, account name).
+pub struct Registry {
+    accounts: HashMap<(ProviderKind, String), Arc<Account>>,
+    defaults: HashMap<ProviderKind, Arc<Account>>,
+    ordered: Vec<Arc<Account>>,
+}
+
+impl Registry {
+    /// Builds the adapters of every configured account over one HTTP client.
+    pub fn from_config(config: &Config, http: http::HttpClient) -> Registry {
+        let accounts = config.accounts.iter().map(|account| {
+            let provider: Arc<dyn Provider> = match account.provider {
+                ProviderKind::Leegality => {
+                    Arc::new(leegality::Leegality::new(account.clone(), http.clone(), config.timeouts))
+                }
+                ProviderKind::SignNow => Arc::new(signnow::SignNow::new(account.clone(), http.clone(), config.timeouts)),
+                ProviderKind::Bynn => Arc::new(bynn::Bynn::new(account.clone(), http.clone(), config.timeouts)),
+            };
+            (account.clone(), provider)
+        });
+        Registry::new(accounts)
+    }
+
+    /// Builds a registry from ready adapters (tests inject fakes here).
+    pub fn new(accounts: impl IntoIterator<Item = (AccountConfig, Arc<dyn Provider>)>) -> Registry {
+        let mut registry = Registry {
+            accounts: HashMap::new(),
+            defaults: HashMap::new(),
+            ordered: Vec::new(),
+        };
+        for (config, provider) in accounts {
+            let is_default = config.name == crate::config::DEFAULT_ACCOUNT;
+            let account = Arc::new(Account {
+                config,
+                provider,
+                is_default,
+            });
+            if is_default {
+                registry.defaults.insert(account.config.provider, account.clone());
+            }
+            registry
+                .accounts
+                .insert((account.config.provider, account.config.name.clone()), account.clone());
+            registry.ordered.push(account);
+        }
+        registry
+            .ordered
+            .sort_by(|a, b| (a.config.provider, &a.config.name).cmp(&(b.config.provider, &b.config.name)));
+        registry
+    }
+
+    /// The account a request names; empty means the provider's default.
+    pub fn resolve(&self, provider: ProviderKind, account: &str) -> Result<Arc<Account>> {
+        let has_any = self.ordered.iter().any(|a| a.config.provider == provider);
+        if !has_any {
+            return Err(GatewayError::new(
+                Reason::ProviderNotConfigured,
+                format!("{} is not configured on this gateway", provider.display_name()),
+            )
+            .with_provider(provider));
+        }
+        if account.is_empty() {
+            return self.defaults.get(&provider).cloned().ok_or_else(|| {
+                GatewayError::new(
+                    Reason::ProviderNotConfigured,
+                    format!(
+                        "{} has no default account; name one in the account field",
+                        provider.display_name()
+                    ),
+                )
+                .with_provider(provider)
+            });
+        }
+        self.accounts
+            .get(&(provider, account.to_owned()))
+            .cloned()
+            .ok_or_else(|| {
+                GatewayError::new(
+                    Reason::UnknownAccount,
+                    format!("no {} account with that name is configured", provider.display_name()),
+                )
+                .with_provider(provider)
+                .with_metadata("account", account)
+                .with_field_violation("account", "is not a configured account of this provider")
+            })
+    }
+
+    pub fn accounts(&self) -> &[Arc<Account>] {
+        &self.ordered
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ordered.is_empty()
+    }
+}

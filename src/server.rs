@@ -1,0 +1,221 @@
+//! Server assembly: the invitation service, health, reflection (v1 and
+//! v1alpha), the admin HTTP listener, and graceful shutdown.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::server::TcpIncoming;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    config::Config,
+    grpc::InvitationApi,
+    pb::{self, invitation_service_server::InvitationServiceServer},
+    provider::Registry,
+};
+
+/// The fully qualified name health and reflection use for our service.
+pub const SERVICE_NAME: &str = "esign.v1.InvitationService";
+/// Largest inbound message: a 15 MB Leegality PDF plus the rest of the request.
+pub const MAX_INBOUND_MESSAGE_BYTES: usize = 17 * 1024 * 1024;
+/// Largest outbound message.
+pub const MAX_OUTBOUND_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Concurrent RPCs one client connection may have in flight.
+pub const CONCURRENCY_PER_CONNECTION: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not read the listener address: {0}")]
+    Listener(#[source] std::io::Error),
+    #[error("could not bind the admin listener on {addr}: {source}")]
+    AdminBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A gateway serving on a bound listener.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    health: HealthReporter,
+    ready: Arc<AtomicBool>,
+    stop_grpc: Option<oneshot::Sender<()>>,
+    grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    admin_task: Option<JoinHandle<()>>,
+    drain_delay: Duration,
+    shutdown_grace: Duration,
+}
+
+/// How a graceful shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownOutcome {
+    /// Every in-flight call finished within the grace period.
+    Drained,
+    /// The grace period ran out; remaining calls were dropped.
+    GraceExpired,
+}
+
+impl RunningServer {
+    /// Starts serving on `listener` (bound by the caller, so tests can use
+    /// port 0). Health turns SERVING once the server accepts calls.
+    pub async fn start(
+        config: &Config,
+        registry: Arc<Registry>,
+        listener: TcpListener,
+        admin_listener: Option<TcpListener>,
+    ) -> Result<RunningServer, StartError> {
+        let local_addr = listener.local_addr().map_err(StartError::Listener)?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        // tonic-health registers "" as SERVING; we are not ready yet.
+        health.set_service_status("", ServingStatus::NotServing).await;
+        health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+
+        let reflection_v1 = reflection_builder().build_v1()?;
+        let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+
+        let api = InvitationServiceServer::new(InvitationApi::new(registry))
+            .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
+
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (stop_grpc, stopped) = oneshot::channel::<()>();
+        let router = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // Long-lived connections are recycled so L4 balancers spread load.
+            .max_connection_age(Duration::from_secs(30 * 60))
+            .max_connection_age_grace(Duration::from_secs(30))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(api);
+        let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        }));
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let (admin_addr, admin_task) = match admin_listener {
+            Some(listener) => {
+                let addr = listener.local_addr().map_err(StartError::Listener)?;
+                let app = crate::admin::router(ready.clone());
+                let task = tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, app).await {
+                        tracing::error!(error = %error, "admin listener failed");
+                    }
+                });
+                (Some(addr), Some(task))
+            }
+            None => (None, None),
+        };
+
+        health.set_service_status("", ServingStatus::Serving).await;
+        health.set_service_status(SERVICE_NAME, ServingStatus::Serving).await;
+        ready.store(true, Ordering::SeqCst);
+        tracing::info!(%local_addr, admin_addr = ?admin_addr, "gateway serving");
+
+        Ok(RunningServer {
+            local_addr,
+            admin_addr,
+            health,
+            ready,
+            stop_grpc: Some(stop_grpc),
+            grpc_task,
+            admin_task,
+            drain_delay: config.drain_delay,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Health NOT_SERVING, wait the drain delay so load balancers stop
+    /// routing here, then stop accepting and let in-flight calls finish
+    /// within the grace period.
+    pub async fn shutdown(mut self) -> ShutdownOutcome {
+        self.health.set_service_status("", ServingStatus::NotServing).await;
+        self.health
+            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+            .await;
+        self.ready.store(false, Ordering::SeqCst);
+        tracing::info!(drain_delay_ms = self.drain_delay.as_millis() as u64, "shutdown: NOT_SERVING, draining");
+        tokio::time::sleep(self.drain_delay).await;
+
+        if let Some(stop) = self.stop_grpc.take() {
+            let _ = stop.send(());
+        }
+        let outcome = match tokio::time::timeout(self.shutdown_grace, &mut self.grpc_task).await {
+            Ok(Ok(Ok(()))) => ShutdownOutcome::Drained,
+            Ok(Ok(Err(error))) => {
+                tracing::error!(error = %error, "gRPC server ended with an error");
+                ShutdownOutcome::Drained
+            }
+            Ok(Err(join_error)) => {
+                tracing::error!(error = %join_error, "gRPC server task failed");
+                ShutdownOutcome::Drained
+            }
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = self.shutdown_grace.as_millis() as u64,
+                    "shutdown grace period ran out; dropping remaining calls"
+                );
+                self.grpc_task.abort();
+                ShutdownOutcome::GraceExpired
+            }
+        };
+        if let Some(admin) = self.admin_task.take() {
+            admin.abort();
+        }
+        tracing::info!(?outcome, "shutdown complete");
+        outcome
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM; only SIGINT stops the gateway");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,118 @@
+//! Logs and traces: `tracing` with JSON or pretty output filtered by
+//! `RUST_LOG`, an OpenTelemetry layer so every span has W3C ids, and an OTLP
+//! exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::{
+    Context, global,
+    propagation::{Extractor, Injector},
+    trace::{TraceContextExt as _, TracerProvider as _},
+};
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+use crate::config::{Config, LogFormat};
+
+/// Flushes pending spans when dropped at shutdown.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.provider.shutdown() {
+            eprintln!("trace exporter shutdown failed: {error}");
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, from `main`.
+pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error>> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+
+    // Without an exporter the provider still mints trace and span ids, so an
+    // inbound traceparent is carried on to the provider calls.
+    let mut builder = SdkTracerProvider::builder().with_resource(
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(env!("CARGO_PKG_NAME"))
+            .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+            .build(),
+    );
+    if let Some(endpoint) = &config.otlp_endpoint {
+        use opentelemetry_otlp::WithExportConfig as _;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
+    global::set_tracer_provider(provider.clone());
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt_layer = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()?;
+    Ok(TelemetryGuard { provider })
+}
+
+/// Makes an inbound `traceparent` the parent of `span`.
+pub fn set_parent_from_headers(span: &tracing::Span, headers: &HeaderMap) {
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
+}
+
+/// Writes the current span's W3C trace context into outbound headers.
+pub fn inject_trace_context(headers: &mut HeaderMap) {
+    let context = tracing::Span::current().context();
+    if !context.span().span_context().is_valid() {
+        return;
+    }
+    global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut HeaderInjector(headers)));
+}
+
+/// The trace id of the current span, for log lines and audit records.
+pub fn current_trace_id() -> Option<String> {
+    let context: Context = tracing::Span::current().context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
