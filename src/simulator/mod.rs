@@ -1,1 +1,521 @@
-//! Provider simulator.
+//! A stateful fake of the Leegality, signNow and Bynn HTTP APIs, following
+//! the provider notes in `shared/providers/` for everything the adapters
+//! call: lifecycles, limits, cooldowns, credentials and error bodies.
+//!
+//! It serves the tests, the benchmark and the demo. Its clock is injectable
+//! (tests move it instead of sleeping), it records every request it receives,
+//! and it can add latency or inject faults (status, delay, malformed or huge
+//! bodies, connection resets) on request.
+
+pub mod bynn;
+pub mod leegality;
+pub mod signnow;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use crate::{
+    config::{AccountConfig, BynnLimits, Credentials},
+    domain::ProviderKind,
+    secret::Secret,
+};
+
+/// A clock the tests can move forward.
+#[derive(Clone, Default)]
+pub struct Clock {
+    offset: Arc<Mutex<chrono::Duration>>,
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + *lock(&self.offset)
+    }
+
+    /// Moves simulated time forward (cooldowns, expiries, token lifetimes).
+    pub fn advance(&self, by: Duration) {
+        *lock(&self.offset) += chrono::Duration::from_std(by).unwrap_or_default();
+    }
+}
+
+/// Credentials the simulator accepts.
+#[derive(Debug, Clone)]
+pub struct SimulatorCredentials {
+    pub leegality_auth_token: String,
+    pub signnow_basic_token: String,
+    pub signnow_username: String,
+    pub signnow_password: String,
+    pub bynn_api_key: String,
+}
+
+impl Default for SimulatorCredentials {
+    fn default() -> Self {
+        SimulatorCredentials {
+            leegality_auth_token: "sim-leegality-auth-token".into(),
+            signnow_basic_token: "c2ltLWNsaWVudDpzaW0tc2VjcmV0".into(),
+            signnow_username: "sender@example.com".into(),
+            signnow_password: "sim-signnow-password".into(),
+            bynn_api_key: "private_sandbox_sim_key".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    pub credentials: SimulatorCredentials,
+    /// Host of Leegality sign URLs (`https://<host>/sign/<uuid>`).
+    pub leegality_sign_host: String,
+    /// Lifetime of signNow access tokens, in seconds.
+    pub signnow_token_lifetime_secs: i64,
+    /// How Bynn's cooldown answer carries `remaining_seconds`.
+    pub bynn_cooldown_hint: CooldownHint,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            credentials: SimulatorCredentials::default(),
+            leegality_sign_host: "sandbox.leegality.com".into(),
+            signnow_token_lifetime_secs: 2_592_000,
+            bynn_cooldown_hint: CooldownHint::MessageOnly,
+        }
+    }
+}
+
+/// Bynn documents the hint only "in the error message"; whether it is also a
+/// structured field is unconfirmed, so the simulator can do either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CooldownHint {
+    MessageOnly,
+    FieldOnly,
+    Both,
+    Absent,
+}
+
+/// One request as the simulator received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub provider: ProviderKind,
+    pub method: Method,
+    /// Path below the provider's base URL, e.g. `/v3.0/sign/request/resend`.
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// What the simulator does instead of (or before) answering normally.
+#[derive(Debug, Clone)]
+pub enum FaultKind {
+    /// Answer with this status, content type and body.
+    Respond {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+        retry_after: Option<u64>,
+    },
+    /// Wait this long (real time), then answer normally.
+    Delay(Duration),
+    /// Start a 200 response, then reset the connection mid-body.
+    Reset,
+}
+
+impl FaultKind {
+    pub fn status(status: u16) -> FaultKind {
+        FaultKind::Respond {
+            status,
+            content_type: "application/json",
+            body: b"{}".to_vec(),
+            retry_after: None,
+        }
+    }
+
+    pub fn truncated_json() -> FaultKind {
+        FaultKind::Respond {
+            status: 200,
+            content_type: "application/json",
+            body: br#"{"status": 1, "data": {"invitations": [{"status"#.to_vec(),
+            retry_after: None,
+        }
+    }
+
+    pub fn html_error_page(status: u16) -> FaultKind {
+        FaultKind::Respond {
+            status,
+            content_type: "text/html",
+            body: b"<html><body><h1>502 Bad Gateway</h1></body></html>".to_vec(),
+            retry_after: None,
+        }
+    }
+}
+
+/// A fault that applies to requests matching a provider and path fragment.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub provider: ProviderKind,
+    /// Applies when the request path contains this ("" matches all).
+    pub path_contains: String,
+    /// How many requests it applies to; `None` means until cleared.
+    pub times: Option<u32>,
+    pub kind: FaultKind,
+}
+
+impl Fault {
+    pub fn new(provider: ProviderKind, path_contains: &str, kind: FaultKind) -> Fault {
+        Fault {
+            provider,
+            path_contains: path_contains.into(),
+            times: None,
+            kind,
+        }
+    }
+
+    pub fn times(mut self, times: u32) -> Fault {
+        self.times = Some(times);
+        self
+    }
+}
+
+/// A provider answer before it is turned into HTTP.
+#[derive(Debug, Clone)]
+pub struct SimResponse {
+    pub status: StatusCode,
+    pub headers: Vec<(header::HeaderName, String)>,
+    pub body: serde_json::Value,
+}
+
+impl SimResponse {
+    pub fn json(status: StatusCode, body: serde_json::Value) -> SimResponse {
+        SimResponse {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn ok(body: serde_json::Value) -> SimResponse {
+        SimResponse::json(StatusCode::OK, body)
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> SimResponse {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// The request as the per-provider handlers see it.
+pub struct SimRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: &'a HashMap<String, String>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a Bytes,
+    pub now: DateTime<Utc>,
+}
+
+impl SimRequest<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn bearer(&self) -> Option<&str> {
+        self.header("authorization")?.strip_prefix("Bearer ")
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) clock: Clock,
+    pub(crate) config: SimulatorConfig,
+    latency: Mutex<Duration>,
+    faults: Mutex<Vec<Fault>>,
+    log: Mutex<Vec<RecordedRequest>>,
+    pub(crate) leegality: Mutex<leegality::State>,
+    pub(crate) signnow: Mutex<signnow::State>,
+    pub(crate) bynn: Mutex<bynn::State>,
+}
+
+/// A running simulator on a loopback port.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Serves on `listener` until dropped.
+    pub async fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<Simulator> {
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            clock: Clock::default(),
+            leegality: Mutex::new(leegality::State::new(&config)),
+            signnow: Mutex::new(signnow::State::new(&config)),
+            bynn: Mutex::new(bynn::State::new(&config)),
+            config,
+            latency: Mutex::new(Duration::ZERO),
+            faults: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(error = %error, "simulator stopped");
+            }
+        });
+        Ok(Simulator { shared, addr, task })
+    }
+
+    /// Starts on an ephemeral loopback port with default settings.
+    pub async fn start_local() -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Simulator::start(SimulatorConfig::default(), listener).await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self, provider: ProviderKind) -> String {
+        match provider {
+            ProviderKind::Leegality => format!("http://{}/leegality/api", self.addr),
+            ProviderKind::SignNow => format!("http://{}/signnow", self.addr),
+            ProviderKind::Bynn => format!("http://{}/bynn/v1", self.addr),
+        }
+    }
+
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.shared.config
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// Delay added to every answer (real time; for the benchmark).
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.shared.latency) = latency;
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.shared.faults).push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.log).clone()
+    }
+
+    pub fn requests_for(&self, provider: ProviderKind) -> Vec<RecordedRequest> {
+        lock(&self.shared.log)
+            .iter()
+            .filter(|r| r.provider == provider)
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    pub fn leegality(&self) -> MutexGuard<'_, leegality::State> {
+        lock(&self.shared.leegality)
+    }
+
+    pub fn signnow(&self) -> MutexGuard<'_, signnow::State> {
+        lock(&self.shared.signnow)
+    }
+
+    pub fn bynn(&self) -> MutexGuard<'_, bynn::State> {
+        lock(&self.shared.bynn)
+    }
+
+    /// Gateway accounts, one per provider, wired to this simulator.
+    pub fn gateway_accounts(&self) -> Vec<AccountConfig> {
+        let credentials = &self.shared.config.credentials;
+        let account = |provider: ProviderKind, credentials: Credentials| AccountConfig {
+            provider,
+            name: crate::config::DEFAULT_ACCOUNT.to_owned(),
+            base_url: url::Url::parse(&self.base_url(provider)).expect("simulator URL"),
+            credentials,
+            sender_email: (provider == ProviderKind::SignNow).then(|| self.shared.config.credentials.signnow_username.clone()),
+            sign_url_host: (provider == ProviderKind::Leegality).then(|| self.shared.config.leegality_sign_host.clone()),
+            bynn_limits: BynnLimits::default(),
+        };
+        vec![
+            account(
+                ProviderKind::Leegality,
+                Credentials::Leegality {
+                    auth_token: Secret::new(&credentials.leegality_auth_token),
+                },
+            ),
+            account(
+                ProviderKind::SignNow,
+                Credentials::SignNowPassword {
+                    basic_token: Secret::new(&credentials.signnow_basic_token),
+                    username: credentials.signnow_username.clone(),
+                    password: Secret::new(&credentials.signnow_password),
+                },
+            ),
+            account(
+                ProviderKind::Bynn,
+                Credentials::Bynn {
+                    api_key: Secret::new(&credentials.bynn_api_key),
+                },
+            ),
+        ]
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread must not wedge every later request.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let full_path = uri.path();
+    let (provider, path) = if let Some(rest) = full_path.strip_prefix("/leegality/api") {
+        (ProviderKind::Leegality, rest)
+    } else if let Some(rest) = full_path.strip_prefix("/signnow") {
+        (ProviderKind::SignNow, rest)
+    } else if let Some(rest) = full_path.strip_prefix("/bynn/v1") {
+        (ProviderKind::Bynn, rest)
+    } else {
+        return (StatusCode::NOT_FOUND, "unknown provider prefix").into_response();
+    };
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    lock(&shared.log).push(RecordedRequest {
+        provider,
+        method: method.clone(),
+        path: path.to_owned(),
+        query: query.clone(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+
+    let latency = *lock(&shared.latency);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let fault = take_fault(&shared, provider, path);
+    match fault {
+        Some(FaultKind::Respond {
+            status,
+            content_type,
+            body,
+            retry_after,
+        }) => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            return response;
+        }
+        Some(FaultKind::Reset) => {
+            let stream = futures_util::stream::iter(vec![
+                Ok(Bytes::from_static(b"{\"status\": 1, \"data\": ")),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated reset")),
+            ]);
+            let mut response = Response::new(Body::from_stream(stream));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return response;
+        }
+        Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+
+    let request = SimRequest {
+        method: &method,
+        path,
+        query: &query,
+        headers: &headers,
+        body: &body,
+        now: shared.clock.now(),
+    };
+    let answer = match provider {
+        ProviderKind::Leegality => leegality::handle(&shared, &request),
+        ProviderKind::SignNow => signnow::handle(&shared, &request),
+        ProviderKind::Bynn => bynn::handle(&shared, &request),
+    };
+    let mut response = (answer.status, axum::Json(answer.body)).into_response();
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn take_fault(shared: &Shared, provider: ProviderKind, path: &str) -> Option<FaultKind> {
+    let mut faults = lock(&shared.faults);
+    let index = faults
+        .iter()
+        .position(|f| f.provider == provider && path.contains(f.path_contains.as_str()))?;
+    let kind = faults[index].kind.clone();
+    if let Some(times) = &mut faults[index].times {
+        *times -= 1;
+        if *times == 0 {
+            faults.remove(index);
+        }
+    }
+    Some(kind)
+}
+
+/// A random lowercase hex string of `len` characters.
+pub(crate) fn random_hex(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        out.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    out.truncate(len);
+    out
+}

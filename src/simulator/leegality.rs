@@ -1,0 +1,400 @@
+//! Simulated Leegality Document Execution API v3 (paths below `/api`).
+//!
+//! As documented: every answer is HTTP 200 with the `{status, messages,
+//! data}` envelope, failures carry `status: 0` and a dotted code. A bad
+//! `X-Auth-Token` is undocumented; the simulator answers HTTP 401 with the
+//! envelope (an assumption, see the provider notes).
+
+use std::collections::HashMap;
+
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone as _, Utc};
+use serde_json::{Value, json};
+
+use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock};
+
+pub const RESEND_CAP: u32 = 5;
+pub const MAX_SIGN_URLS: usize = 15;
+pub const MAX_FILE_BYTES: usize = 15 * 1024 * 1024;
+pub const MSG_RESENT: &str = "Invitation(s) sent successfully. Please ask invitees to check their inbox.";
+pub const MSG_ALREADY_SIGNED: &str = "Document(s) already signed by the invitee.";
+pub const MSG_NO_ACCESS: &str = "You do not have access to the document.";
+pub const MSG_RESEND_CAP: &str =
+    "You have already resent invitation mail 5 times. Please contact support@leegality.com for help.";
+/// The per-item text for an unknown sign URL is undocumented (only the null
+/// name/email/phone are); this wording is the simulator's own.
+pub const MSG_INVALID_URL: &str = "Invalid sign URL.";
+
+/// Leegality's timestamps carry no zone; IST is assumed (unconfirmed).
+pub fn ist() -> FixedOffset {
+    FixedOffset::east_opt(5 * 3600 + 1800).expect("IST offset")
+}
+
+#[derive(Debug, Clone)]
+pub struct Invitee {
+    pub uuid: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub signed: bool,
+    pub rejected: bool,
+    pub expired: bool,
+    pub active: bool,
+    pub deleted: bool,
+    pub expiry: DateTime<Utc>,
+    pub resends: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeegalityDocument {
+    pub id: String,
+    pub irn: Option<String>,
+    pub invitees: Vec<Invitee>,
+    /// A document of another account: resend answers "no access".
+    pub foreign: bool,
+}
+
+impl LeegalityDocument {
+    fn status(&self) -> &'static str {
+        let live: Vec<&Invitee> = self.invitees.iter().filter(|i| !i.deleted).collect();
+        if !live.is_empty() && live.iter().all(|i| i.signed) {
+            "COMPLETED"
+        } else {
+            "SENT"
+        }
+    }
+}
+
+pub struct State {
+    sign_host: String,
+    pub documents: HashMap<String, LeegalityDocument>,
+    /// Published workflows: profile id -> number of invitees it expects.
+    pub workflows: HashMap<String, usize>,
+}
+
+impl State {
+    pub fn new(config: &SimulatorConfig) -> State {
+        State {
+            sign_host: config.leegality_sign_host.clone(),
+            documents: HashMap::new(),
+            workflows: HashMap::from([("wfDemo01".to_owned(), 1), ("wfTwoSigners".to_owned(), 2)]),
+        }
+    }
+
+    pub fn sign_url(&self, uuid: &str) -> String {
+        format!("https://{}/sign/{uuid}", self.sign_host)
+    }
+
+    /// Seeds a SENT document whose invitees sign in order.
+    pub fn seed_document(&mut self, irn: Option<&str>, invitees: &[(&str, &str)], now: DateTime<Utc>) -> LeegalityDocument {
+        let document = LeegalityDocument {
+            id: ulid_like(),
+            irn: irn.map(str::to_owned),
+            invitees: invitees
+                .iter()
+                .enumerate()
+                .map(|(index, (name, email))| Invitee {
+                    uuid: uuid::Uuid::new_v4().to_string(),
+                    name: (*name).to_owned(),
+                    email: Some((*email).to_owned()),
+                    phone: None,
+                    signed: false,
+                    rejected: false,
+                    expired: false,
+                    active: index == 0,
+                    deleted: false,
+                    expiry: end_of_day(now, 10),
+                    resends: 0,
+                })
+                .collect(),
+            foreign: false,
+        };
+        self.documents.insert(document.id.clone(), document.clone());
+        document
+    }
+
+    /// Finds an invitee by bare UUID or full sign URL.
+    pub fn invitee_mut(&mut self, url_or_uuid: &str) -> Option<(&mut LeegalityDocument, usize)> {
+        let uuid = url_or_uuid.rsplit('/').next().unwrap_or(url_or_uuid).to_owned();
+        for document in self.documents.values_mut() {
+            if let Some(index) = document.invitees.iter().position(|i| i.uuid == uuid && !i.deleted) {
+                return Some((document, index));
+            }
+        }
+        None
+    }
+
+    fn request_json(&self, invitee: &Invitee) -> Value {
+        json!({
+            "name": invitee.name,
+            "email": invitee.email,
+            "phone": invitee.phone,
+            "signUrl": self.sign_url(&invitee.uuid),
+            "signed": invitee.signed,
+            "rejected": invitee.rejected,
+            "expired": invitee.expired,
+            "expiryDate": format_date(invitee.expiry),
+            "signType": if invitee.signed { Value::from("VIRTUAL") } else { Value::Null },
+            "active": invitee.active,
+        })
+    }
+}
+
+/// `dd-MM-yyyy HH:mm:ss` in IST.
+pub fn format_date(time: DateTime<Utc>) -> String {
+    time.with_timezone(&ist()).format("%d-%m-%Y %H:%M:%S").to_string()
+}
+
+/// N days from `now` at 23:59:59 IST, as Leegality's `expiryDays` does.
+fn end_of_day(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    let local = (now.with_timezone(&ist()) + Duration::days(days)).date_naive();
+    let end = local.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time"));
+    ist().from_local_datetime(&end).single().expect("fixed offset").with_timezone(&Utc)
+}
+
+fn ulid_like() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(uuid::Uuid::new_v4().as_bytes().iter())
+        .take(26)
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn envelope(status: u8, code: Option<&str>, message: &str, data: Value) -> SimResponse {
+    SimResponse::ok(json!({
+        "status": status,
+        "messages": [{ "code": code, "message": message }],
+        "data": data,
+    }))
+}
+
+fn failure(code: &str, message: &str) -> SimResponse {
+    envelope(0, Some(code), message, json!({}))
+}
+
+pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
+    let expected = &shared.config.credentials.leegality_auth_token;
+    if request.header("x-auth-token") != Some(expected.as_str()) {
+        return SimResponse::json(
+            StatusCode::UNAUTHORIZED,
+            json!({"status": 0, "messages": [{"code": "auth.token.invalid", "message": "Invalid auth token."}], "data": {}}),
+        );
+    }
+    let mut state = lock(&shared.leegality);
+    let body: Value = serde_json::from_slice(request.body).unwrap_or(Value::Null);
+    match (request.method, request.path) {
+        (&Method::POST, "/v3.0/sign/request") => create(&mut state, &body, request.now),
+        (&Method::GET, "/v3.2/sign/request") => status(&state, request.query.get("documentId")),
+        (&Method::POST, "/v3.0/sign/request/resend") => resend(&mut state, &body),
+        (&Method::POST, "/v3.0/sign/request/reactivate") => reactivate(&mut state, &body, request.now),
+        (&Method::DELETE, "/v3.0/sign/request/invitation") => delete(&mut state, request.query.get("signUrl")),
+        _ => SimResponse::json(StatusCode::NOT_FOUND, json!({"status": 0, "messages": [], "data": {}})),
+    }
+}
+
+fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
+    let Some(profile_id) = body["profileId"].as_str() else {
+        return failure("validator.invalid", "Property profileId cannot be null");
+    };
+    let Some(expected_invitees) = state.workflows.get(profile_id).copied() else {
+        return failure("workflow.not.found", "Workflow not found or not published.");
+    };
+    let file = &body["file"];
+    let Some(encoded) = file["file"].as_str() else {
+        return failure("validator.invalid", "Property file cannot be null");
+    };
+    match base64::engine::general_purpose::STANDARD.decode(encoded) {
+        Ok(bytes) if bytes.len() > MAX_FILE_BYTES => {
+            return failure("file.size.exceeded", "File size cannot be more than 15 MB.");
+        }
+        Ok(_) => {}
+        Err(_) => return failure("validator.invalid", "File is not valid Base64."),
+    }
+    let Some(invitees) = body["invitees"].as_array() else {
+        return failure("validator.invalid", "Property invitees cannot be null");
+    };
+    if invitees.len() != expected_invitees {
+        return failure("invitee.count.mismatch", "Invitees do not match the workflow.");
+    }
+    if let Some(irn) = body["irn"].as_str()
+        && irn.len() > 255
+    {
+        return failure("irn.length.invalid", "IRN length is invalid.");
+    }
+    let mut created = Vec::new();
+    for (index, invitee) in invitees.iter().enumerate() {
+        let name = invitee["name"].as_str().unwrap_or_default();
+        let email = invitee["email"].as_str().filter(|e| !e.is_empty());
+        let phone = invitee["phone"].as_str().filter(|p| !p.is_empty());
+        if name.is_empty() || (email.is_none() && phone.is_none()) {
+            return failure("validator.invalid", "Invitee name and email or phone are required.");
+        }
+        created.push(Invitee {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            email: email.map(str::to_owned),
+            phone: phone.map(str::to_owned),
+            signed: false,
+            rejected: false,
+            expired: false,
+            active: index == 0,
+            deleted: false,
+            expiry: end_of_day(now, 10),
+            resends: 0,
+        });
+    }
+    let document = LeegalityDocument {
+        id: ulid_like(),
+        irn: body["irn"].as_str().map(str::to_owned),
+        invitees: created,
+        foreign: false,
+    };
+    let data = json!({
+        "documentId": document.id,
+        "irn": document.irn,
+        "invitees": document.invitees.iter().map(|i| json!({
+            "name": i.name, "email": i.email, "phone": i.phone,
+            "signUrl": state.sign_url(&i.uuid), "active": i.active,
+            "expiryDate": format_date(i.expiry),
+        })).collect::<Vec<_>>(),
+    });
+    state.documents.insert(document.id.clone(), document);
+    envelope(1, Some("simpleWorkFlow.success"), "Invitations sent successfully.", data)
+}
+
+fn status(state: &State, document_id: Option<&String>) -> SimResponse {
+    let Some(document) = document_id.and_then(|id| state.documents.get(id)) else {
+        return failure("no.document.found", "No document found.");
+    };
+    SimResponse::ok(json!({
+        "status": 1,
+        "messages": [],
+        "data": {
+            "documentId": document.id,
+            "irn": document.irn,
+            "status": document.status(),
+            "requests": document.invitees.iter().filter(|i| !i.deleted).map(|i| state.request_json(i)).collect::<Vec<_>>(),
+        }
+    }))
+}
+
+fn resend(state: &mut State, body: &Value) -> SimResponse {
+    let Some(urls) = body.get("signUrls") else {
+        return envelope(0, None, "Property signUrls cannot be null", json!({}));
+    };
+    let Some(urls) = urls.as_array() else {
+        return failure("validator.invalid", "signUrls must be an array.");
+    };
+    if urls.is_empty() || urls.len() > MAX_SIGN_URLS {
+        return failure("validator.invalid", "signUrls size must be between 1 and 15");
+    }
+    let mut results = Vec::new();
+    for url in urls {
+        let url = url.as_str().unwrap_or_default();
+        let full_url = if url.starts_with("https://") {
+            url.to_owned()
+        } else {
+            state.sign_url(url)
+        };
+        let item = match state.invitee_mut(url) {
+            None => json!({"status": 0, "name": null, "email": null, "phone": null, "signUrl": full_url, "message": MSG_INVALID_URL}),
+            Some((document, index)) => {
+                let foreign = document.foreign;
+                let invitee = &mut document.invitees[index];
+                let (status, message) = if foreign {
+                    (0, MSG_NO_ACCESS)
+                } else if invitee.signed {
+                    (0, MSG_ALREADY_SIGNED)
+                } else if invitee.resends >= RESEND_CAP {
+                    (0, MSG_RESEND_CAP)
+                } else {
+                    invitee.resends += 1;
+                    (1, MSG_RESENT)
+                };
+                json!({"status": status, "name": invitee.name, "email": invitee.email, "phone": invitee.phone, "signUrl": full_url, "message": message})
+            }
+        };
+        results.push(item);
+    }
+    envelope(1, Some("simpleWorkFlow.success"), "Invitations sent successfully.", json!({"invitations": results}))
+}
+
+fn reactivate(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
+    let Some(document_id) = body["documentId"].as_str() else {
+        return envelope(0, None, "Property documentId cannot be null", json!({}));
+    };
+    if !state.documents.contains_key(document_id) {
+        return failure("no.document.found", "No document found.");
+    }
+    let new_expiry = if let Some(days) = body.get("expiryDays").filter(|v| !v.is_null()) {
+        match days.as_i64() {
+            Some(-1) => now + Duration::minutes(45),
+            Some(days) if (0..=365).contains(&days) => end_of_day(now, days),
+            _ => return failure("invalid.expiry.days.value", "Expiry days value is invalid."),
+        }
+    } else if let Some(time) = body.get("expiryTime").filter(|v| !v.is_null()) {
+        let Some(at) = time.as_i64().and_then(DateTime::<Utc>::from_timestamp_millis) else {
+            return failure("invalid.expiry.time", "Expiry time is invalid.");
+        };
+        if at <= now {
+            return failure("invalid.expiry.time", "Expiry time is invalid.");
+        }
+        if at > now + Duration::days(365) {
+            return failure("invalid.expiry.time.maxerror", "Expiry time cannot be more than 365 days.");
+        }
+        at
+    } else {
+        end_of_day(now, 10)
+    };
+    let document = state.documents.get_mut(document_id).expect("checked above");
+    let mut reactivated = false;
+    for invitee in document.invitees.iter_mut().filter(|i| i.expired && !i.deleted && !i.signed) {
+        invitee.expired = false;
+        invitee.expiry = new_expiry;
+        reactivated = true;
+    }
+    if !reactivated {
+        return failure("no.expired.invitation.found", "No expired invitation found.");
+    }
+    let document = document.clone();
+    let requests: Vec<Value> = document
+        .invitees
+        .iter()
+        .filter(|i| !i.deleted)
+        .map(|i| state.request_json(i))
+        .collect();
+    envelope(
+        1,
+        Some("signinvitation.activate.success"),
+        "Invitation activated successfully",
+        json!({"documentId": document.id, "irn": document.irn, "requests": requests}),
+    )
+}
+
+fn delete(state: &mut State, sign_url: Option<&String>) -> SimResponse {
+    let Some(sign_url) = sign_url.filter(|s| !s.is_empty()) else {
+        return failure("sign.url.required", "Sign URL is required.");
+    };
+    match state.invitee_mut(sign_url) {
+        Some((document, index)) if !document.invitees[index].signed && document.status() != "COMPLETED" => {
+            document.invitees[index].deleted = true;
+            envelope(1, Some("invitation.deleted.success"), "Invitation deleted successfully.", json!({}))
+        }
+        _ => failure("invitation.not.exists", "Invitation does not exist."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_of_day_is_2359_ist() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        assert_eq!(format_date(end_of_day(now, 5)), "06-03-2026 23:59:59");
+    }
+}

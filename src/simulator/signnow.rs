@@ -1,0 +1,436 @@
+//! Simulated signNow REST API: OAuth token endpoint (Basic app token,
+//! password and refresh grants, expiring bearer tokens), documents with roles
+//! and field invites, freeform invites, resend, the three replace-signer
+//! calls, cancel, and signNow's error bodies (mostly HTTP 400, with either
+//! `{"error", "code"}` or `{"errors": [{code, message}]}`).
+
+use std::collections::HashMap;
+
+use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock, random_hex};
+use crate::validate;
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub unique_id: String,
+    pub name: String,
+    pub signing_order: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldInvite {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub role_id: String,
+    pub order: u32,
+    /// created, pending, fulfilled, declined, expired, canceled.
+    pub status: String,
+    pub created: DateTime<Utc>,
+    pub expiration_time: DateTime<Utc>,
+    /// Created by `POST /field_invite` and not yet triggered.
+    pub awaiting_trigger: bool,
+    pub options: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct FreeformInvite {
+    pub id: String,
+    pub email: String,
+    pub status: String,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignNowDocument {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub roles: Vec<Role>,
+    pub field_invites: Vec<FieldInvite>,
+    pub requests: Vec<FreeformInvite>,
+}
+
+impl SignNowDocument {
+    fn has_fields(&self) -> bool {
+        !self.roles.is_empty()
+    }
+
+    /// After a signer finishes (or an invite is triggered), the lowest open
+    /// order becomes pending, as signNow chains signers itself.
+    fn advance_routing(&mut self) {
+        let open: Vec<u32> = self
+            .field_invites
+            .iter()
+            .filter(|i| matches!(i.status.as_str(), "created" | "pending") && !i.awaiting_trigger)
+            .map(|i| i.order)
+            .collect();
+        if let Some(current) = open.iter().min().copied() {
+            for invite in &mut self.field_invites {
+                if invite.status == "created" && !invite.awaiting_trigger && invite.order == current {
+                    invite.status = "pending".into();
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    expires_at: DateTime<Utc>,
+}
+
+pub struct State {
+    pub documents: HashMap<String, SignNowDocument>,
+    tokens: HashMap<String, Token>,
+    refresh_tokens: HashMap<String, ()>,
+    token_lifetime: Duration,
+    /// How many tokens `POST /oauth2/token` has issued.
+    pub tokens_issued: u32,
+}
+
+impl State {
+    pub fn new(config: &SimulatorConfig) -> State {
+        State {
+            documents: HashMap::new(),
+            tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            token_lifetime: Duration::seconds(config.signnow_token_lifetime_secs),
+            tokens_issued: 0,
+        }
+    }
+
+    /// Seeds a document owned by `owner`; each role name becomes a role with
+    /// fields, in signing order. No roles means a document without fields.
+    pub fn seed_document(&mut self, owner: &str, name: &str, roles: &[&str]) -> SignNowDocument {
+        let document = SignNowDocument {
+            id: random_hex(40),
+            name: name.into(),
+            owner: owner.into(),
+            roles: roles
+                .iter()
+                .enumerate()
+                .map(|(index, role)| Role {
+                    unique_id: random_hex(40),
+                    name: (*role).into(),
+                    signing_order: index as u32 + 1,
+                })
+                .collect(),
+            field_invites: Vec::new(),
+            requests: Vec::new(),
+        };
+        self.documents.insert(document.id.clone(), document.clone());
+        document
+    }
+
+    /// Revokes every issued access token (as an expiry or revocation would).
+    pub fn revoke_all_tokens(&mut self) {
+        self.tokens.clear();
+    }
+
+    fn document_of_invite(&mut self, invite_id: &str) -> Option<(&mut SignNowDocument, usize)> {
+        self.documents.values_mut().find_map(|document| {
+            let index = document.field_invites.iter().position(|i| i.id == invite_id)?;
+            Some((document, index))
+        })
+    }
+}
+
+fn api_error(code: u64, message: &str) -> SimResponse {
+    SimResponse::json(StatusCode::BAD_REQUEST, json!({"errors": [{"code": code, "message": message}]}))
+}
+
+fn auth_error(error: &str, code: Option<u64>) -> SimResponse {
+    let mut body = json!({"error": error});
+    if let Some(code) = code {
+        body["code"] = Value::from(code);
+    }
+    SimResponse::json(StatusCode::BAD_REQUEST, body)
+}
+
+fn success() -> SimResponse {
+    SimResponse::ok(json!({"status": "success"}))
+}
+
+pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
+    let mut state = lock(&shared.signnow);
+    if request.path == "/oauth2/token" && request.method == Method::POST {
+        return token(shared, &mut state, request);
+    }
+    let valid = request
+        .bearer()
+        .and_then(|bearer| state.tokens.get(bearer))
+        .is_some_and(|token| token.expires_at > request.now);
+    if !valid {
+        return auth_error("invalid_token", Some(1537));
+    }
+    let body: Value = serde_json::from_slice(request.body).unwrap_or(Value::Null);
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    let now = request.now;
+    match (request.method, segments.as_slice()) {
+        (&Method::GET, ["document", id]) => match state.documents.get(*id) {
+            Some(document) => SimResponse::ok(document_json(document)),
+            None => api_error(65582, "Document not found"),
+        },
+        (&Method::POST, ["document", id, "invite"]) => invite(&mut state, id, &body, now),
+        (&Method::PUT, ["fieldinvite", id, "resend"]) => resend(&mut state, id, now),
+        (&Method::DELETE, ["field_invite", id]) => match state.document_of_invite(id) {
+            Some((document, index)) => {
+                document.field_invites.remove(index);
+                success()
+            }
+            None => api_error(66502, "Field invite not found."),
+        },
+        (&Method::POST, ["field_invite"]) => create_replacement(&mut state, &body, now),
+        (&Method::POST, ["document", id, "trigger_fieldinvite"]) => match state.documents.get_mut(*id) {
+            Some(document) => {
+                let mut triggered = false;
+                for invite in document.field_invites.iter_mut().filter(|i| i.awaiting_trigger) {
+                    invite.awaiting_trigger = false;
+                    triggered = true;
+                }
+                if !triggered {
+                    return api_error(65615, "Field invite missing on this document.");
+                }
+                document.advance_routing();
+                success()
+            }
+            None => api_error(65582, "Document not found."),
+        },
+        (&Method::PUT, ["document", id, "fieldinvitecancel"]) => {
+            let Some(document) = state.documents.get_mut(*id) else {
+                return api_error(65582, "Document not found.");
+            };
+            if body["reason"].as_str().unwrap_or_default().is_empty() {
+                return api_error(65536, "The reason value must not be empty string.");
+            }
+            for invite in document
+                .field_invites
+                .iter_mut()
+                .filter(|i| matches!(i.status.as_str(), "created" | "pending"))
+            {
+                invite.status = "canceled".into();
+            }
+            success()
+        }
+        _ => SimResponse::json(
+            StatusCode::NOT_FOUND,
+            json!({"404": "Unable to find a route to match the URI"}),
+        ),
+    }
+}
+
+fn token(shared: &Shared, state: &mut State, request: &SimRequest<'_>) -> SimResponse {
+    let credentials = &shared.config.credentials;
+    match request.header("authorization").and_then(|h| h.strip_prefix("Basic ")) {
+        None => return auth_error("invalid_client", Some(1538)),
+        Some(basic) if basic != credentials.signnow_basic_token => return auth_error("invalid_client", None),
+        Some(_) => {}
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(request.body).into_owned().collect();
+    match form.get("grant_type").map(String::as_str) {
+        Some("password") => {
+            let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
+                return auth_error("invalid_request", None);
+            };
+            if *username != credentials.signnow_username || *password != credentials.signnow_password {
+                return auth_error("Invalid credentials.", Some(826));
+            }
+        }
+        Some("refresh_token") => {
+            let Some(refresh) = form.get("refresh_token") else {
+                return auth_error("invalid_request", None);
+            };
+            if state.refresh_tokens.remove(refresh).is_none() {
+                return auth_error("invalid_grant", None);
+            }
+        }
+        Some(_) => return auth_error("invalid_request", None),
+        None => return auth_error("invalid_request", None),
+    }
+    let access_token = random_hex(64);
+    let refresh_token = random_hex(64);
+    state.tokens.insert(
+        access_token.clone(),
+        Token {
+            expires_at: request.now + state.token_lifetime,
+        },
+    );
+    state.refresh_tokens.insert(refresh_token.clone(), ());
+    state.tokens_issued += 1;
+    SimResponse::ok(json!({
+        "expires_in": state.token_lifetime.num_seconds(),
+        "token_type": "bearer",
+        "access_token": access_token,
+        "refresh_token": refresh_token,
+        "scope": "*",
+        "last_login": 0,
+    }))
+}
+
+fn document_json(document: &SignNowDocument) -> Value {
+    json!({
+        "id": document.id,
+        "document_name": document.name,
+        "owner": document.owner,
+        "roles": document.roles.iter().map(|r| json!({
+            "unique_id": r.unique_id, "signing_order": r.signing_order.to_string(), "name": r.name,
+        })).collect::<Vec<_>>(),
+        "field_invites": document.field_invites.iter().filter(|i| !i.awaiting_trigger).map(|i| json!({
+            "id": i.id, "status": i.status, "email": i.email, "role": i.role, "role_id": i.role_id,
+            "order": i.order,
+            "created": i.created.timestamp().to_string(),
+            "updated": i.created.timestamp().to_string(),
+            "expiration_time": i.expiration_time.timestamp().to_string(),
+            "reminder": i.options["reminder"].clone(),
+            "declined": [],
+        })).collect::<Vec<_>>(),
+        "requests": document.requests.iter().map(|r| json!({
+            "id": r.id, "signer_email": r.email, "status": r.status,
+            "created": r.created.timestamp().to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>) -> SimResponse {
+    let Some(document) = state.documents.get_mut(document_id) else {
+        return api_error(65582, "Document not found");
+    };
+    let from = body["from"].as_str().unwrap_or_default();
+    if !validate::is_email(from) {
+        return api_error(65536, "From must be a valid email.");
+    }
+    if from != document.owner {
+        return api_error(65536, "Email not found");
+    }
+    match &body["to"] {
+        Value::String(to) => {
+            if !validate::is_email(to) {
+                return api_error(65536, "To must be a valid email.");
+            }
+            let id = random_hex(40);
+            document.requests.push(FreeformInvite {
+                id: id.clone(),
+                email: to.clone(),
+                status: "pending".into(),
+                created: now,
+            });
+            SimResponse::ok(json!({"result": "success", "id": id, "callback_url": "none"}))
+        }
+        Value::Array(recipients) => {
+            if !document.has_fields() {
+                return api_error(65594, "Cannot send a field invite: This document does not contain fields.");
+            }
+            if document
+                .field_invites
+                .iter()
+                .any(|i| matches!(i.status.as_str(), "created" | "pending"))
+            {
+                return api_error(65629, "Could not create duplicate field invite");
+            }
+            let mut created = Vec::new();
+            for recipient in recipients {
+                let email = recipient["email"].as_str().unwrap_or_default();
+                if !validate::is_email(email) {
+                    return api_error(65536, "To must be a valid email.");
+                }
+                let role = match (recipient["role_id"].as_str(), recipient["role"].as_str()) {
+                    (Some(role_id), _) => document.roles.iter().find(|r| r.unique_id == role_id),
+                    (None, Some(name)) => document.roles.iter().find(|r| r.name == name),
+                    (None, None) => None,
+                };
+                let Some(role) = role else {
+                    let which = recipient["role_id"].as_str().or(recipient["role"].as_str()).unwrap_or("");
+                    return api_error(65536, &format!("Role {which} does not exist on document"));
+                };
+                if let Some(kind) = recipient.get("authentication_type") {
+                    let ok = match kind.as_str() {
+                        Some("password") => recipient["password"].as_str().is_some_and(|p| !p.is_empty()),
+                        Some("phone") => recipient["phone"].as_str().is_some_and(|p| !p.is_empty()),
+                        _ => false,
+                    };
+                    if !ok {
+                        return api_error(65536, "authentication type must not be empty");
+                    }
+                }
+                let expiration_days = recipient["expiration_days"].as_i64().unwrap_or(30);
+                created.push(FieldInvite {
+                    id: random_hex(40),
+                    email: email.into(),
+                    role: role.name.clone(),
+                    role_id: role.unique_id.clone(),
+                    order: recipient["order"].as_u64().map(|o| o as u32).unwrap_or(role.signing_order),
+                    status: "created".into(),
+                    created: now,
+                    expiration_time: now + Duration::days(expiration_days),
+                    awaiting_trigger: false,
+                    options: recipient.clone(),
+                });
+            }
+            document.field_invites.extend(created);
+            document.advance_routing();
+            success()
+        }
+        _ => api_error(65536, "To must be a valid email."),
+    }
+}
+
+fn resend(state: &mut State, invite_id: &str, now: DateTime<Utc>) -> SimResponse {
+    let Some((document, index)) = state.document_of_invite(invite_id) else {
+        return api_error(65536, "could not resend");
+    };
+    let invite = &document.field_invites[index];
+    if invite.expiration_time <= now || invite.status == "expired" {
+        return api_error(65536, "Could not resend expired invite.");
+    }
+    if invite.status != "pending" {
+        return api_error(65536, "Could not resend: routing out of order.");
+    }
+    success()
+}
+
+fn create_replacement(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
+    let email = body["email"].as_str().unwrap_or_default();
+    if !validate::is_email(email) {
+        return api_error(65538, "Email must be a valid email.");
+    }
+    let role_id = body["role_id"].as_str().unwrap_or_default();
+    let Some(document) = state
+        .documents
+        .values_mut()
+        .find(|d| d.roles.iter().any(|r| r.unique_id == role_id))
+    else {
+        return api_error(65582, "Role does not exist.");
+    };
+    if document
+        .field_invites
+        .iter()
+        .any(|i| i.role_id == role_id && matches!(i.status.as_str(), "created" | "pending"))
+    {
+        return api_error(65615, "Invite already exists.");
+    }
+    let role = document
+        .roles
+        .iter()
+        .find(|r| r.unique_id == role_id)
+        .cloned()
+        .expect("found above");
+    let id = random_hex(40);
+    let expiration_days = body["expiration_days"].as_i64().unwrap_or(30);
+    document.field_invites.push(FieldInvite {
+        id: id.clone(),
+        email: email.into(),
+        role: role.name,
+        role_id: role.unique_id,
+        order: role.signing_order,
+        status: "created".into(),
+        created: now,
+        expiration_time: now + Duration::days(expiration_days),
+        awaiting_trigger: true,
+        options: body.clone(),
+    });
+    SimResponse::ok(json!({"id": id}))
+}
