@@ -17,16 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let file_descriptors = protox::compile([SERVICE_PROTO], [PROTO_ROOT])?;
 
-    // Reflection also registers tonic-types' own descriptors, which already
-    // hold google/rpc/status.proto: keep only our files to avoid a duplicate.
-    let mut reflection_set = file_descriptors.clone();
-    reflection_set
-        .file
-        .retain(|file| file.name().starts_with("esign/"));
+    // Reflection needs every file our service depends on, so the whole set
+    // is written (google/protobuf/*, and google/rpc/status.proto, which
+    // tonic-types' own descriptors name plain "status.proto").
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("esign_descriptor.bin"),
-        reflection_set.encode_to_vec(),
+        file_descriptors.encode_to_vec(),
     )?;
 
     tonic_prost_build::configure()

@@ -140,7 +140,7 @@ impl GatewayError {
     pub fn unsupported(provider: ProviderKind, rpc: &str) -> Self {
         GatewayError::new(
             Reason::UnsupportedByProvider,
-            format!("{rpc} is not offered by {}", provider.display_name()),
+            format!("{rpc} is not supported for {} by this gateway", provider.display_name()),
         )
         .with_provider(provider)
         .with_metadata("rpc", rpc)

@@ -1,35 +1,584 @@
-//! Bynn adapter.
+//! Bynn AutoDoc invitations adapter: create, get and resend.
+//!
+//! Bynn has no documents (GetDocument is UNIMPLEMENTED) and no documented
+//! delete endpoint (the MCP tool `delete_invitation` hints at one, but no
+//! reference page confirms it), so DeleteInvitation is UNIMPLEMENTED too.
+//! A per-account limiter keeps the gateway inside Bynn's documented
+//! throttles (20 resends and 30 requests a minute) instead of discovering them.
 
-use async_trait::async_trait;
-
-use crate::{
-    config::{AccountConfig, Timeouts},
-    domain::{ProviderKind, Rpc},
-    provider::{Provider, http::HttpClient},
+use std::{
+    collections::VecDeque,
+    sync::Mutex,
+    time::{Duration, Instant},
 };
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ::http::{Method, header};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    config::{AccountConfig, Credentials, Timeouts},
+    domain::{
+        BynnChannel, Invitation, InvitationState, ProviderKind, Rpc, SendOptions, SendOutcome,
+        SendRequest, Signer,
+    },
+    error::{GatewayError, Reason, Result},
+    provider::{
+        CallContext, Provider,
+        http::{self, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+    },
+    validate,
+};
+
+const KIND: ProviderKind = ProviderKind::Bynn;
+/// Bynn's documented default when the cooldown answer carries no hint.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(180);
+const DEFAULT_THROTTLE_DELAY: Duration = Duration::from_secs(60);
+const MAX_SEND_ATTEMPTS: u32 = 10;
+const MAX_TOKEN_LEN: usize = 128;
+const MAX_REFERENCE_LEN: usize = 255;
+
+const SUPPORTED: &[Rpc] = &[
+    Rpc::SendInvitation,
+    Rpc::ResendInvitation,
+    Rpc::BatchResendInvitations,
+    Rpc::GetInvitation,
+];
+
 pub struct Bynn {
-    #[allow(dead_code)]
     account: AccountConfig,
-    #[allow(dead_code)]
     http: HttpClient,
-    #[allow(dead_code)]
     timeouts: Timeouts,
+    requests: SlidingWindow,
+    resends: SlidingWindow,
 }
 
 impl Bynn {
     pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
-        Bynn { account, http, timeouts }
+        Bynn {
+            requests: SlidingWindow::new(account.bynn_limits.requests_per_minute),
+            resends: SlidingWindow::new(account.bynn_limits.resends_per_minute),
+            account,
+            http,
+            timeouts,
+        }
+    }
+
+    fn api_key(&self) -> &str {
+        match &self.account.credentials {
+            Credentials::Bynn { api_key } => api_key.expose(),
+            _ => "",
+        }
+    }
+
+    fn request(&self, operation: &'static str, method: Method, segments: &[&str], template: &'static str) -> Result<Outbound> {
+        let url = http::url_with_segments(&self.account.base_url, segments);
+        Outbound::new(operation, method, url, template)
+            .secret_header(header::AUTHORIZATION, &format!("Bearer {}", self.api_key()))
+    }
+
+    /// Takes one request (and one resend) from the local budgets, or says
+    /// how long to wait, without calling Bynn.
+    fn take_budget(&self, is_resend: bool) -> Result<()> {
+        let now = Instant::now();
+        let wait = if is_resend {
+            self.requests.wait_time(now).max(self.resends.wait_time(now))
+        } else {
+            self.requests.wait_time(now)
+        };
+        if !wait.is_zero() {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(GatewayError::new(
+                Reason::RateLimited,
+                "the gateway's budget for Bynn calls on this account is spent; retry later",
+            )
+            .with_metadata("limiter", if is_resend { "resends_per_minute" } else { "requests_per_minute" })
+            .with_retry_after(Duration::from_secs(seconds)));
+        }
+        self.requests.record(now);
+        if is_resend {
+            self.resends.record(now);
+        }
+        Ok(())
+    }
+
+    async fn call(&self, ctx: &CallContext, outbound: Outbound, is_resend: bool) -> Result<ProviderResponse> {
+        self.take_budget(is_resend)?;
+        self.http.send(ctx, KIND, &self.account.name, outbound).await
     }
 }
 
 #[async_trait]
 impl Provider for Bynn {
     fn kind(&self) -> ProviderKind {
-        ProviderKind::Bynn
+        KIND
     }
 
     fn supported_rpcs(&self) -> &'static [Rpc] {
-        &[]
+        SUPPORTED
+    }
+
+    async fn send_invitation(&self, ctx: &CallContext, request: SendRequest) -> Result<SendOutcome> {
+        let body = create_body(&request)?;
+        let outbound = self
+            .request("create_invitation", Method::POST, &["autodoc", "invitations"], "/autodoc/invitations")?
+            .json_body(&body)?
+            .timeout(self.timeouts.write)
+            // Not idempotent and billed: never resent once it may have arrived.
+            .retry(RetryPolicy::OnlyBeforeSent);
+        let response = self.call(ctx, outbound, false).await?;
+        if !response.status.is_success() {
+            return Err(map_error(&response, Operation::Create, None));
+        }
+        let invitation = parse_invitation(&response)?;
+        Ok(SendOutcome {
+            document_id: None,
+            invitations: vec![invitation],
+            warnings: Vec::new(),
+        })
+    }
+
+    async fn resend_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<Invitation> {
+        validate_token("invitation_id", invitation_id)?;
+        let outbound = self
+            .request(
+                "resend_invitation",
+                Method::POST,
+                &["autodoc", "invitations", invitation_id, "resend"],
+                "/autodoc/invitations/{token}/resend",
+            )?
+            .timeout(self.timeouts.write)
+            // Billed and capped at 10 attempts: no automatic resend.
+            .retry(RetryPolicy::OnlyBeforeSent);
+        let response = self.call(ctx, outbound, true).await?;
+        if !response.status.is_success() {
+            return Err(map_error(&response, Operation::Resend, Some(invitation_id)));
+        }
+        parse_invitation(&response)
+    }
+
+    fn validate_batch_ids(&self, ids: &[String]) -> Result<()> {
+        for (index, id) in ids.iter().enumerate() {
+            validate_token(&format!("invitation_ids[{index}]"), id)?;
+        }
+        Ok(())
+    }
+
+    async fn get_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<Invitation> {
+        validate_token("invitation_id", invitation_id)?;
+        let outbound = self
+            .request(
+                "get_invitation",
+                Method::GET,
+                &["autodoc", "invitations", invitation_id],
+                "/autodoc/invitations/{token}",
+            )?
+            .timeout(self.timeouts.read)
+            .retry(RetryPolicy::Safe);
+        let response = self.call(ctx, outbound, false).await?;
+        if !response.status.is_success() {
+            return Err(map_error(&response, Operation::Get, Some(invitation_id)));
+        }
+        parse_invitation(&response)
+    }
+}
+
+/// Requests within the last minute, for a budget of `limit` a minute.
+struct SlidingWindow {
+    limit: usize,
+    times: Mutex<VecDeque<Instant>>,
+}
+
+impl SlidingWindow {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn new(limit: u32) -> Self {
+        SlidingWindow {
+            limit: limit as usize,
+            times: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Zero when a call fits now, else the time until one does.
+    fn wait_time(&self, now: Instant) -> Duration {
+        let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
+        while times.front().is_some_and(|t| now.duration_since(*t) >= Self::WINDOW) {
+            times.pop_front();
+        }
+        if times.len() < self.limit {
+            return Duration::ZERO;
+        }
+        times
+            .front()
+            .map(|oldest| Self::WINDOW.saturating_sub(now.duration_since(*oldest)))
+            .unwrap_or_default()
+    }
+
+    fn record(&self, now: Instant) {
+        self.times.lock().unwrap_or_else(|p| p.into_inner()).push_back(now);
+    }
+}
+
+/// Bynn tokens are `adi_` plus letters and digits; nothing else is forwarded.
+fn validate_token(field: &str, token: &str) -> Result<()> {
+    let valid = token.len() <= MAX_TOKEN_LEN
+        && token
+            .strip_prefix("adi_")
+            .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !valid {
+        return Err(GatewayError::invalid_field(field, "must be a Bynn invitation token such as adi_3f9c..."));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody<'a> {
+    workflow_token: &'a str,
+    channel: &'static str,
+    recipient: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locale: Option<&'a str>,
+}
+
+fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
+    let SendOptions::Bynn {
+        workflow_token,
+        channel,
+        locale,
+    } = &request.options
+    else {
+        return Err(GatewayError::invalid_field("bynn", "Bynn options (workflow_token, channel) are required"));
+    };
+    for (field, set) in [
+        ("document_id", !request.document_id.is_empty()),
+        ("subject", !request.subject.is_empty()),
+        ("message", !request.message.is_empty()),
+        ("cc", !request.cc.is_empty()),
+    ] {
+        if set {
+            return Err(GatewayError::invalid_field(field, "is not supported by Bynn; leave it empty"));
+        }
+    }
+    if !workflow_token.starts_with("wf_") {
+        return Err(GatewayError::invalid_field("bynn.workflow_token", "must be a Bynn workflow token such as wf_..."));
+    }
+    validate::require_path_safe_id("bynn.workflow_token", workflow_token, MAX_TOKEN_LEN)?;
+    let channel = channel.ok_or_else(|| GatewayError::invalid_field("bynn.channel", "must be EMAIL or SMS"))?;
+    let signer: &Signer = match request.signers.as_slice() {
+        [signer] => signer,
+        [] => return Err(GatewayError::invalid_field("signers", "Bynn needs exactly one signer")),
+        _ => {
+            return Err(GatewayError::invalid_field(
+                "signers",
+                "Bynn creates one invitation per recipient: send exactly one signer per call",
+            ));
+        }
+    };
+    let recipient = match channel {
+        BynnChannel::Email => {
+            if !validate::is_email(&signer.email) {
+                return Err(GatewayError::invalid_field("signers[0].email", "must be an email address for the email channel"));
+            }
+            signer.email.as_str()
+        }
+        BynnChannel::Sms => {
+            if !validate::is_e164(&signer.phone) {
+                return Err(GatewayError::invalid_field(
+                    "signers[0].phone",
+                    "must be an E.164 number such as +15551234567 for the sms channel",
+                ));
+            }
+            signer.phone.as_str()
+        }
+    };
+    if request.reference.len() > MAX_REFERENCE_LEN {
+        return Err(GatewayError::invalid_field("reference", "is longer than 255 characters"));
+    }
+    if !locale.is_empty() && !is_locale(locale) {
+        return Err(GatewayError::invalid_field("bynn.locale", "must be a locale code such as en or pt-BR"));
+    }
+    Ok(CreateBody {
+        workflow_token,
+        channel: channel.as_str(),
+        recipient,
+        reference: (!request.reference.is_empty()).then_some(request.reference.as_str()),
+        locale: (!locale.is_empty()).then_some(locale.as_str()),
+    })
+}
+
+fn is_locale(value: &str) -> bool {
+    let mut parts = value.split(['-', '_']);
+    let language = parts.next().unwrap_or_default();
+    let region = parts.next();
+    parts.next().is_none()
+        && (2..=3).contains(&language.len())
+        && language.chars().all(|c| c.is_ascii_lowercase())
+        && region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()))
+}
+
+// === wire types ===
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireInvitation {
+    token: String,
+    status: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    recipient: Option<String>,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    delivery_attempts: Option<u32>,
+    #[serde(default)]
+    sent_at: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+/// The invitation object may come bare or wrapped in `data` (unconfirmed).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum InvitationEnvelope {
+    Wrapped { data: WireInvitation },
+    Bare(WireInvitation),
+}
+
+#[derive(Debug, Deserialize)]
+struct WireErrorEnvelope {
+    error: WireError,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireError {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    remaining_seconds: Option<serde_json::Value>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+fn parse_invitation(response: &ProviderResponse) -> Result<Invitation> {
+    let wire = match response.json::<InvitationEnvelope>() {
+        Ok(InvitationEnvelope::Wrapped { data }) => data,
+        Ok(InvitationEnvelope::Bare(invitation)) => invitation,
+        Err(_) => return Err(http::unrecognized(KIND, response)),
+    };
+    Ok(to_invitation(wire, Utc::now()))
+}
+
+/// An RFC 3339 time; anything else is treated as absent, not as an error.
+fn parse_time(value: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value?).ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn to_invitation(wire: WireInvitation, now: DateTime<Utc>) -> Invitation {
+    let expires_at = parse_time(wire.expires_at.as_deref());
+    let expired = expires_at.is_some_and(|at| at <= now);
+    let state = match wire.status.as_str() {
+        // Queued, not yet handed to the channel provider.
+        "pending" => InvitationState::Created,
+        "sent" => InvitationState::Pending,
+        "delivered" => InvitationState::Delivered,
+        "opened" => InvitationState::Opened,
+        "started" => InvitationState::Started,
+        "completed" => InvitationState::Signed,
+        "rejected" => InvitationState::Rejected,
+        "failed" => InvitationState::Failed,
+        "expired" => InvitationState::Expired,
+        _ => InvitationState::Unspecified,
+    };
+    let terminal = matches!(
+        state,
+        InvitationState::Signed | InvitationState::Rejected | InvitationState::Failed | InvitationState::Expired
+    );
+    let state = if expired && !terminal { InvitationState::Expired } else { state };
+    let recipient = wire.recipient.unwrap_or_default();
+    let is_sms = wire.channel.as_deref() == Some("sms");
+    Invitation {
+        id: wire.token,
+        sign_url: None,
+        signer: Signer {
+            email: if is_sms { String::new() } else { recipient.clone() },
+            phone: if is_sms { recipient } else { String::new() },
+            ..Signer::default()
+        },
+        is_signers_turn: !matches!(
+            state,
+            InvitationState::Signed | InvitationState::Rejected | InvitationState::Failed | InvitationState::Expired
+        ),
+        state,
+        provider_status: wire.status,
+        expire_time: expires_at,
+        delivery_attempts: wire.delivery_attempts,
+        document_id: None,
+        reference: wire.reference,
+        send_time: parse_time(wire.sent_at.as_deref()),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Create,
+    Resend,
+    Get,
+}
+
+/// Bynn's error table. Decided from the HTTP status and `error.type`
+/// together; message texts are only read for the hints they carry.
+fn map_error(response: &ProviderResponse, operation: Operation, token: Option<&str>) -> GatewayError {
+    let status = response.status.as_u16();
+    let wire = response.json::<WireErrorEnvelope>().ok().map(|e| e.error);
+    let kind = wire.as_ref().map(|w| w.kind.as_str()).unwrap_or("");
+    let message = wire.as_ref().map(|w| w.message.as_str()).unwrap_or("");
+    tracing::info!(http_status = status, error_type = kind, "bynn answered with an error");
+
+    let error = match (status, kind) {
+        (429, "cooldown_active") => {
+            let remaining = wire
+                .as_ref()
+                .and_then(|w| w.remaining_seconds.as_ref())
+                .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                .or_else(|| seconds_in_message(message))
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_COOLDOWN);
+            GatewayError::new(
+                Reason::ResendCooldown,
+                "Bynn allows one send every 3 minutes per invitation; retry after the delay",
+            )
+            .with_retry_after(remaining)
+            .with_metadata("remainingSeconds", remaining.as_secs().to_string())
+        }
+        (429, _) => GatewayError::new(Reason::RateLimited, "Bynn is rate limiting the gateway")
+            .with_retry_after(response.retry_after().unwrap_or(DEFAULT_THROTTLE_DELAY)),
+        (422, "max_attempts_reached") => GatewayError::new(
+            Reason::ResendLimitReached,
+            "the invitation has had its 10 send attempts; create a new invitation",
+        )
+        .with_quota_violation(
+            format!("invitation:{}", token.unwrap_or_default()),
+            format!("at most {MAX_SEND_ATTEMPTS} send attempts per invitation"),
+        )
+        .without_retry_after(),
+        (422, "invitation_expired") if operation == Operation::Resend => GatewayError::new(
+            Reason::InvitationNotResendable,
+            "the invitation has expired and cannot be resent; create a new invitation",
+        )
+        .with_metadata("status", "expired"),
+        (422, "invalid_status") if operation == Operation::Resend => {
+            let current = wire
+                .as_ref()
+                .and_then(|w| w.status.clone())
+                .or_else(|| status_in_message(message))
+                .unwrap_or_else(|| "unknown".into());
+            GatewayError::new(
+                Reason::InvitationNotResendable,
+                "only invitations in status sent can be resent",
+            )
+            .with_metadata("status", current)
+        }
+        (422, _) | (413, _) | (415, _) => {
+            GatewayError::new(Reason::ProviderRejectedRequest, "Bynn rejected the request as invalid")
+        }
+        (402, _) => GatewayError::new(
+            Reason::ProviderInsufficientBalance,
+            "the Bynn organization has insufficient balance",
+        ),
+        (404, _) if operation == Operation::Create => GatewayError::new(
+            Reason::ProviderRejectedRequest,
+            "Bynn does not know the workflow token",
+        )
+        .with_field_violation("bynn.workflow_token", "is not a workflow of this Bynn organization"),
+        (404, _) => GatewayError::new(Reason::InvitationNotFound, "Bynn has no such invitation")
+            .with_missing_resource("invitation", token.unwrap_or_default()),
+        _ => match http::common_status_error(KIND, response) {
+            Some(error) => error,
+            None => http::unrecognized(KIND, response),
+        },
+    };
+    let error = error
+        .with_provider(KIND)
+        .with_default_metadata("providerHttpStatus", status.to_string());
+    let error = if kind.is_empty() {
+        error
+    } else {
+        error.with_default_metadata("providerCode", kind)
+    };
+    match token {
+        Some(token) => error.with_default_metadata("invitationId", token),
+        None => error,
+    }
+}
+
+/// Reads `remaining_seconds: 97` (or "97 seconds") out of a message.
+fn seconds_in_message(message: &str) -> Option<u64> {
+    let lower = message.to_ascii_lowercase();
+    let start = lower
+        .find("remaining_seconds")
+        .map(|i| i + "remaining_seconds".len())
+        .or_else(|| lower.find(" second").map(|_| 0))?;
+    let digits: String = lower[start..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok().filter(|s| *s <= 3600)
+}
+
+/// Reads the status word out of "cannot be resent in status delivered".
+fn status_in_message(message: &str) -> Option<String> {
+    const KNOWN: [&str; 8] = [
+        "pending", "delivered", "opened", "started", "completed", "rejected", "failed", "expired",
+    ];
+    let lower = message.to_ascii_lowercase();
+    KNOWN.iter().find(|s| lower.contains(*s)).map(|s| (*s).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_must_have_the_adi_shape() {
+        assert!(validate_token("invitation_id", "adi_3f9cA1").is_ok());
+        for bad in ["", "adi_", "3f9c", "adi_../x", "adi_a b", "https://api.bynn.com/v1/x"] {
+            assert!(validate_token("invitation_id", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cooldown_hint_is_read_from_message_text() {
+        assert_eq!(seconds_in_message("Please wait (remaining_seconds: 97)."), Some(97));
+        assert_eq!(seconds_in_message("remaining_seconds=12"), Some(12));
+        assert_eq!(seconds_in_message("Try again in 45 seconds"), Some(45));
+        assert_eq!(seconds_in_message("Please wait."), None);
+    }
+
+    #[test]
+    fn locales() {
+        assert!(is_locale("en"));
+        assert!(is_locale("pt-BR"));
+        assert!(!is_locale("english"));
+        assert!(!is_locale("en-"));
+    }
+
+    #[test]
+    fn sliding_window_reports_wait_time() {
+        let window = SlidingWindow::new(2);
+        let start = Instant::now();
+        assert!(window.wait_time(start).is_zero());
+        window.record(start);
+        window.record(start);
+        let wait = window.wait_time(start + Duration::from_secs(10));
+        assert_eq!(wait, Duration::from_secs(50));
+        assert!(window.wait_time(start + Duration::from_secs(61)).is_zero());
     }
 }
