@@ -144,7 +144,7 @@ fn finish<T>(span: &tracing::Span, result: Result<T>) -> Result<Response<T>, Sta
                 tracing::info!(
                     code = ?error.code(),
                     reason = error.reason().as_str(),
-                    message = error.message(),
+                    error.message = error.message(),
                     "rpc failed"
                 )
             });

@@ -1,0 +1,99 @@
+//! Starts the real gateway in-process on an ephemeral port, wired to a fresh
+//! provider simulator, and connects the generated client to it.
+#![allow(dead_code)]
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use esign_gateway::{
+    config::{self, Config},
+    pb::invitation_service_client::InvitationServiceClient,
+    provider::{Registry, http::HttpClient},
+    server::RunningServer,
+    simulator::Simulator,
+};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+pub struct TestGateway {
+    pub sim: Simulator,
+    pub server: Option<RunningServer>,
+    pub client: InvitationServiceClient<Channel>,
+    pub channel: Channel,
+    pub config: Config,
+}
+
+impl TestGateway {
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("running").local_addr()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// A config with no accounts, no admin listener and no drain delay.
+pub fn base_config() -> Config {
+    let mut config = config::load(&HashMap::new(), None).expect("default config");
+    config.metrics_addr = None;
+    config.drain_delay = Duration::ZERO;
+    config.shutdown_grace = Duration::from_secs(5);
+    config
+}
+
+pub async fn start() -> TestGateway {
+    start_with(|_| {}).await
+}
+
+/// Starts a simulator and a gateway whose accounts point at it; `tweak`
+/// may change the config (accounts included) before the server starts.
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
+    let sim = Simulator::start_local().await.expect("simulator");
+    let mut config = base_config();
+    config.accounts = sim.gateway_accounts();
+    tweak(&mut config);
+    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
+    let registry = Arc::new(Registry::from_config(&config, http));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = RunningServer::start(&config, registry, listener, None)
+        .await
+        .expect("server starts");
+    let channel = Channel::from_shared(format!("http://{}", server.local_addr()))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    TestGateway {
+        sim,
+        server: Some(server),
+        client: InvitationServiceClient::new(channel.clone()),
+        channel,
+        config,
+    }
+}
+
+/// Decoded ErrorInfo of a failed call.
+pub fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
+    use tonic_types::StatusExt as _;
+    status
+        .check_error_details()
+        .expect("error details decode")
+        .error_info()
+        .cloned()
+        .expect("every error carries ErrorInfo")
+}
+
+pub fn retry_delay(status: &tonic::Status) -> Option<Duration> {
+    use tonic_types::StatusExt as _;
+    status.get_details_retry_info().and_then(|info| info.retry_delay)
+}
+
+pub fn field_violations(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
