@@ -16,7 +16,11 @@ use crate::{
 pub const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "esign-gateway", version, about = "gRPC gateway for Leegality, signNow and Bynn e-signatures")]
+#[command(
+    name = "esign-gateway",
+    version,
+    about = "gRPC gateway for Leegality, signNow and Bynn e-signatures"
+)]
 struct Cli {
     /// Config file (TOML or YAML) with named accounts; same as GATEWAY_CONFIG.
     #[arg(long, global = true)]
@@ -53,7 +57,10 @@ pub fn main() -> ExitCode {
                 .into(),
         });
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("esign-gateway: cannot start the async runtime: {error}");
@@ -61,7 +68,8 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let _telemetry = telemetry::init(&config).map_err(|error| format!("cannot start telemetry: {error}"))?;
+        let _telemetry =
+            telemetry::init(&config).map_err(|error| format!("cannot start telemetry: {error}"))?;
         if demo {
             crate::demo::run(config).await
         } else {
@@ -86,20 +94,25 @@ fn config_failure(error: &ConfigError) -> ExitCode {
 pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), String> {
     let grpc = TcpListener::bind(config.listen_addr)
         .await
-        .map_err(|error| format!("cannot listen on {} (GATEWAY_LISTEN_ADDR): {error}", config.listen_addr))?;
-    let admin = match config.metrics_addr {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|error| format!("cannot listen on {addr} (GATEWAY_METRICS_ADDR): {error}"))?,
-        ),
-        None => None,
-    };
+        .map_err(|error| {
+            format!(
+                "cannot listen on {} (GATEWAY_LISTEN_ADDR): {error}",
+                config.listen_addr
+            )
+        })?;
+    let admin =
+        match config.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| {
+                format!("cannot listen on {addr} (GATEWAY_METRICS_ADDR): {error}")
+            })?),
+            None => None,
+        };
     Ok((grpc, admin))
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes).map_err(|e| e.to_string())?;
+    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
+        .map_err(|e| e.to_string())?;
     let registry = Arc::new(Registry::from_config(&config, http));
     let (grpc, admin) = bind(&config).await?;
     let server = RunningServer::start(&config, registry, grpc, admin)

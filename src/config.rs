@@ -43,7 +43,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}: {}", self.variable, self.message)
+        write!(
+            f,
+            "invalid configuration: {}: {}",
+            self.variable, self.message
+        )
     }
 }
 
@@ -73,7 +77,9 @@ impl Credentials {
         match self {
             Credentials::Leegality { auth_token } => vec![auth_token],
             Credentials::SignNowPassword {
-                basic_token, password, ..
+                basic_token,
+                password,
+                ..
             } => vec![basic_token, password],
             Credentials::SignNowAccessToken { access_token } => vec![access_token],
             Credentials::Bynn { api_key } => vec![api_key],
@@ -220,23 +226,36 @@ struct FileAccount {
 }
 
 /// Reads the environment (as a map) and the optional config file.
-pub fn load(env: &HashMap<String, String>, config_path: Option<&Path>) -> Result<Config, ConfigError> {
+pub fn load(
+    env: &HashMap<String, String>,
+    config_path: Option<&Path>,
+) -> Result<Config, ConfigError> {
     let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
-    let listen_addr = parse_addr("GATEWAY_LISTEN_ADDR", get("GATEWAY_LISTEN_ADDR").unwrap_or(DEFAULT_LISTEN_ADDR))?;
+    let listen_addr = parse_addr(
+        "GATEWAY_LISTEN_ADDR",
+        get("GATEWAY_LISTEN_ADDR").unwrap_or(DEFAULT_LISTEN_ADDR),
+    )?;
     let metrics_addr = match get("GATEWAY_METRICS_ADDR") {
         Some("off") | Some("none") => None,
         Some(value) => Some(parse_addr("GATEWAY_METRICS_ADDR", value)?),
         None => Some(parse_addr("GATEWAY_METRICS_ADDR", DEFAULT_METRICS_ADDR)?),
     };
     let drain_delay = parse_seconds("GATEWAY_DRAIN_SECONDS", get("GATEWAY_DRAIN_SECONDS"), 5)?;
-    let shutdown_grace = parse_seconds("GATEWAY_SHUTDOWN_GRACE_SECONDS", get("GATEWAY_SHUTDOWN_GRACE_SECONDS"), 20)?;
+    let shutdown_grace = parse_seconds(
+        "GATEWAY_SHUTDOWN_GRACE_SECONDS",
+        get("GATEWAY_SHUTDOWN_GRACE_SECONDS"),
+        20,
+    )?;
 
     let redis_url = match get("GATEWAY_REDIS_URL") {
         Some(value) => {
             let url = parse_url("GATEWAY_REDIS_URL", value)?;
             if !matches!(url.scheme(), "redis" | "rediss") {
-                return Err(ConfigError::new("GATEWAY_REDIS_URL", "must be a redis:// or rediss:// URL"));
+                return Err(ConfigError::new(
+                    "GATEWAY_REDIS_URL",
+                    "must be a redis:// or rediss:// URL",
+                ));
             }
             Some(value.to_owned())
         }
@@ -255,11 +274,24 @@ pub fn load(env: &HashMap<String, String>, config_path: Option<&Path>) -> Result
             key: PathBuf::from(key),
             client_ca: get("GATEWAY_TLS_CLIENT_CA").map(PathBuf::from),
         }),
-        (Some(_), None) => return Err(ConfigError::new("GATEWAY_TLS_KEY", "is required when GATEWAY_TLS_CERT is set")),
-        (None, Some(_)) => return Err(ConfigError::new("GATEWAY_TLS_CERT", "is required when GATEWAY_TLS_KEY is set")),
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "GATEWAY_TLS_KEY",
+                "is required when GATEWAY_TLS_CERT is set",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "GATEWAY_TLS_CERT",
+                "is required when GATEWAY_TLS_KEY is set",
+            ));
+        }
         (None, None) => {
             if get("GATEWAY_TLS_CLIENT_CA").is_some() {
-                return Err(ConfigError::new("GATEWAY_TLS_CLIENT_CA", "needs GATEWAY_TLS_CERT and GATEWAY_TLS_KEY"));
+                return Err(ConfigError::new(
+                    "GATEWAY_TLS_CLIENT_CA",
+                    "needs GATEWAY_TLS_CERT and GATEWAY_TLS_KEY",
+                ));
             }
             None
         }
@@ -267,7 +299,12 @@ pub fn load(env: &HashMap<String, String>, config_path: Option<&Path>) -> Result
     let log_format = match get("GATEWAY_LOG_FORMAT").unwrap_or("json") {
         "json" => LogFormat::Json,
         "pretty" | "text" => LogFormat::Pretty,
-        _ => return Err(ConfigError::new("GATEWAY_LOG_FORMAT", "must be json or pretty")),
+        _ => {
+            return Err(ConfigError::new(
+                "GATEWAY_LOG_FORMAT",
+                "must be json or pretty",
+            ));
+        }
     };
 
     let mut accounts = env_accounts(&get)?;
@@ -287,7 +324,10 @@ pub fn load(env: &HashMap<String, String>, config_path: Option<&Path>) -> Result
             {
                 return Err(ConfigError::new(
                     format!("accounts[{index}].name"),
-                    format!("{} account {:?} is defined twice", parsed.provider, parsed.name),
+                    format!(
+                        "{} account {:?} is defined twice",
+                        parsed.provider, parsed.name
+                    ),
                 ));
             }
             accounts.push(parsed);
@@ -310,11 +350,16 @@ pub fn load(env: &HashMap<String, String>, config_path: Option<&Path>) -> Result
     })
 }
 
-fn env_accounts<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Vec<AccountConfig>, ConfigError> {
+fn env_accounts<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Vec<AccountConfig>, ConfigError> {
     let mut accounts = Vec::new();
 
     if let Some(token) = get("LEEGALITY_AUTH_TOKEN") {
-        let base_url = parse_base_url("LEEGALITY_BASE_URL", get("LEEGALITY_BASE_URL").unwrap_or(LEEGALITY_SANDBOX_URL))?;
+        let base_url = parse_base_url(
+            "LEEGALITY_BASE_URL",
+            get("LEEGALITY_BASE_URL").unwrap_or(LEEGALITY_SANDBOX_URL),
+        )?;
         accounts.push(AccountConfig {
             provider: ProviderKind::Leegality,
             name: DEFAULT_ACCOUNT.to_owned(),
@@ -327,7 +372,10 @@ fn env_accounts<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Vec<Accoun
             bynn_limits: BynnLimits::default(),
         });
     } else if get("LEEGALITY_BASE_URL").is_some() {
-        return Err(ConfigError::new("LEEGALITY_AUTH_TOKEN", "is required when LEEGALITY_BASE_URL is set"));
+        return Err(ConfigError::new(
+            "LEEGALITY_AUTH_TOKEN",
+            "is required when LEEGALITY_BASE_URL is set",
+        ));
     }
 
     let signnow_credentials = match (
@@ -355,7 +403,10 @@ fn env_accounts<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Vec<Accoun
             .into_iter()
             .find(|(_, is_missing)| *is_missing);
             if let Some((variable, _)) = missing {
-                return Err(ConfigError::new(variable, "is required for the signNow password grant"));
+                return Err(ConfigError::new(
+                    variable,
+                    "is required for the signNow password grant",
+                ));
             }
             Some(Credentials::SignNowPassword {
                 basic_token: Secret::new(basic.unwrap_or_default()),
@@ -369,12 +420,18 @@ fn env_accounts<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Vec<Accoun
         if let Some(email) = &sender_email
             && !crate::validate::is_email(email)
         {
-            return Err(ConfigError::new("SIGNNOW_SENDER_EMAIL", "is not an email address"));
+            return Err(ConfigError::new(
+                "SIGNNOW_SENDER_EMAIL",
+                "is not an email address",
+            ));
         }
         accounts.push(AccountConfig {
             provider: ProviderKind::SignNow,
             name: DEFAULT_ACCOUNT.to_owned(),
-            base_url: parse_base_url("SIGNNOW_BASE_URL", get("SIGNNOW_BASE_URL").unwrap_or(SIGNNOW_EVAL_URL))?,
+            base_url: parse_base_url(
+                "SIGNNOW_BASE_URL",
+                get("SIGNNOW_BASE_URL").unwrap_or(SIGNNOW_EVAL_URL),
+            )?,
             credentials,
             sender_email,
             sign_url_host: None,
@@ -407,37 +464,55 @@ fn env_accounts<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Vec<Accoun
             bynn_limits: limits,
         });
     } else if get("BYNN_BASE_URL").is_some() {
-        return Err(ConfigError::new("BYNN_API_KEY", "is required when BYNN_BASE_URL is set"));
+        return Err(ConfigError::new(
+            "BYNN_API_KEY",
+            "is required when BYNN_BASE_URL is set",
+        ));
     }
     Ok(accounts)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let variable = "GATEWAY_CONFIG";
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| ConfigError::new(variable, format!("cannot read {}: {error}", path.display())))?;
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError::new(variable, format!("cannot read {}: {error}", path.display()))
+    })?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
     match extension {
-        "toml" => toml::from_str(&text)
-            .map_err(|error| ConfigError::new(variable, format!("{}: {}", path.display(), error.message()))),
+        "toml" => toml::from_str(&text).map_err(|error| {
+            ConfigError::new(variable, format!("{}: {}", path.display(), error.message()))
+        }),
         "yaml" | "yml" => serde_yaml::from_str(&text)
             .map_err(|error| ConfigError::new(variable, format!("{}: {error}", path.display()))),
         _ => Err(ConfigError::new(
             variable,
-            format!("{}: the file name must end in .toml, .yaml or .yml", path.display()),
+            format!(
+                "{}: the file name must end in .toml, .yaml or .yml",
+                path.display()
+            ),
         )),
     }
 }
 
 fn file_timeouts(file: &FileTimeouts, defaults: Timeouts) -> Result<Timeouts, ConfigError> {
-    let pick = |key: &str, value: Option<u64>, default: Duration| -> Result<Duration, ConfigError> {
-        match value {
-            None => Ok(default),
-            Some(0) => Err(ConfigError::new(format!("timeouts.{key}"), "must be greater than 0")),
-            Some(ms) if ms > 600_000 => Err(ConfigError::new(format!("timeouts.{key}"), "must be at most 600000")),
-            Some(ms) => Ok(Duration::from_millis(ms)),
-        }
-    };
+    let pick =
+        |key: &str, value: Option<u64>, default: Duration| -> Result<Duration, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(0) => Err(ConfigError::new(
+                    format!("timeouts.{key}"),
+                    "must be greater than 0",
+                )),
+                Some(ms) if ms > 600_000 => Err(ConfigError::new(
+                    format!("timeouts.{key}"),
+                    "must be at most 600000",
+                )),
+                Some(ms) => Ok(Duration::from_millis(ms)),
+            }
+        };
     Ok(Timeouts {
         connect: pick("connect_ms", file.connect_ms, defaults.connect)?,
         read: pick("read_ms", file.read_ms, defaults.read)?,
@@ -461,31 +536,43 @@ fn file_account(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(ConfigError::new(key("name"), "must be non-empty letters, digits, '-' or '_'"));
+        return Err(ConfigError::new(
+            key("name"),
+            "must be non-empty letters, digits, '-' or '_'",
+        ));
     }
     let secret = |field: &str, value: Option<FileSecret>| -> Result<Option<Secret>, ConfigError> {
         match value {
             None => Ok(None),
-            Some(FileSecret::Inline(value)) if value.is_empty() => Err(ConfigError::new(key(field), "is empty")),
+            Some(FileSecret::Inline(value)) if value.is_empty() => {
+                Err(ConfigError::new(key(field), "is empty"))
+            }
             Some(FileSecret::Inline(value)) => Ok(Some(Secret::new(value))),
-            Some(FileSecret::FromEnv { env: name }) => match env.get(&name).filter(|v| !v.is_empty()) {
-                Some(value) => Ok(Some(Secret::new(value.clone()))),
-                None => Err(ConfigError::new(
-                    key(field),
-                    format!("environment variable {name} is not set"),
-                )),
-            },
+            Some(FileSecret::FromEnv { env: name }) => {
+                match env.get(&name).filter(|v| !v.is_empty()) {
+                    Some(value) => Ok(Some(Secret::new(value.clone()))),
+                    None => Err(ConfigError::new(
+                        key(field),
+                        format!("environment variable {name} is not set"),
+                    )),
+                }
+            }
         }
     };
     let require = |field: &str, value: Option<Secret>| {
-        value.ok_or_else(|| ConfigError::new(key(field), format!("is required for a {provider} account")))
+        value.ok_or_else(|| {
+            ConfigError::new(key(field), format!("is required for a {provider} account"))
+        })
     };
     let default_url = match provider {
         ProviderKind::Leegality => LEEGALITY_SANDBOX_URL,
         ProviderKind::SignNow => SIGNNOW_EVAL_URL,
         ProviderKind::Bynn => BYNN_URL,
     };
-    let base_url = parse_base_url(&key("base_url"), account.base_url.as_deref().unwrap_or(default_url))?;
+    let base_url = parse_base_url(
+        &key("base_url"),
+        account.base_url.as_deref().unwrap_or(default_url),
+    )?;
     let credentials = match provider {
         ProviderKind::Leegality => Credentials::Leegality {
             auth_token: require("auth_token", secret("auth_token", account.auth_token)?)?,
@@ -494,10 +581,12 @@ fn file_account(
             Some(access_token) => Credentials::SignNowAccessToken { access_token },
             None => Credentials::SignNowPassword {
                 basic_token: require("basic_token", secret("basic_token", account.basic_token)?)?,
-                username: account
-                    .username
-                    .filter(|u| !u.is_empty())
-                    .ok_or_else(|| ConfigError::new(key("username"), "is required for the signNow password grant"))?,
+                username: account.username.filter(|u| !u.is_empty()).ok_or_else(|| {
+                    ConfigError::new(
+                        key("username"),
+                        "is required for the signNow password grant",
+                    )
+                })?,
                 password: require("password", secret("password", account.password)?)?,
             },
         },
@@ -508,27 +597,37 @@ fn file_account(
     if let Some(email) = &account.sender_email
         && !crate::validate::is_email(email)
     {
-        return Err(ConfigError::new(key("sender_email"), "is not an email address"));
+        return Err(ConfigError::new(
+            key("sender_email"),
+            "is not an email address",
+        ));
     }
     let mut bynn_limits = BynnLimits::default();
     if let Some(value) = account.resends_per_minute {
         if value == 0 {
-            return Err(ConfigError::new(key("resends_per_minute"), "must be greater than 0"));
+            return Err(ConfigError::new(
+                key("resends_per_minute"),
+                "must be greater than 0",
+            ));
         }
         bynn_limits.resends_per_minute = value;
     }
     if let Some(value) = account.requests_per_minute {
         if value == 0 {
-            return Err(ConfigError::new(key("requests_per_minute"), "must be greater than 0"));
+            return Err(ConfigError::new(
+                key("requests_per_minute"),
+                "must be greater than 0",
+            ));
         }
         bynn_limits.requests_per_minute = value;
     }
     Ok(AccountConfig {
         provider,
         name: account.name,
-        sign_url_host: account
-            .sign_url_host
-            .or_else(|| (provider == ProviderKind::Leegality).then(|| base_url.host_str().unwrap_or_default().to_owned())),
+        sign_url_host: account.sign_url_host.or_else(|| {
+            (provider == ProviderKind::Leegality)
+                .then(|| base_url.host_str().unwrap_or_default().to_owned())
+        }),
         base_url,
         credentials,
         sender_email: account.sender_email,
@@ -537,22 +636,32 @@ fn file_account(
 }
 
 fn parse_addr(variable: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| ConfigError::new(variable, format!("{value:?} is not a socket address such as 0.0.0.0:50051")))
+    value.parse().map_err(|_| {
+        ConfigError::new(
+            variable,
+            format!("{value:?} is not a socket address such as 0.0.0.0:50051"),
+        )
+    })
 }
 
 fn parse_url(variable: &str, value: &str) -> Result<Url, ConfigError> {
-    Url::parse(value).map_err(|error| ConfigError::new(variable, format!("{value:?} is not a URL: {error}")))
+    Url::parse(value)
+        .map_err(|error| ConfigError::new(variable, format!("{value:?} is not a URL: {error}")))
 }
 
 fn parse_base_url(variable: &str, value: &str) -> Result<Url, ConfigError> {
     let mut url = parse_url(variable, value)?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::new(variable, "must be an http(s) URL with a host"));
+        return Err(ConfigError::new(
+            variable,
+            "must be an http(s) URL with a host",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(variable, "must not have a query or fragment"));
+        return Err(ConfigError::new(
+            variable,
+            "must not have a query or fragment",
+        ));
     }
     // Paths are appended to the base, so normalise it to end without '/'.
     let trimmed = url.path().trim_end_matches('/').to_owned();
@@ -560,7 +669,11 @@ fn parse_base_url(variable: &str, value: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-fn parse_seconds(variable: &str, value: Option<&str>, default: u64) -> Result<Duration, ConfigError> {
+fn parse_seconds(
+    variable: &str,
+    value: Option<&str>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(Duration::from_secs(default)),
         Some(value) => value
@@ -568,7 +681,12 @@ fn parse_seconds(variable: &str, value: Option<&str>, default: u64) -> Result<Du
             .ok()
             .filter(|seconds| *seconds <= 3600)
             .map(Duration::from_secs)
-            .ok_or_else(|| ConfigError::new(variable, format!("{value:?} is not a number of seconds (0 to 3600)"))),
+            .ok_or_else(|| {
+                ConfigError::new(
+                    variable,
+                    format!("{value:?} is not a number of seconds (0 to 3600)"),
+                )
+            }),
     }
 }
 
@@ -595,7 +713,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -621,12 +742,19 @@ mod tests {
         let bynn = &accounts_by_name(&config, ProviderKind::Bynn)["default"];
         assert_eq!(bynn.base_url.as_str(), "http://127.0.0.1:9/v1");
         let leegality = &accounts_by_name(&config, ProviderKind::Leegality)["default"];
-        assert_eq!(leegality.sign_url_host.as_deref(), Some("sandbox.leegality.com"));
+        assert_eq!(
+            leegality.sign_url_host.as_deref(),
+            Some("sandbox.leegality.com")
+        );
     }
 
     #[test]
     fn a_partial_signnow_password_grant_names_the_missing_variable() {
-        let error = load(&env(&[("SIGNNOW_BASIC_TOKEN", "b"), ("SIGNNOW_USERNAME", "u")]), None).unwrap_err();
+        let error = load(
+            &env(&[("SIGNNOW_BASIC_TOKEN", "b"), ("SIGNNOW_USERNAME", "u")]),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(error.variable, "SIGNNOW_PASSWORD");
     }
 
@@ -641,7 +769,11 @@ mod tests {
             let error = load(&env(&[(variable, value)]), None).unwrap_err();
             assert_eq!(error.variable, variable, "{error}");
         }
-        let error = load(&env(&[("BYNN_API_KEY", "k"), ("BYNN_BASE_URL", "ftp://x")]), None).unwrap_err();
+        let error = load(
+            &env(&[("BYNN_API_KEY", "k"), ("BYNN_BASE_URL", "ftp://x")]),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(error.variable, "BYNN_BASE_URL");
     }
 

@@ -32,10 +32,17 @@ pub fn seed(simulator: &Simulator) -> DemoSeeds {
         let mut leegality = simulator.leegality();
         let live = leegality.seed_document(
             Some("DEMO-IRN-1"),
-            &[("Asha Rao", "asha.rao@example.com"), ("Vikram Shah", "vikram.shah@example.com")],
+            &[
+                ("Asha Rao", "asha.rao@example.com"),
+                ("Vikram Shah", "vikram.shah@example.com"),
+            ],
             now,
         );
-        let expired = leegality.seed_document(Some("DEMO-IRN-2"), &[("Meera Iyer", "meera.iyer@example.com")], now);
+        let expired = leegality.seed_document(
+            Some("DEMO-IRN-2"),
+            &[("Meera Iyer", "meera.iyer@example.com")],
+            now,
+        );
         if let Some(document) = leegality.documents.get_mut(&expired.id) {
             document.invitees[0].expired = true;
             document.invitees[0].expiry = now - Duration::days(2);
@@ -139,7 +146,8 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     config.accounts = simulator.gateway_accounts();
     let seeds = seed(&simulator);
 
-    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes).map_err(|e| e.to_string())?;
+    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
+        .map_err(|e| e.to_string())?;
     let registry = Arc::new(Registry::from_config(&config, http));
     let (grpc, admin) = crate::cli::bind(&config).await?;
     let server = RunningServer::start(&config, registry, grpc, admin)
@@ -154,7 +162,10 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         ProviderKind::SignNow.display_name(),
         ProviderKind::Bynn.display_name(),
     );
-    println!("Try these (Ctrl-C stops the demo):\n{}", grpcurl_commands(server.local_addr(), &seeds));
+    println!(
+        "Try these (Ctrl-C stops the demo):\n{}",
+        grpcurl_commands(server.local_addr(), &seeds)
+    );
 
     crate::server::shutdown_signal().await;
     server.shutdown().await;

@@ -14,7 +14,11 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] = [ProviderKind::Leegality, ProviderKind::SignNow, ProviderKind::Bynn];
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Leegality,
+        ProviderKind::SignNow,
+        ProviderKind::Bynn,
+    ];
 
     /// Lowercase name used in config, metrics and ErrorInfo metadata.
     pub fn as_str(self) -> &'static str {

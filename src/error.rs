@@ -95,6 +95,12 @@ pub struct MissingResource {
 /// A failed call: what went wrong, in terms the caller can act on.
 #[derive(Debug)]
 pub struct GatewayError {
+    // Boxed so `Result<T, GatewayError>` stays one pointer wide on the hot path.
+    inner: Box<ErrorInner>,
+}
+
+#[derive(Debug)]
+struct ErrorInner {
     reason: Reason,
     message: String,
     metadata: BTreeMap<&'static str, String>,
@@ -108,7 +114,7 @@ pub struct GatewayError {
 impl GatewayError {
     /// A new error; `message` is a stable sentence without raw provider text.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        let mut error = GatewayError {
+        let mut error = ErrorInner {
             reason,
             message: message.into(),
             metadata: BTreeMap::new(),
@@ -122,7 +128,9 @@ impl GatewayError {
             // These always have a delay after which a retry can succeed.
             error.retry_after = Some(Duration::from_secs(1));
         }
-        error
+        GatewayError {
+            inner: Box::new(error),
+        }
     }
 
     /// INVALID_ARGUMENT for one offending request field (a proto field path).
@@ -140,7 +148,10 @@ impl GatewayError {
     pub fn unsupported(provider: ProviderKind, rpc: &str) -> Self {
         GatewayError::new(
             Reason::UnsupportedByProvider,
-            format!("{rpc} is not supported for {} by this gateway", provider.display_name()),
+            format!(
+                "{rpc} is not supported for {} by this gateway",
+                provider.display_name()
+            ),
         )
         .with_provider(provider)
         .with_metadata("rpc", rpc)
@@ -151,7 +162,7 @@ impl GatewayError {
     }
 
     pub fn with_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
-        self.metadata.insert(key, value.into());
+        self.inner.metadata.insert(key, value.into());
         self
     }
 
@@ -160,12 +171,12 @@ impl GatewayError {
     }
 
     pub fn with_retry_after(mut self, delay: Duration) -> Self {
-        self.retry_after = Some(delay);
+        self.inner.retry_after = Some(delay);
         self
     }
 
     pub fn without_retry_after(mut self) -> Self {
-        self.retry_after = None;
+        self.inner.retry_after = None;
         self
     }
 
@@ -174,7 +185,9 @@ impl GatewayError {
         field: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
-        self.field_violations.push((field.into(), description.into()));
+        self.inner
+            .field_violations
+            .push((field.into(), description.into()));
         self
     }
 
@@ -183,15 +196,19 @@ impl GatewayError {
         subject: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
-        self.quota_violation = Some(QuotaViolation {
+        self.inner.quota_violation = Some(QuotaViolation {
             subject: subject.into(),
             description: description.into(),
         });
         self
     }
 
-    pub fn with_missing_resource(mut self, resource_type: &'static str, name: impl Into<String>) -> Self {
-        self.missing_resource = Some(MissingResource {
+    pub fn with_missing_resource(
+        mut self,
+        resource_type: &'static str,
+        name: impl Into<String>,
+    ) -> Self {
+        self.inner.missing_resource = Some(MissingResource {
             resource_type,
             name: name.into(),
         });
@@ -199,39 +216,42 @@ impl GatewayError {
     }
 
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// Adds metadata only where the key is not set yet (the more specific
     /// layer that set it first wins).
     pub fn with_default_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
-        self.metadata.entry(key).or_insert_with(|| value.into());
+        self.inner
+            .metadata
+            .entry(key)
+            .or_insert_with(|| value.into());
         self
     }
 
     pub fn reason(&self) -> Reason {
-        self.reason
+        self.inner.reason
     }
 
     pub fn code(&self) -> Code {
-        self.reason.code()
+        self.inner.reason.code()
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).map(String::as_str)
+        self.inner.metadata.get(key).map(String::as_str)
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.inner.retry_after
     }
 
     pub fn field_violations(&self) -> &[(String, String)] {
-        &self.field_violations
+        &self.inner.field_violations
     }
 
     /// The same error as a `google.rpc.Status`, for per-item batch results.
@@ -247,38 +267,44 @@ impl GatewayError {
 
     fn to_status(&self) -> tonic::Status {
         let mut details = ErrorDetails::with_error_info(
-            self.reason.as_str(),
+            self.inner.reason.as_str(),
             ERROR_DOMAIN,
-            self.metadata
+            self.inner
+                .metadata
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), value.clone()))
                 .collect::<std::collections::HashMap<_, _>>(),
         );
-        if let Some(delay) = self.retry_after {
+        if let Some(delay) = self.inner.retry_after {
             details.set_retry_info(Some(delay));
         }
-        for (field, description) in &self.field_violations {
+        for (field, description) in &self.inner.field_violations {
             details.add_bad_request_violation(field.clone(), description.clone());
         }
-        if let Some(quota) = &self.quota_violation {
+        if let Some(quota) = &self.inner.quota_violation {
             details.add_quota_failure_violation(quota.subject.clone(), quota.description.clone());
         }
-        if let Some(resource) = &self.missing_resource {
+        if let Some(resource) = &self.inner.missing_resource {
             details.set_resource_info(resource.resource_type, resource.name.clone(), "", "");
         }
-        tonic::Status::with_error_details(self.reason.code(), self.message.clone(), details)
+        tonic::Status::with_error_details(
+            self.inner.reason.code(),
+            self.inner.message.clone(),
+            details,
+        )
     }
 }
 
 impl fmt::Display for GatewayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.reason)
+        write!(f, "{} ({})", self.inner.message, self.inner.reason)
     }
 }
 
 impl std::error::Error for GatewayError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|source| source as &(dyn std::error::Error + 'static))
     }
@@ -306,7 +332,8 @@ mod tests {
             let name = reason.as_str();
             assert!(name.len() <= 63, "{name}");
             assert!(
-                name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
                 "{name}"
             );
         }
@@ -325,7 +352,10 @@ mod tests {
 
     #[test]
     fn invalid_field_has_bad_request_violation_and_no_retry() {
-        let (status, details) = details(GatewayError::invalid_field("signers[1].email", "not an email"));
+        let (status, details) = details(GatewayError::invalid_field(
+            "signers[1].email",
+            "not an email",
+        ));
         assert_eq!(status.code(), Code::InvalidArgument);
         let violations = &details.bad_request().expect("bad request").field_violations;
         assert_eq!(violations[0].field, "signers[1].email");
@@ -353,7 +383,10 @@ mod tests {
         );
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert!(details.retry_info().is_none());
-        assert_eq!(details.quota_failure().unwrap().violations[0].subject, "invitation:abc");
+        assert_eq!(
+            details.quota_failure().unwrap().violations[0].subject,
+            "invitation:abc"
+        );
     }
 
     #[test]

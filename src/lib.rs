@@ -27,5 +27,6 @@ pub mod pb {
     tonic::include_proto!("esign.v1");
 
     /// Descriptors of our own proto files, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/esign_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/esign_descriptor.bin"));
 }

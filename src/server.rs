@@ -79,8 +79,12 @@ impl RunningServer {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         // tonic-health registers "" as SERVING; we are not ready yet.
-        health.set_service_status("", ServingStatus::NotServing).await;
-        health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+            .await;
 
         let reflection_v1 = reflection_builder().build_v1()?;
         let reflection_v1alpha = reflection_builder().build_v1alpha()?;
@@ -122,7 +126,9 @@ impl RunningServer {
         };
 
         health.set_service_status("", ServingStatus::Serving).await;
-        health.set_service_status(SERVICE_NAME, ServingStatus::Serving).await;
+        health
+            .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+            .await;
         ready.store(true, Ordering::SeqCst);
         tracing::info!(%local_addr, admin_addr = ?admin_addr, "gateway serving");
 
@@ -151,12 +157,17 @@ impl RunningServer {
     /// routing here, then stop accepting and let in-flight calls finish
     /// within the grace period.
     pub async fn shutdown(mut self) -> ShutdownOutcome {
-        self.health.set_service_status("", ServingStatus::NotServing).await;
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         self.health
             .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
             .await;
         self.ready.store(false, Ordering::SeqCst);
-        tracing::info!(drain_delay_ms = self.drain_delay.as_millis() as u64, "shutdown: NOT_SERVING, draining");
+        tracing::info!(
+            drain_delay_ms = self.drain_delay.as_millis() as u64,
+            "shutdown: NOT_SERVING, draining"
+        );
         tokio::time::sleep(self.drain_delay).await;
 
         if let Some(stop) = self.stop_grpc.take() {
@@ -201,7 +212,9 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(signal) => signal,
             Err(error) => {
                 tracing::error!(error = %error, "cannot listen for SIGTERM; only SIGINT stops the gateway");

@@ -10,7 +10,9 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+use tracing_subscriber::{
+    EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
 
 use crate::config::{Config, LogFormat};
 
@@ -36,7 +38,10 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     let mut builder = SdkTracerProvider::builder().with_resource(
         opentelemetry_sdk::Resource::builder()
             .with_service_name(env!("CARGO_PKG_NAME"))
-            .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+            .with_attribute(opentelemetry::KeyValue::new(
+                "service.version",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .build(),
     );
     if let Some(endpoint) = &config.otlp_endpoint {
@@ -73,7 +78,8 @@ pub fn set_parent_from_headers(span: &tracing::Span, headers: &HeaderMap) {
     if !headers.contains_key("traceparent") {
         return;
     }
-    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let parent =
+        global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(parent);
 }
 
@@ -83,7 +89,9 @@ pub fn inject_trace_context(headers: &mut HeaderMap) {
     if !context.span().span_context().is_valid() {
         return;
     }
-    global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut HeaderInjector(headers)));
+    global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers))
+    });
 }
 
 /// The trace id of the current span, for log lines and audit records.
@@ -111,7 +119,10 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             self.0.insert(name, value);
         }
     }

@@ -56,7 +56,10 @@ pub fn require_non_empty(field: &str, value: &str) -> Result<(), GatewayError> {
 pub fn require_path_safe_id(field: &str, value: &str, max_len: usize) -> Result<(), GatewayError> {
     require_non_empty(field, value)?;
     if value.len() > max_len {
-        return Err(GatewayError::invalid_field(field, format!("is longer than {max_len} characters")));
+        return Err(GatewayError::invalid_field(
+            field,
+            format!("is longer than {max_len} characters"),
+        ));
     }
     if !value
         .chars()
@@ -79,7 +82,17 @@ mod tests {
         for good in ["a@b.co", "first.last+tag@example.com", "x@sub.example.org"] {
             assert!(is_email(good), "{good}");
         }
-        for bad in ["", "a", "a@b", "@b.com", "a@@b.com", "a b@c.com", "a@b..com", "a@.b.com", "a@b.com."] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.com",
+            "a@@b.com",
+            "a b@c.com",
+            "a@b..com",
+            "a@.b.com",
+            "a@b.com.",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
     }
@@ -99,7 +112,10 @@ mod tests {
     fn path_safe_ids() {
         assert!(require_path_safe_id("invitation_id", "adi_abc-123", 64).is_ok());
         for bad in ["", "../x", "a/b", "a?b=c", "a%2Fb", "a b"] {
-            assert!(require_path_safe_id("invitation_id", bad, 64).is_err(), "{bad}");
+            assert!(
+                require_path_safe_id("invitation_id", bad, 64).is_err(),
+                "{bad}"
+            );
         }
     }
 }

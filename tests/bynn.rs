@@ -26,17 +26,27 @@ fn resend(token: &str) -> pb::ResendInvitationRequest {
 /// Seeds a `sent` invitation last sent `sent_ago` before the simulator's now.
 fn seed_sent(gateway: &common::TestGateway, attempts: u32, sent_ago: ChronoDuration) -> String {
     let now = gateway.sim.clock().now();
-    gateway
-        .sim
-        .bynn()
-        .seed("lena@example.com", "sent", attempts, Some(now - sent_ago), now - ChronoDuration::days(1))
+    gateway.sim.bynn().seed(
+        "lena@example.com",
+        "sent",
+        attempts,
+        Some(now - sent_ago),
+        now - ChronoDuration::days(1),
+    )
 }
 
 #[tokio::test]
 async fn resend_of_a_sent_invitation_requeues_it_and_counts_the_attempt() {
     let mut gateway = common::start().await;
     let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
-    let invitation = gateway.client.resend_invitation(resend(&token)).await.unwrap().into_inner().invitation.unwrap();
+    let invitation = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
     assert_eq!(invitation.id, token);
     assert_eq!(invitation.provider_status, "pending");
     assert_eq!(invitation.state, pb::InvitationState::Created as i32);
@@ -58,7 +68,11 @@ async fn resend_of_a_sent_invitation_requeues_it_and_counts_the_attempt() {
 async fn cooldown_gives_the_exact_remaining_seconds_as_retry_delay() {
     let mut gateway = common::start().await;
     let token = seed_sent(&gateway, 1, ChronoDuration::seconds(60));
-    let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     let info = common::error_info(&status);
     assert_eq!(info.reason, "RESEND_COOLDOWN");
@@ -68,35 +82,66 @@ async fn cooldown_gives_the_exact_remaining_seconds_as_retry_delay() {
 
     // After the cooldown (moving the simulator's clock) the resend works.
     gateway.sim.clock().advance(Duration::from_secs(121));
-    gateway.client.resend_invitation(resend(&token)).await.unwrap();
+    gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn cooldown_hint_as_a_field_or_absent() {
     let mut gateway = common::start().await;
-    gateway.sim.bynn().set_cooldown_hint(CooldownHint::FieldOnly);
+    gateway
+        .sim
+        .bynn()
+        .set_cooldown_hint(CooldownHint::FieldOnly);
     let token = seed_sent(&gateway, 1, ChronoDuration::seconds(170));
-    let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
     assert_eq!(common::retry_delay(&status), Some(Duration::from_secs(10)));
 
     gateway.sim.bynn().set_cooldown_hint(CooldownHint::Absent);
-    let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
     assert_eq!(common::error_info(&status).reason, "RESEND_COOLDOWN");
-    assert_eq!(common::retry_delay(&status), Some(Duration::from_secs(180)), "documented fallback");
+    assert_eq!(
+        common::retry_delay(&status),
+        Some(Duration::from_secs(180)),
+        "documented fallback"
+    );
 }
 
 #[tokio::test]
 async fn tenth_attempt_is_the_last_one() {
     let mut gateway = common::start().await;
     let token = seed_sent(&gateway, 9, ChronoDuration::minutes(5));
-    gateway.client.resend_invitation(resend(&token)).await.unwrap();
+    gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap();
     // Let the simulated channel accept it, then wait out the cooldown.
     gateway.sim.clock().advance(Duration::from_secs(5 * 60));
-    let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     let info = common::error_info(&status);
     assert_eq!(info.reason, "RESEND_LIMIT_REACHED");
-    assert_eq!(common::retry_delay(&status), None, "a used-up cap is not retryable");
+    assert_eq!(
+        common::retry_delay(&status),
+        None,
+        "a used-up cap is not retryable"
+    );
     use tonic_types::StatusExt as _;
     let quota = status.get_details_quota_failure().expect("QuotaFailure");
     assert_eq!(quota.violations[0].subject, format!("invitation:{token}"));
@@ -106,9 +151,27 @@ async fn tenth_attempt_is_the_last_one() {
 async fn each_ineligible_state_is_not_resendable_with_its_status() {
     let mut gateway = common::start().await;
     let now = gateway.sim.clock().now();
-    for state in ["pending", "delivered", "opened", "started", "completed", "rejected", "failed"] {
-        let token = gateway.sim.bynn().seed("x@example.com", state, 1, Some(now - ChronoDuration::hours(1)), now - ChronoDuration::days(1));
-        let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+    for state in [
+        "pending",
+        "delivered",
+        "opened",
+        "started",
+        "completed",
+        "rejected",
+        "failed",
+    ] {
+        let token = gateway.sim.bynn().seed(
+            "x@example.com",
+            state,
+            1,
+            Some(now - ChronoDuration::hours(1)),
+            now - ChronoDuration::days(1),
+        );
+        let status = gateway
+            .client
+            .resend_invitation(resend(&token))
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{state}");
         let info = common::error_info(&status);
         assert_eq!(info.reason, "INVITATION_NOT_RESENDABLE", "{state}");
@@ -116,8 +179,18 @@ async fn each_ineligible_state_is_not_resendable_with_its_status() {
         assert_eq!(info.metadata["invitationId"], token);
     }
     // Expired: created more than 30 days ago.
-    let token = gateway.sim.bynn().seed("x@example.com", "sent", 1, Some(now - ChronoDuration::days(31)), now - ChronoDuration::days(31));
-    let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+    let token = gateway.sim.bynn().seed(
+        "x@example.com",
+        "sent",
+        1,
+        Some(now - ChronoDuration::days(31)),
+        now - ChronoDuration::days(31),
+    );
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(common::error_info(&status).metadata["status"], "expired");
 }
@@ -125,20 +198,38 @@ async fn each_ineligible_state_is_not_resendable_with_its_status() {
 #[tokio::test]
 async fn unknown_invitation_is_not_found_with_resource_info() {
     let mut gateway = common::start().await;
-    let status = gateway.client.resend_invitation(resend("adi_doesnotexist")).await.unwrap_err();
+    let status = gateway
+        .client
+        .resend_invitation(resend("adi_doesnotexist"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(common::error_info(&status).reason, "INVITATION_NOT_FOUND");
     use tonic_types::StatusExt as _;
-    assert_eq!(status.get_details_resource_info().unwrap().resource_name, "adi_doesnotexist");
+    assert_eq!(
+        status.get_details_resource_info().unwrap().resource_name,
+        "adi_doesnotexist"
+    );
 }
 
 #[tokio::test]
 async fn malformed_tokens_never_reach_bynn() {
     let mut gateway = common::start().await;
-    for bad in ["3f9c", "adi_../../v2", "https://api.bynn.com/v1/autodoc/invitations/adi_x"] {
-        let status = gateway.client.resend_invitation(resend(bad)).await.unwrap_err();
+    for bad in [
+        "3f9c",
+        "adi_../../v2",
+        "https://api.bynn.com/v1/autodoc/invitations/adi_x",
+    ] {
+        let status = gateway
+            .client
+            .resend_invitation(resend(bad))
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{bad}");
-        assert_eq!(common::field_violations(&status), vec!["invitation_id".to_owned()]);
+        assert_eq!(
+            common::field_violations(&status),
+            vec!["invitation_id".to_owned()]
+        );
     }
     assert!(gateway.sim.requests().is_empty());
 }
@@ -151,17 +242,38 @@ async fn local_limiter_answers_without_calling_bynn() {
         }
     })
     .await;
-    let tokens: Vec<String> = (0..3).map(|_| seed_sent(&gateway, 1, ChronoDuration::minutes(10))).collect();
-    gateway.client.resend_invitation(resend(&tokens[0])).await.unwrap();
-    gateway.client.resend_invitation(resend(&tokens[1])).await.unwrap();
-    let status = gateway.client.resend_invitation(resend(&tokens[2])).await.unwrap_err();
+    let tokens: Vec<String> = (0..3)
+        .map(|_| seed_sent(&gateway, 1, ChronoDuration::minutes(10)))
+        .collect();
+    gateway
+        .client
+        .resend_invitation(resend(&tokens[0]))
+        .await
+        .unwrap();
+    gateway
+        .client
+        .resend_invitation(resend(&tokens[1]))
+        .await
+        .unwrap();
+    let status = gateway
+        .client
+        .resend_invitation(resend(&tokens[2]))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     let info = common::error_info(&status);
     assert_eq!(info.reason, "RATE_LIMITED");
     assert_eq!(info.metadata["limiter"], "resends_per_minute");
     let delay = common::retry_delay(&status).unwrap();
-    assert!(delay > Duration::from_secs(55) && delay <= Duration::from_secs(60), "{delay:?}");
-    assert_eq!(gateway.sim.requests_for(ProviderKind::Bynn).len(), 2, "the third call stayed local");
+    assert!(
+        delay > Duration::from_secs(55) && delay <= Duration::from_secs(60),
+        "{delay:?}"
+    );
+    assert_eq!(
+        gateway.sim.requests_for(ProviderKind::Bynn).len(),
+        2,
+        "the third call stayed local"
+    );
 }
 
 #[tokio::test]
@@ -175,27 +287,66 @@ async fn provider_throttle_uses_retry_after() {
             FaultKind::Respond {
                 status: 429,
                 content_type: "application/json",
-                body: br#"{"error":{"type":"rate_limited","message":"Too many requests"}}"#.to_vec(),
+                body: br#"{"error":{"type":"rate_limited","message":"Too many requests"}}"#
+                    .to_vec(),
                 retry_after: Some(42),
             },
         )
         .times(1),
     );
-    let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
     assert_eq!(common::error_info(&status).reason, "RATE_LIMITED");
     assert_eq!(common::retry_delay(&status), Some(Duration::from_secs(42)));
-    assert_eq!(gateway.sim.requests_for(ProviderKind::Bynn).len(), 1, "a billed resend is not retried");
+    assert_eq!(
+        gateway.sim.requests_for(ProviderKind::Bynn).len(),
+        1,
+        "a billed resend is not retried"
+    );
 }
 
 #[tokio::test]
 async fn every_documented_http_status_maps_to_its_code() {
     let cases: [(u16, &str, Code, &str); 6] = [
-        (401, "unauthorized", Code::Internal, "PROVIDER_CREDENTIALS_REJECTED"),
-        (402, "insufficient_balance", Code::FailedPrecondition, "PROVIDER_INSUFFICIENT_BALANCE"),
-        (403, "forbidden", Code::PermissionDenied, "PROVIDER_PERMISSION_DENIED"),
-        (422, "validation_error", Code::InvalidArgument, "PROVIDER_REJECTED_REQUEST"),
-        (500, "server_error", Code::Unavailable, "PROVIDER_UNAVAILABLE"),
-        (418, "teapot", Code::Unknown, "PROVIDER_UNRECOGNIZED_RESPONSE"),
+        (
+            401,
+            "unauthorized",
+            Code::Internal,
+            "PROVIDER_CREDENTIALS_REJECTED",
+        ),
+        (
+            402,
+            "insufficient_balance",
+            Code::FailedPrecondition,
+            "PROVIDER_INSUFFICIENT_BALANCE",
+        ),
+        (
+            403,
+            "forbidden",
+            Code::PermissionDenied,
+            "PROVIDER_PERMISSION_DENIED",
+        ),
+        (
+            422,
+            "validation_error",
+            Code::InvalidArgument,
+            "PROVIDER_REJECTED_REQUEST",
+        ),
+        (
+            500,
+            "server_error",
+            Code::Unavailable,
+            "PROVIDER_UNAVAILABLE",
+        ),
+        (
+            418,
+            "teapot",
+            Code::Unknown,
+            "PROVIDER_UNRECOGNIZED_RESPONSE",
+        ),
     ];
     let mut gateway = common::start().await;
     let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
@@ -213,12 +364,19 @@ async fn every_documented_http_status_maps_to_its_code() {
             )
             .times(1),
         );
-        let status = gateway.client.resend_invitation(resend(&token)).await.unwrap_err();
+        let status = gateway
+            .client
+            .resend_invitation(resend(&token))
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), code, "HTTP {http_status}");
         let info = common::error_info(&status);
         assert_eq!(info.reason, reason, "HTTP {http_status}");
         assert_eq!(info.metadata["providerHttpStatus"], http_status.to_string());
-        assert!(!status.message().contains("\"x\""), "no raw provider text in the message");
+        assert!(
+            !status.message().contains("\"x\""),
+            "no raw provider text in the message"
+        );
     }
     // A wrong key, answered by the simulator's own credential check.
     let mut gateway = common::start_with(|config| {
@@ -229,9 +387,16 @@ async fn every_documented_http_status_maps_to_its_code() {
         }
     })
     .await;
-    let status = gateway.client.resend_invitation(resend("adi_abc")).await.unwrap_err();
+    let status = gateway
+        .client
+        .resend_invitation(resend("adi_abc"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Internal);
-    assert_eq!(common::error_info(&status).reason, "PROVIDER_CREDENTIALS_REJECTED");
+    assert_eq!(
+        common::error_info(&status).reason,
+        "PROVIDER_CREDENTIALS_REJECTED"
+    );
 }
 
 #[tokio::test]
@@ -244,14 +409,21 @@ async fn send_invitation_creates_one_invitation_per_recipient() {
             ..Default::default()
         }],
         reference: "order-1234".into(),
-        provider_options: Some(pb::send_invitation_request::ProviderOptions::Bynn(pb::BynnOptions {
-            workflow_token: "wf_demo_onboarding".into(),
-            channel: pb::BynnChannel::Email as i32,
-            locale: "nl".into(),
-        })),
+        provider_options: Some(pb::send_invitation_request::ProviderOptions::Bynn(
+            pb::BynnOptions {
+                workflow_token: "wf_demo_onboarding".into(),
+                channel: pb::BynnChannel::Email as i32,
+                locale: "nl".into(),
+            },
+        )),
         ..Default::default()
     };
-    let response = gateway.client.send_invitation(request).await.unwrap().into_inner();
+    let response = gateway
+        .client
+        .send_invitation(request)
+        .await
+        .unwrap()
+        .into_inner();
     let invitation = &response.invitations[0];
     assert!(invitation.id.starts_with("adi_"));
     assert_eq!(invitation.reference, "order-1234");
@@ -300,11 +472,13 @@ async fn send_invitation_input_is_checked_before_calling_bynn() {
             phone: "+15551234567".into(),
             ..Default::default()
         }],
-        provider_options: Some(pb::send_invitation_request::ProviderOptions::Bynn(pb::BynnOptions {
-            workflow_token: "wf_demo_onboarding".into(),
-            channel: pb::BynnChannel::Sms as i32,
-            locale: String::new(),
-        })),
+        provider_options: Some(pb::send_invitation_request::ProviderOptions::Bynn(
+            pb::BynnOptions {
+                workflow_token: "wf_demo_onboarding".into(),
+                channel: pb::BynnChannel::Sms as i32,
+                locale: String::new(),
+            },
+        )),
         ..Default::default()
     };
     let mut two_signers = base.clone();
@@ -312,11 +486,13 @@ async fn send_invitation_input_is_checked_before_calling_bynn() {
     let mut bad_phone = base.clone();
     bad_phone.signers[0].phone = "5551234567".into();
     let mut no_channel = base.clone();
-    no_channel.provider_options = Some(pb::send_invitation_request::ProviderOptions::Bynn(pb::BynnOptions {
-        workflow_token: "wf_demo_onboarding".into(),
-        channel: 0,
-        locale: String::new(),
-    }));
+    no_channel.provider_options = Some(pb::send_invitation_request::ProviderOptions::Bynn(
+        pb::BynnOptions {
+            workflow_token: "wf_demo_onboarding".into(),
+            channel: 0,
+            locale: String::new(),
+        },
+    ));
     let mut with_subject = base.clone();
     with_subject.subject = "Please sign".into();
     for (request, field) in [
@@ -333,13 +509,22 @@ async fn send_invitation_input_is_checked_before_calling_bynn() {
 
     // An unknown workflow is Bynn's to reject.
     let mut unknown_workflow = base.clone();
-    unknown_workflow.provider_options = Some(pb::send_invitation_request::ProviderOptions::Bynn(pb::BynnOptions {
-        workflow_token: "wf_unknown".into(),
-        channel: pb::BynnChannel::Sms as i32,
-        locale: String::new(),
-    }));
-    let status = gateway.client.send_invitation(unknown_workflow).await.unwrap_err();
-    assert_eq!(common::error_info(&status).reason, "PROVIDER_REJECTED_REQUEST");
+    unknown_workflow.provider_options = Some(pb::send_invitation_request::ProviderOptions::Bynn(
+        pb::BynnOptions {
+            workflow_token: "wf_unknown".into(),
+            channel: pb::BynnChannel::Sms as i32,
+            locale: String::new(),
+        },
+    ));
+    let status = gateway
+        .client
+        .send_invitation(unknown_workflow)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::error_info(&status).reason,
+        "PROVIDER_REJECTED_REQUEST"
+    );
 }
 
 #[tokio::test]
@@ -362,10 +547,21 @@ async fn batch_resend_fans_out_with_a_status_per_item() {
     assert_eq!(results[0].invitation_id, ok);
     assert_eq!(results[0].status.as_ref().unwrap().code, 0);
     assert!(results[0].invitation.is_some());
-    assert_eq!(results[1].status.as_ref().unwrap().code, Code::ResourceExhausted as i32);
-    assert_eq!(results[2].status.as_ref().unwrap().code, Code::NotFound as i32);
+    assert_eq!(
+        results[1].status.as_ref().unwrap().code,
+        Code::ResourceExhausted as i32
+    );
+    assert_eq!(
+        results[2].status.as_ref().unwrap().code,
+        Code::NotFound as i32
+    );
     use tonic_types::RpcStatusExt as _;
-    let info = results[1].status.as_ref().unwrap().get_details_error_info().unwrap();
+    let info = results[1]
+        .status
+        .as_ref()
+        .unwrap()
+        .get_details_error_info()
+        .unwrap();
     assert_eq!(info.reason, "RESEND_COOLDOWN");
     assert_eq!(info.metadata["invitationId"], cooling);
 }

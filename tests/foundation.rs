@@ -6,19 +6,19 @@ mod common;
 use std::time::Duration;
 
 use esign_gateway::{
-    config::DEFAULT_ACCOUNT,
-    domain::ProviderKind,
-    error::ERROR_DOMAIN,
-    pb,
-    server::SERVICE_NAME,
+    config::DEFAULT_ACCOUNT, domain::ProviderKind, error::ERROR_DOMAIN, pb, server::SERVICE_NAME,
 };
 use tokio_stream::StreamExt as _;
 use tonic::Code;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 async fn health_status(channel: tonic::transport::Channel, service: &str) -> ServingStatus {
     let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.into() })
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
         .await
         .expect("health check answers");
     ServingStatus::try_from(response.into_inner().status).expect("known status")
@@ -26,20 +26,39 @@ async fn health_status(channel: tonic::transport::Channel, service: &str) -> Ser
 
 #[tokio::test]
 async fn health_is_serving_then_not_serving_during_drain() {
-    let gateway = common::start_with(|config| config.drain_delay = Duration::from_millis(800)).await;
-    assert_eq!(health_status(gateway.channel.clone(), "").await, ServingStatus::Serving);
-    assert_eq!(health_status(gateway.channel.clone(), SERVICE_NAME).await, ServingStatus::Serving);
+    let gateway =
+        common::start_with(|config| config.drain_delay = Duration::from_millis(800)).await;
+    assert_eq!(
+        health_status(gateway.channel.clone(), "").await,
+        ServingStatus::Serving
+    );
+    assert_eq!(
+        health_status(gateway.channel.clone(), SERVICE_NAME).await,
+        ServingStatus::Serving
+    );
 
     let channel = gateway.channel.clone();
     let mut client = gateway.client.clone();
-    let server = { let mut g = gateway; g.server.take().unwrap() };
+    let server = {
+        let mut g = gateway;
+        g.server.take().unwrap()
+    };
     let shutdown = tokio::spawn(server.shutdown());
     tokio::time::sleep(Duration::from_millis(200)).await;
     // During the drain delay the server still answers, but says NOT_SERVING.
-    assert_eq!(health_status(channel.clone(), "").await, ServingStatus::NotServing);
-    assert_eq!(health_status(channel.clone(), SERVICE_NAME).await, ServingStatus::NotServing);
+    assert_eq!(
+        health_status(channel.clone(), "").await,
+        ServingStatus::NotServing
+    );
+    assert_eq!(
+        health_status(channel.clone(), SERVICE_NAME).await,
+        ServingStatus::NotServing
+    );
     let still_served = client.list_providers(pb::ListProvidersRequest {}).await;
-    assert!(still_served.is_ok(), "calls are still served while draining");
+    assert!(
+        still_served.is_ok(),
+        "calls are still served while draining"
+    );
     let outcome = shutdown.await.unwrap();
     assert_eq!(outcome, esign_gateway::server::ShutdownOutcome::Drained);
 }
@@ -50,7 +69,10 @@ async fn in_flight_call_finishes_during_shutdown() {
     gateway.sim.set_latency(Duration::from_millis(600));
     let token = {
         let now = gateway.sim.clock().now();
-        gateway.sim.bynn().seed("a@example.com", "delivered", 1, Some(now), now)
+        gateway
+            .sim
+            .bynn()
+            .seed("a@example.com", "delivered", 1, Some(now), now)
     };
     let mut client = gateway.client.clone();
     let call = tokio::spawn(async move {
@@ -65,7 +87,10 @@ async fn in_flight_call_finishes_during_shutdown() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     gateway.stop().await;
     let response = call.await.unwrap().expect("in-flight call completes");
-    assert_eq!(response.into_inner().invitation.unwrap().provider_status, "delivered");
+    assert_eq!(
+        response.into_inner().invitation.unwrap().provider_status,
+        "delivered"
+    );
 }
 
 async fn reflection_v1_services(channel: tonic::transport::Channel) -> Vec<String> {
@@ -82,8 +107,17 @@ async fn reflection_v1_services(channel: tonic::transport::Channel) -> Vec<Strin
         .await
         .unwrap()
         .into_inner();
-    match stream.next().await.unwrap().unwrap().message_response.unwrap() {
-        MessageResponse::ListServicesResponse(list) => list.service.into_iter().map(|s| s.name).collect(),
+    match stream
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap()
+    {
+        MessageResponse::ListServicesResponse(list) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
         other => panic!("unexpected reflection answer {other:?}"),
     }
 }
@@ -102,7 +136,14 @@ async fn reflection_v1alpha_file_for(channel: tonic::transport::Channel, symbol:
         .await
         .unwrap()
         .into_inner();
-    match stream.next().await.unwrap().unwrap().message_response.unwrap() {
+    match stream
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap()
+    {
         MessageResponse::FileDescriptorResponse(files) => files.file_descriptor_proto.len(),
         other => panic!("{symbol}: unexpected reflection answer {other:?}"),
     }
@@ -113,10 +154,22 @@ async fn reflection_v1_and_v1alpha_describe_our_service_and_error_details() {
     let gateway = common::start().await;
     let services = reflection_v1_services(gateway.channel.clone()).await;
     for expected in [SERVICE_NAME, "grpc.health.v1.Health"] {
-        assert!(services.iter().any(|s| s == expected), "{expected} in {services:?}");
+        assert!(
+            services.iter().any(|s| s == expected),
+            "{expected} in {services:?}"
+        );
     }
-    for symbol in [SERVICE_NAME, "esign.v1.Invitation", "google.rpc.ErrorInfo", "google.rpc.RetryInfo", "grpc.health.v1.Health"] {
-        assert!(reflection_v1alpha_file_for(gateway.channel.clone(), symbol).await >= 1, "{symbol}");
+    for symbol in [
+        SERVICE_NAME,
+        "esign.v1.Invitation",
+        "google.rpc.ErrorInfo",
+        "google.rpc.RetryInfo",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            reflection_v1alpha_file_for(gateway.channel.clone(), symbol).await >= 1,
+            "{symbol}"
+        );
     }
 }
 
@@ -136,7 +189,10 @@ async fn unspecified_provider_is_invalid_argument_with_field_violation() {
     let info = common::error_info(&status);
     assert_eq!(info.reason, "INVALID_FIELD");
     assert_eq!(info.domain, ERROR_DOMAIN);
-    assert_eq!(common::field_violations(&status), vec!["provider".to_owned()]);
+    assert_eq!(
+        common::field_violations(&status),
+        vec!["provider".to_owned()]
+    );
     assert!(gateway.sim.requests().is_empty(), "no provider was called");
 }
 
@@ -161,7 +217,9 @@ async fn unsupported_rpc_is_unimplemented_with_error_info() {
 
 #[tokio::test]
 async fn unconfigured_provider_and_unknown_account() {
-    let mut gateway = common::start_with(|config| config.accounts.retain(|a| a.provider == ProviderKind::Bynn)).await;
+    let mut gateway =
+        common::start_with(|config| config.accounts.retain(|a| a.provider == ProviderKind::Bynn))
+            .await;
     let status = gateway
         .client
         .resend_invitation(pb::ResendInvitationRequest {
@@ -172,7 +230,10 @@ async fn unconfigured_provider_and_unknown_account() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(common::error_info(&status).reason, "PROVIDER_NOT_CONFIGURED");
+    assert_eq!(
+        common::error_info(&status).reason,
+        "PROVIDER_NOT_CONFIGURED"
+    );
 
     let status = gateway
         .client
@@ -187,7 +248,10 @@ async fn unconfigured_provider_and_unknown_account() {
     let info = common::error_info(&status);
     assert_eq!(info.reason, "UNKNOWN_ACCOUNT");
     assert_eq!(info.metadata["account"], "tenant-x");
-    assert_eq!(common::field_violations(&status), vec!["account".to_owned()]);
+    assert_eq!(
+        common::field_violations(&status),
+        vec!["account".to_owned()]
+    );
 }
 
 #[tokio::test]
@@ -204,7 +268,10 @@ async fn malformed_request_id_is_rejected_before_any_call() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(common::field_violations(&status), vec!["request_id".to_owned()]);
+    assert_eq!(
+        common::field_violations(&status),
+        vec!["request_id".to_owned()]
+    );
     assert!(gateway.sim.requests().is_empty());
 }
 
@@ -219,7 +286,10 @@ async fn list_providers_reports_each_account() {
         .into_inner()
         .accounts;
     assert_eq!(accounts.len(), 3);
-    let bynn = accounts.iter().find(|a| a.provider == pb::Provider::Bynn as i32).unwrap();
+    let bynn = accounts
+        .iter()
+        .find(|a| a.provider == pb::Provider::Bynn as i32)
+        .unwrap();
     assert_eq!(bynn.account, DEFAULT_ACCOUNT);
     assert!(bynn.is_default);
     assert_eq!(bynn.environment_host, "127.0.0.1");
@@ -235,7 +305,10 @@ async fn inbound_traceparent_reaches_the_provider() {
     let mut gateway = common::start().await;
     let token = {
         let now = gateway.sim.clock().now();
-        gateway.sim.bynn().seed("a@example.com", "sent", 1, Some(now), now)
+        gateway
+            .sim
+            .bynn()
+            .seed("a@example.com", "sent", 1, Some(now), now)
     };
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut request = tonic::Request::new(pb::GetInvitationRequest {
@@ -243,14 +316,25 @@ async fn inbound_traceparent_reaches_the_provider() {
         account: String::new(),
         invitation_id: token,
     });
-    request
-        .metadata_mut()
-        .insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
     gateway.client.get_invitation(request).await.unwrap();
     let sent = gateway.sim.requests_for(ProviderKind::Bynn);
-    let traceparent = sent[0].header("traceparent").expect("traceparent forwarded");
-    assert!(traceparent.starts_with(&format!("00-{trace_id}-")), "{traceparent}");
-    assert!(!traceparent.contains("00f067aa0ba902b7"), "the provider call is a child span");
+    let traceparent = sent[0]
+        .header("traceparent")
+        .expect("traceparent forwarded");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    assert!(
+        !traceparent.contains("00f067aa0ba902b7"),
+        "the provider call is a child span"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +343,10 @@ async fn deadline_runs_out_as_deadline_exceeded_not_cancelled() {
     gateway.sim.set_latency(Duration::from_millis(1500));
     let token = {
         let now = gateway.sim.clock().now();
-        gateway.sim.bynn().seed("a@example.com", "sent", 1, Some(now), now)
+        gateway
+            .sim
+            .bynn()
+            .seed("a@example.com", "sent", 1, Some(now), now)
     };
     let mut request = tonic::Request::new(pb::ResendInvitationRequest {
         provider: pb::Provider::Bynn as i32,

@@ -8,8 +8,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use crate::{
     domain::{self, ProviderKind},
     error::{GatewayError, Result},
-    pb,
-    validate,
+    pb, validate,
 };
 
 /// Largest batch a BatchResendInvitations call may carry.
@@ -22,8 +21,13 @@ pub fn provider(value: i32) -> Result<ProviderKind> {
         Ok(pb::Provider::Leegality) => Ok(ProviderKind::Leegality),
         Ok(pb::Provider::Signnow) => Ok(ProviderKind::SignNow),
         Ok(pb::Provider::Bynn) => Ok(ProviderKind::Bynn),
-        Ok(pb::Provider::Unspecified) => Err(GatewayError::invalid_field("provider", "is required")),
-        Err(_) => Err(GatewayError::invalid_field("provider", "is not a known provider")),
+        Ok(pb::Provider::Unspecified) => {
+            Err(GatewayError::invalid_field("provider", "is required"))
+        }
+        Err(_) => Err(GatewayError::invalid_field(
+            "provider",
+            "is not a known provider",
+        )),
     }
 }
 
@@ -40,7 +44,11 @@ pub fn account(value: &str) -> Result<()> {
     if value.is_empty() {
         return Ok(());
     }
-    if value.len() > 64 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if value.len() > 64
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(GatewayError::invalid_field(
             "account",
             "must be at most 64 letters, digits, '-' or '_'",
@@ -56,7 +64,10 @@ pub fn request_id(value: &str) -> Result<()> {
     }
     match uuid::Uuid::try_parse(value) {
         Ok(id) if value.len() == 36 && id.get_version_num() == 4 => Ok(()),
-        _ => Err(GatewayError::invalid_field("request_id", "must be a UUID4 such as 3f2b...-4...")),
+        _ => Err(GatewayError::invalid_field(
+            "request_id",
+            "must be a UUID4 such as 3f2b...-4...",
+        )),
     }
 }
 
@@ -64,10 +75,16 @@ pub fn request_id(value: &str) -> Result<()> {
 pub fn id(field: &str, value: &str) -> Result<()> {
     validate::require_non_empty(field, value)?;
     if value.len() > MAX_ID_LEN {
-        return Err(GatewayError::invalid_field(field, format!("is longer than {MAX_ID_LEN} characters")));
+        return Err(GatewayError::invalid_field(
+            field,
+            format!("is longer than {MAX_ID_LEN} characters"),
+        ));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(GatewayError::invalid_field(field, "must not contain spaces or control characters"));
+        return Err(GatewayError::invalid_field(
+            field,
+            "must not contain spaces or control characters",
+        ));
     }
     Ok(())
 }
@@ -75,7 +92,10 @@ pub fn id(field: &str, value: &str) -> Result<()> {
 /// 1 to 15 distinct, non-empty ids.
 pub fn batch_ids(ids: &[String]) -> Result<()> {
     if ids.is_empty() {
-        return Err(GatewayError::invalid_field("invitation_ids", "must hold at least one id"));
+        return Err(GatewayError::invalid_field(
+            "invitation_ids",
+            "must hold at least one id",
+        ));
     }
     if ids.len() > MAX_BATCH_IDS {
         return Err(GatewayError::invalid_field(
@@ -128,7 +148,9 @@ pub fn signer(signer: pb::Signer) -> domain::Signer {
             expiration_days: positive(o.expiration_days),
             reminder_days: positive(o.reminder_days),
             authentication: match pb::SignNowAuthenticationType::try_from(o.authentication_type) {
-                Ok(pb::SignNowAuthenticationType::Password) => domain::SignNowAuthentication::Password,
+                Ok(pb::SignNowAuthenticationType::Password) => {
+                    domain::SignNowAuthentication::Password
+                }
                 Ok(pb::SignNowAuthenticationType::Phone) => domain::SignNowAuthentication::Phone,
                 _ => domain::SignNowAuthentication::None,
             },
@@ -152,43 +174,52 @@ pub fn signer(signer: pb::Signer) -> domain::Signer {
 }
 
 /// The send request in domain terms; the options must match the provider.
-pub fn send_request(kind: ProviderKind, request: pb::SendInvitationRequest) -> Result<domain::SendRequest> {
+pub fn send_request(
+    kind: ProviderKind,
+    request: pb::SendInvitationRequest,
+) -> Result<domain::SendRequest> {
     use pb::send_invitation_request::ProviderOptions;
     let options = match (kind, request.provider_options) {
         (_, None) => domain::SendOptions::None,
-        (ProviderKind::Leegality, Some(ProviderOptions::Leegality(o))) => domain::SendOptions::Leegality {
-            profile_id: o.profile_id,
-            file_name: o.file_name,
-            file: o.file,
-        },
-        (ProviderKind::SignNow, Some(ProviderOptions::Signnow(o))) => domain::SendOptions::SignNow {
-            from: o.from,
-            mode: match pb::SignNowInviteMode::try_from(o.mode) {
-                Ok(pb::SignNowInviteMode::Freeform) => Some(domain::SignNowInviteMode::Freeform),
-                Ok(pb::SignNowInviteMode::Field) => Some(domain::SignNowInviteMode::Field),
-                _ => None,
-            },
-            cc_steps: o
-                .cc_steps
-                .into_iter()
-                .map(|s| domain::SignNowCcStep {
-                    name: s.name,
-                    email: s.email,
-                    step: u32::try_from(s.step).unwrap_or(0),
-                })
-                .collect(),
-            viewers: o
-                .viewers
-                .into_iter()
-                .map(|v| domain::SignNowViewer {
-                    email: v.email,
-                    role: v.role,
-                    order: positive(v.order),
-                })
-                .collect(),
-            cc_subject: o.cc_subject,
-            cc_message: o.cc_message,
-        },
+        (ProviderKind::Leegality, Some(ProviderOptions::Leegality(o))) => {
+            domain::SendOptions::Leegality {
+                profile_id: o.profile_id,
+                file_name: o.file_name,
+                file: o.file,
+            }
+        }
+        (ProviderKind::SignNow, Some(ProviderOptions::Signnow(o))) => {
+            domain::SendOptions::SignNow {
+                from: o.from,
+                mode: match pb::SignNowInviteMode::try_from(o.mode) {
+                    Ok(pb::SignNowInviteMode::Freeform) => {
+                        Some(domain::SignNowInviteMode::Freeform)
+                    }
+                    Ok(pb::SignNowInviteMode::Field) => Some(domain::SignNowInviteMode::Field),
+                    _ => None,
+                },
+                cc_steps: o
+                    .cc_steps
+                    .into_iter()
+                    .map(|s| domain::SignNowCcStep {
+                        name: s.name,
+                        email: s.email,
+                        step: u32::try_from(s.step).unwrap_or(0),
+                    })
+                    .collect(),
+                viewers: o
+                    .viewers
+                    .into_iter()
+                    .map(|v| domain::SignNowViewer {
+                        email: v.email,
+                        role: v.role,
+                        order: positive(v.order),
+                    })
+                    .collect(),
+                cc_subject: o.cc_subject,
+                cc_message: o.cc_message,
+            }
+        }
         (ProviderKind::Bynn, Some(ProviderOptions::Bynn(o))) => domain::SendOptions::Bynn {
             workflow_token: o.workflow_token,
             channel: match pb::BynnChannel::try_from(o.channel) {
@@ -206,7 +237,10 @@ pub fn send_request(kind: ProviderKind, request: pb::SendInvitationRequest) -> R
             };
             return Err(GatewayError::invalid_field(
                 field,
-                format!("these options are for another provider than {}", kind.display_name()),
+                format!(
+                    "these options are for another provider than {}",
+                    kind.display_name()
+                ),
             ));
         }
     };
@@ -276,7 +310,10 @@ pub fn invitation(invitation: domain::Invitation) -> pb::Invitation {
         provider_status: invitation.provider_status,
         is_signers_turn: invitation.is_signers_turn,
         expire_time: invitation.expire_time.map(utc_to_timestamp),
-        delivery_attempts: invitation.delivery_attempts.map(|a| a as i32).unwrap_or_default(),
+        delivery_attempts: invitation
+            .delivery_attempts
+            .map(|a| a as i32)
+            .unwrap_or_default(),
         document_id: invitation.document_id.unwrap_or_default(),
         reference: invitation.reference.unwrap_or_default(),
         send_time: invitation.send_time.map(utc_to_timestamp),
@@ -322,6 +359,9 @@ mod tests {
         assert!(batch_ids(&too_many).is_err());
         assert!(batch_ids(&[]).is_err());
         let ids: Vec<String> = vec!["a".into(), "".into()];
-        assert_eq!(batch_ids(&ids).unwrap_err().field_violations()[0].0, "invitation_ids[1]");
+        assert_eq!(
+            batch_ids(&ids).unwrap_err().field_violations()[0].0,
+            "invitation_ids[1]"
+        );
     }
 }

@@ -33,7 +33,12 @@ impl InvitationApi {
 
     /// Runs one provider RPC: span (child of an inbound traceparent), the
     /// caller's deadline, account lookup, and the single error conversion.
-    async fn run<Req, T, F, Fut>(&self, rpc: Rpc, request: Request<Req>, call: F) -> Result<Response<T>, Status>
+    async fn run<Req, T, F, Fut>(
+        &self,
+        rpc: Rpc,
+        request: Request<Req>,
+        call: F,
+    ) -> Result<Response<T>, Status>
     where
         Req: ProviderScoped,
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut,
@@ -71,7 +76,9 @@ impl InvitationApi {
         let bounded = async {
             match deadline {
                 Some(deadline) => {
-                    let stop = deadline.checked_sub(HANDLER_DEADLINE_MARGIN).unwrap_or(deadline);
+                    let stop = deadline
+                        .checked_sub(HANDLER_DEADLINE_MARGIN)
+                        .unwrap_or(deadline);
                     match tokio::time::timeout_at(stop, work).await {
                         Ok(result) => result,
                         Err(_) => Err(ctx.deadline_exceeded(true)),
@@ -159,23 +166,31 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::SendInvitationRequest>,
     ) -> Result<Response<pb::SendInvitationResponse>, Status> {
-        self.run(Rpc::SendInvitation, request, |account, ctx, message| async move {
-            let kind = account.config.provider;
-            let send = convert::send_request(kind, message)?;
-            let outcome = account.provider.send_invitation(&ctx, send).await?;
-            Ok(pb::SendInvitationResponse {
-                document_id: outcome.document_id.unwrap_or_default(),
-                invitations: outcome.invitations.into_iter().map(convert::invitation).collect(),
-                provider_warnings: outcome
-                    .warnings
-                    .into_iter()
-                    .map(|w| pb::ProviderMessage {
-                        code: w.code,
-                        message: w.message,
-                    })
-                    .collect(),
-            })
-        })
+        self.run(
+            Rpc::SendInvitation,
+            request,
+            |account, ctx, message| async move {
+                let kind = account.config.provider;
+                let send = convert::send_request(kind, message)?;
+                let outcome = account.provider.send_invitation(&ctx, send).await?;
+                Ok(pb::SendInvitationResponse {
+                    document_id: outcome.document_id.unwrap_or_default(),
+                    invitations: outcome
+                        .invitations
+                        .into_iter()
+                        .map(convert::invitation)
+                        .collect(),
+                    provider_warnings: outcome
+                        .warnings
+                        .into_iter()
+                        .map(|w| pb::ProviderMessage {
+                            code: w.code,
+                            message: w.message,
+                        })
+                        .collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -183,16 +198,20 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::ResendInvitationRequest>,
     ) -> Result<Response<pb::ResendInvitationResponse>, Status> {
-        self.run(Rpc::ResendInvitation, request, |account, ctx, message| async move {
-            convert::id("invitation_id", &message.invitation_id)?;
-            let invitation = account
-                .provider
-                .resend_invitation(&ctx, &message.invitation_id)
-                .await?;
-            Ok(pb::ResendInvitationResponse {
-                invitation: Some(convert::invitation(invitation)),
-            })
-        })
+        self.run(
+            Rpc::ResendInvitation,
+            request,
+            |account, ctx, message| async move {
+                convert::id("invitation_id", &message.invitation_id)?;
+                let invitation = account
+                    .provider
+                    .resend_invitation(&ctx, &message.invitation_id)
+                    .await?;
+                Ok(pb::ResendInvitationResponse {
+                    invitation: Some(convert::invitation(invitation)),
+                })
+            },
+        )
         .await
     }
 
@@ -200,38 +219,47 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::BatchResendInvitationsRequest>,
     ) -> Result<Response<pb::BatchResendInvitationsResponse>, Status> {
-        self.run(Rpc::BatchResendInvitations, request, |account, ctx, message| async move {
-            convert::batch_ids(&message.invitation_ids)?;
-            account.provider.validate_batch_ids(&message.invitation_ids)?;
-            let outcomes = account
-                .provider
-                .batch_resend(&ctx, &message.invitation_ids)
-                .await?;
-            let results = outcomes
-                .into_iter()
-                .map(|outcome| match outcome.result {
-                    Ok(invitation) => pb::BatchResendResult {
-                        invitation_id: outcome.invitation_id,
-                        status: Some(tonic_types::Status {
-                            code: 0,
-                            message: String::new(),
-                            details: Vec::new(),
-                        }),
-                        invitation: Some(convert::invitation(invitation)),
-                    },
-                    Err(error) => pb::BatchResendResult {
-                        invitation_id: outcome.invitation_id.clone(),
-                        status: Some(
-                            account
-                                .annotate(error.with_default_metadata("invitationId", outcome.invitation_id))
-                                .to_rpc_status(),
-                        ),
-                        invitation: None,
-                    },
-                })
-                .collect();
-            Ok(pb::BatchResendInvitationsResponse { results })
-        })
+        self.run(
+            Rpc::BatchResendInvitations,
+            request,
+            |account, ctx, message| async move {
+                convert::batch_ids(&message.invitation_ids)?;
+                account
+                    .provider
+                    .validate_batch_ids(&message.invitation_ids)?;
+                let outcomes = account
+                    .provider
+                    .batch_resend(&ctx, &message.invitation_ids)
+                    .await?;
+                let results = outcomes
+                    .into_iter()
+                    .map(|outcome| match outcome.result {
+                        Ok(invitation) => pb::BatchResendResult {
+                            invitation_id: outcome.invitation_id,
+                            status: Some(tonic_types::Status {
+                                code: 0,
+                                message: String::new(),
+                                details: Vec::new(),
+                            }),
+                            invitation: Some(convert::invitation(invitation)),
+                        },
+                        Err(error) => pb::BatchResendResult {
+                            invitation_id: outcome.invitation_id.clone(),
+                            status: Some(
+                                account
+                                    .annotate(error.with_default_metadata(
+                                        "invitationId",
+                                        outcome.invitation_id,
+                                    ))
+                                    .to_rpc_status(),
+                            ),
+                            invitation: None,
+                        },
+                    })
+                    .collect();
+                Ok(pb::BatchResendInvitationsResponse { results })
+            },
+        )
         .await
     }
 
@@ -239,24 +267,28 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::ReactivateDocumentRequest>,
     ) -> Result<Response<pb::ReactivateDocumentResponse>, Status> {
-        self.run(Rpc::ReactivateDocument, request, |account, ctx, message| async move {
-            convert::id("document_id", &message.document_id)?;
-            use pb::reactivate_document_request::Expiry as ProtoExpiry;
-            let expiry = match &message.expiry {
-                None => Expiry::WorkflowDefault,
-                Some(ProtoExpiry::ExpiryDays(days)) => Expiry::Days(*days),
-                Some(ProtoExpiry::ExpireTime(time)) => {
-                    Expiry::At(convert::timestamp_to_utc("expire_time", time)?)
-                }
-            };
-            let document = account
-                .provider
-                .reactivate_document(&ctx, &message.document_id, expiry)
-                .await?;
-            Ok(pb::ReactivateDocumentResponse {
-                document: Some(convert::document(document)),
-            })
-        })
+        self.run(
+            Rpc::ReactivateDocument,
+            request,
+            |account, ctx, message| async move {
+                convert::id("document_id", &message.document_id)?;
+                use pb::reactivate_document_request::Expiry as ProtoExpiry;
+                let expiry = match &message.expiry {
+                    None => Expiry::WorkflowDefault,
+                    Some(ProtoExpiry::ExpiryDays(days)) => Expiry::Days(*days),
+                    Some(ProtoExpiry::ExpireTime(time)) => {
+                        Expiry::At(convert::timestamp_to_utc("expire_time", time)?)
+                    }
+                };
+                let document = account
+                    .provider
+                    .reactivate_document(&ctx, &message.document_id, expiry)
+                    .await?;
+                Ok(pb::ReactivateDocumentResponse {
+                    document: Some(convert::document(document)),
+                })
+            },
+        )
         .await
     }
 
@@ -264,16 +296,20 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::DeleteInvitationRequest>,
     ) -> Result<Response<pb::DeleteInvitationResponse>, Status> {
-        self.run(Rpc::DeleteInvitation, request, |account, ctx, message| async move {
-            convert::id("invitation_id", &message.invitation_id)?;
-            account
-                .provider
-                .delete_invitation(&ctx, &message.invitation_id)
-                .await?;
-            Ok(pb::DeleteInvitationResponse {
-                invitation_id: message.invitation_id,
-            })
-        })
+        self.run(
+            Rpc::DeleteInvitation,
+            request,
+            |account, ctx, message| async move {
+                convert::id("invitation_id", &message.invitation_id)?;
+                account
+                    .provider
+                    .delete_invitation(&ctx, &message.invitation_id)
+                    .await?;
+                Ok(pb::DeleteInvitationResponse {
+                    invitation_id: message.invitation_id,
+                })
+            },
+        )
         .await
     }
 
@@ -281,28 +317,32 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::ReplaceSignerRequest>,
     ) -> Result<Response<pb::ReplaceSignerResponse>, Status> {
-        self.run(Rpc::ReplaceSigner, request, |account, ctx, message| async move {
-            convert::id("document_id", &message.document_id)?;
-            convert::id("invitation_id", &message.invitation_id)?;
-            let new_signer = message
-                .new_signer
-                .ok_or_else(|| GatewayError::invalid_field("new_signer", "is required"))?;
-            let invitation = account
-                .provider
-                .replace_signer(
-                    &ctx,
-                    ReplaceSignerRequest {
-                        document_id: message.document_id,
-                        invitation_id: message.invitation_id,
-                        new_signer: convert::signer(new_signer),
-                        keep_invite_settings: message.keep_invite_settings,
-                    },
-                )
-                .await?;
-            Ok(pb::ReplaceSignerResponse {
-                invitation: Some(convert::invitation(invitation)),
-            })
-        })
+        self.run(
+            Rpc::ReplaceSigner,
+            request,
+            |account, ctx, message| async move {
+                convert::id("document_id", &message.document_id)?;
+                convert::id("invitation_id", &message.invitation_id)?;
+                let new_signer = message
+                    .new_signer
+                    .ok_or_else(|| GatewayError::invalid_field("new_signer", "is required"))?;
+                let invitation = account
+                    .provider
+                    .replace_signer(
+                        &ctx,
+                        ReplaceSignerRequest {
+                            document_id: message.document_id,
+                            invitation_id: message.invitation_id,
+                            new_signer: convert::signer(new_signer),
+                            keep_invite_settings: message.keep_invite_settings,
+                        },
+                    )
+                    .await?;
+                Ok(pb::ReplaceSignerResponse {
+                    invitation: Some(convert::invitation(invitation)),
+                })
+            },
+        )
         .await
     }
 
@@ -310,19 +350,26 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::CancelInvitationsRequest>,
     ) -> Result<Response<pb::CancelInvitationsResponse>, Status> {
-        self.run(Rpc::CancelInvitations, request, |account, ctx, message| async move {
-            convert::id("document_id", &message.document_id)?;
-            if message.reason.trim().is_empty() {
-                return Err(GatewayError::invalid_field("reason", "is required and must not be blank"));
-            }
-            account
-                .provider
-                .cancel_invitations(&ctx, &message.document_id, message.reason.trim())
-                .await?;
-            Ok(pb::CancelInvitationsResponse {
-                document_id: message.document_id,
-            })
-        })
+        self.run(
+            Rpc::CancelInvitations,
+            request,
+            |account, ctx, message| async move {
+                convert::id("document_id", &message.document_id)?;
+                if message.reason.trim().is_empty() {
+                    return Err(GatewayError::invalid_field(
+                        "reason",
+                        "is required and must not be blank",
+                    ));
+                }
+                account
+                    .provider
+                    .cancel_invitations(&ctx, &message.document_id, message.reason.trim())
+                    .await?;
+                Ok(pb::CancelInvitationsResponse {
+                    document_id: message.document_id,
+                })
+            },
+        )
         .await
     }
 
@@ -330,13 +377,20 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::GetDocumentResponse>, Status> {
-        self.run(Rpc::GetDocument, request, |account, ctx, message| async move {
-            convert::id("document_id", &message.document_id)?;
-            let document = account.provider.get_document(&ctx, &message.document_id).await?;
-            Ok(pb::GetDocumentResponse {
-                document: Some(convert::document(document)),
-            })
-        })
+        self.run(
+            Rpc::GetDocument,
+            request,
+            |account, ctx, message| async move {
+                convert::id("document_id", &message.document_id)?;
+                let document = account
+                    .provider
+                    .get_document(&ctx, &message.document_id)
+                    .await?;
+                Ok(pb::GetDocumentResponse {
+                    document: Some(convert::document(document)),
+                })
+            },
+        )
         .await
     }
 
@@ -344,16 +398,20 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::GetInvitationRequest>,
     ) -> Result<Response<pb::GetInvitationResponse>, Status> {
-        self.run(Rpc::GetInvitation, request, |account, ctx, message| async move {
-            convert::id("invitation_id", &message.invitation_id)?;
-            let invitation = account
-                .provider
-                .get_invitation(&ctx, &message.invitation_id)
-                .await?;
-            Ok(pb::GetInvitationResponse {
-                invitation: Some(convert::invitation(invitation)),
-            })
-        })
+        self.run(
+            Rpc::GetInvitation,
+            request,
+            |account, ctx, message| async move {
+                convert::id("invitation_id", &message.invitation_id)?;
+                let invitation = account
+                    .provider
+                    .get_invitation(&ctx, &message.invitation_id)
+                    .await?;
+                Ok(pb::GetInvitationResponse {
+                    invitation: Some(convert::invitation(invitation)),
+                })
+            },
+        )
         .await
     }
 

@@ -12,9 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ::http::{Method, header};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ::http::{Method, header};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -72,7 +72,13 @@ impl Bynn {
         }
     }
 
-    fn request(&self, operation: &'static str, method: Method, segments: &[&str], template: &'static str) -> Result<Outbound> {
+    fn request(
+        &self,
+        operation: &'static str,
+        method: Method,
+        segments: &[&str],
+        template: &'static str,
+    ) -> Result<Outbound> {
         let url = http::url_with_segments(&self.account.base_url, segments);
         Outbound::new(operation, method, url, template)
             .secret_header(header::AUTHORIZATION, &format!("Bearer {}", self.api_key()))
@@ -83,7 +89,9 @@ impl Bynn {
     fn take_budget(&self, is_resend: bool) -> Result<()> {
         let now = Instant::now();
         let wait = if is_resend {
-            self.requests.wait_time(now).max(self.resends.wait_time(now))
+            self.requests
+                .wait_time(now)
+                .max(self.resends.wait_time(now))
         } else {
             self.requests.wait_time(now)
         };
@@ -93,7 +101,14 @@ impl Bynn {
                 Reason::RateLimited,
                 "the gateway's budget for Bynn calls on this account is spent; retry later",
             )
-            .with_metadata("limiter", if is_resend { "resends_per_minute" } else { "requests_per_minute" })
+            .with_metadata(
+                "limiter",
+                if is_resend {
+                    "resends_per_minute"
+                } else {
+                    "requests_per_minute"
+                },
+            )
             .with_retry_after(Duration::from_secs(seconds)));
         }
         self.requests.record(now);
@@ -103,9 +118,16 @@ impl Bynn {
         Ok(())
     }
 
-    async fn call(&self, ctx: &CallContext, outbound: Outbound, is_resend: bool) -> Result<ProviderResponse> {
+    async fn call(
+        &self,
+        ctx: &CallContext,
+        outbound: Outbound,
+        is_resend: bool,
+    ) -> Result<ProviderResponse> {
         self.take_budget(is_resend)?;
-        self.http.send(ctx, KIND, &self.account.name, outbound).await
+        self.http
+            .send(ctx, KIND, &self.account.name, outbound)
+            .await
     }
 }
 
@@ -119,10 +141,19 @@ impl Provider for Bynn {
         SUPPORTED
     }
 
-    async fn send_invitation(&self, ctx: &CallContext, request: SendRequest) -> Result<SendOutcome> {
+    async fn send_invitation(
+        &self,
+        ctx: &CallContext,
+        request: SendRequest,
+    ) -> Result<SendOutcome> {
         let body = create_body(&request)?;
         let outbound = self
-            .request("create_invitation", Method::POST, &["autodoc", "invitations"], "/autodoc/invitations")?
+            .request(
+                "create_invitation",
+                Method::POST,
+                &["autodoc", "invitations"],
+                "/autodoc/invitations",
+            )?
             .json_body(&body)?
             .timeout(self.timeouts.write)
             // Not idempotent and billed: never resent once it may have arrived.
@@ -139,7 +170,11 @@ impl Provider for Bynn {
         })
     }
 
-    async fn resend_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<Invitation> {
+    async fn resend_invitation(
+        &self,
+        ctx: &CallContext,
+        invitation_id: &str,
+    ) -> Result<Invitation> {
         validate_token("invitation_id", invitation_id)?;
         let outbound = self
             .request(
@@ -203,7 +238,10 @@ impl SlidingWindow {
     /// Zero when a call fits now, else the time until one does.
     fn wait_time(&self, now: Instant) -> Duration {
         let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
-        while times.front().is_some_and(|t| now.duration_since(*t) >= Self::WINDOW) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Self::WINDOW)
+        {
             times.pop_front();
         }
         if times.len() < self.limit {
@@ -216,18 +254,24 @@ impl SlidingWindow {
     }
 
     fn record(&self, now: Instant) {
-        self.times.lock().unwrap_or_else(|p| p.into_inner()).push_back(now);
+        self.times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(now);
     }
 }
 
 /// Bynn tokens are `adi_` plus letters and digits; nothing else is forwarded.
 fn validate_token(field: &str, token: &str) -> Result<()> {
     let valid = token.len() <= MAX_TOKEN_LEN
-        && token
-            .strip_prefix("adi_")
-            .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()));
+        && token.strip_prefix("adi_").is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        });
     if !valid {
-        return Err(GatewayError::invalid_field(field, "must be a Bynn invitation token such as adi_3f9c..."));
+        return Err(GatewayError::invalid_field(
+            field,
+            "must be a Bynn invitation token such as adi_3f9c...",
+        ));
     }
     Ok(())
 }
@@ -251,7 +295,10 @@ fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
         locale,
     } = &request.options
     else {
-        return Err(GatewayError::invalid_field("bynn", "Bynn options (workflow_token, channel) are required"));
+        return Err(GatewayError::invalid_field(
+            "bynn",
+            "Bynn options (workflow_token, channel) are required",
+        ));
     };
     for (field, set) in [
         ("document_id", !request.document_id.is_empty()),
@@ -260,17 +307,29 @@ fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
         ("cc", !request.cc.is_empty()),
     ] {
         if set {
-            return Err(GatewayError::invalid_field(field, "is not supported by Bynn; leave it empty"));
+            return Err(GatewayError::invalid_field(
+                field,
+                "is not supported by Bynn; leave it empty",
+            ));
         }
     }
     if !workflow_token.starts_with("wf_") {
-        return Err(GatewayError::invalid_field("bynn.workflow_token", "must be a Bynn workflow token such as wf_..."));
+        return Err(GatewayError::invalid_field(
+            "bynn.workflow_token",
+            "must be a Bynn workflow token such as wf_...",
+        ));
     }
     validate::require_path_safe_id("bynn.workflow_token", workflow_token, MAX_TOKEN_LEN)?;
-    let channel = channel.ok_or_else(|| GatewayError::invalid_field("bynn.channel", "must be EMAIL or SMS"))?;
+    let channel = channel
+        .ok_or_else(|| GatewayError::invalid_field("bynn.channel", "must be EMAIL or SMS"))?;
     let signer: &Signer = match request.signers.as_slice() {
         [signer] => signer,
-        [] => return Err(GatewayError::invalid_field("signers", "Bynn needs exactly one signer")),
+        [] => {
+            return Err(GatewayError::invalid_field(
+                "signers",
+                "Bynn needs exactly one signer",
+            ));
+        }
         _ => {
             return Err(GatewayError::invalid_field(
                 "signers",
@@ -281,7 +340,10 @@ fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
     let recipient = match channel {
         BynnChannel::Email => {
             if !validate::is_email(&signer.email) {
-                return Err(GatewayError::invalid_field("signers[0].email", "must be an email address for the email channel"));
+                return Err(GatewayError::invalid_field(
+                    "signers[0].email",
+                    "must be an email address for the email channel",
+                ));
             }
             signer.email.as_str()
         }
@@ -296,10 +358,16 @@ fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
         }
     };
     if request.reference.len() > MAX_REFERENCE_LEN {
-        return Err(GatewayError::invalid_field("reference", "is longer than 255 characters"));
+        return Err(GatewayError::invalid_field(
+            "reference",
+            "is longer than 255 characters",
+        ));
     }
     if !locale.is_empty() && !is_locale(locale) {
-        return Err(GatewayError::invalid_field("bynn.locale", "must be a locale code such as en or pt-BR"));
+        return Err(GatewayError::invalid_field(
+            "bynn.locale",
+            "must be a locale code such as en or pt-BR",
+        ));
     }
     Ok(CreateBody {
         workflow_token,
@@ -377,7 +445,9 @@ fn parse_invitation(response: &ProviderResponse) -> Result<Invitation> {
 
 /// An RFC 3339 time; anything else is treated as absent, not as an error.
 fn parse_time(value: Option<&str>) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value?).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(value?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn to_invitation(wire: WireInvitation, now: DateTime<Utc>) -> Invitation {
@@ -398,22 +468,36 @@ fn to_invitation(wire: WireInvitation, now: DateTime<Utc>) -> Invitation {
     };
     let terminal = matches!(
         state,
-        InvitationState::Signed | InvitationState::Rejected | InvitationState::Failed | InvitationState::Expired
+        InvitationState::Signed
+            | InvitationState::Rejected
+            | InvitationState::Failed
+            | InvitationState::Expired
     );
-    let state = if expired && !terminal { InvitationState::Expired } else { state };
+    let state = if expired && !terminal {
+        InvitationState::Expired
+    } else {
+        state
+    };
     let recipient = wire.recipient.unwrap_or_default();
     let is_sms = wire.channel.as_deref() == Some("sms");
     Invitation {
         id: wire.token,
         sign_url: None,
         signer: Signer {
-            email: if is_sms { String::new() } else { recipient.clone() },
+            email: if is_sms {
+                String::new()
+            } else {
+                recipient.clone()
+            },
             phone: if is_sms { recipient } else { String::new() },
             ..Signer::default()
         },
         is_signers_turn: !matches!(
             state,
-            InvitationState::Signed | InvitationState::Rejected | InvitationState::Failed | InvitationState::Expired
+            InvitationState::Signed
+                | InvitationState::Rejected
+                | InvitationState::Failed
+                | InvitationState::Expired
         ),
         state,
         provider_status: wire.status,
@@ -434,19 +518,30 @@ enum Operation {
 
 /// Bynn's error table. Decided from the HTTP status and `error.type`
 /// together; message texts are only read for the hints they carry.
-fn map_error(response: &ProviderResponse, operation: Operation, token: Option<&str>) -> GatewayError {
+fn map_error(
+    response: &ProviderResponse,
+    operation: Operation,
+    token: Option<&str>,
+) -> GatewayError {
     let status = response.status.as_u16();
     let wire = response.json::<WireErrorEnvelope>().ok().map(|e| e.error);
     let kind = wire.as_ref().map(|w| w.kind.as_str()).unwrap_or("");
     let message = wire.as_ref().map(|w| w.message.as_str()).unwrap_or("");
-    tracing::info!(http_status = status, error_type = kind, "bynn answered with an error");
+    tracing::info!(
+        http_status = status,
+        error_type = kind,
+        "bynn answered with an error"
+    );
 
     let error = match (status, kind) {
         (429, "cooldown_active") => {
             let remaining = wire
                 .as_ref()
                 .and_then(|w| w.remaining_seconds.as_ref())
-                .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
                 .or_else(|| seconds_in_message(message))
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_COOLDOWN);
@@ -485,9 +580,10 @@ fn map_error(response: &ProviderResponse, operation: Operation, token: Option<&s
             )
             .with_metadata("status", current)
         }
-        (422, _) | (413, _) | (415, _) => {
-            GatewayError::new(Reason::ProviderRejectedRequest, "Bynn rejected the request as invalid")
-        }
+        (422, _) | (413, _) | (415, _) => GatewayError::new(
+            Reason::ProviderRejectedRequest,
+            "Bynn rejected the request as invalid",
+        ),
         (402, _) => GatewayError::new(
             Reason::ProviderInsufficientBalance,
             "the Bynn organization has insufficient balance",
@@ -496,7 +592,10 @@ fn map_error(response: &ProviderResponse, operation: Operation, token: Option<&s
             Reason::ProviderRejectedRequest,
             "Bynn does not know the workflow token",
         )
-        .with_field_violation("bynn.workflow_token", "is not a workflow of this Bynn organization"),
+        .with_field_violation(
+            "bynn.workflow_token",
+            "is not a workflow of this Bynn organization",
+        ),
         (404, _) => GatewayError::new(Reason::InvitationNotFound, "Bynn has no such invitation")
             .with_missing_resource("invitation", token.unwrap_or_default()),
         _ => match http::common_status_error(KIND, response) {
@@ -536,10 +635,20 @@ fn seconds_in_message(message: &str) -> Option<u64> {
 /// Reads the status word out of "cannot be resent in status delivered".
 fn status_in_message(message: &str) -> Option<String> {
     const KNOWN: [&str; 8] = [
-        "pending", "delivered", "opened", "started", "completed", "rejected", "failed", "expired",
+        "pending",
+        "delivered",
+        "opened",
+        "started",
+        "completed",
+        "rejected",
+        "failed",
+        "expired",
     ];
     let lower = message.to_ascii_lowercase();
-    KNOWN.iter().find(|s| lower.contains(*s)).map(|s| (*s).to_owned())
+    KNOWN
+        .iter()
+        .find(|s| lower.contains(*s))
+        .map(|s| (*s).to_owned())
 }
 
 #[cfg(test)]
@@ -549,14 +658,24 @@ mod tests {
     #[test]
     fn tokens_must_have_the_adi_shape() {
         assert!(validate_token("invitation_id", "adi_3f9cA1").is_ok());
-        for bad in ["", "adi_", "3f9c", "adi_../x", "adi_a b", "https://api.bynn.com/v1/x"] {
+        for bad in [
+            "",
+            "adi_",
+            "3f9c",
+            "adi_../x",
+            "adi_a b",
+            "https://api.bynn.com/v1/x",
+        ] {
             assert!(validate_token("invitation_id", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn cooldown_hint_is_read_from_message_text() {
-        assert_eq!(seconds_in_message("Please wait (remaining_seconds: 97)."), Some(97));
+        assert_eq!(
+            seconds_in_message("Please wait (remaining_seconds: 97)."),
+            Some(97)
+        );
         assert_eq!(seconds_in_message("remaining_seconds=12"), Some(12));
         assert_eq!(seconds_in_message("Try again in 45 seconds"), Some(45));
         assert_eq!(seconds_in_message("Please wait."), None);

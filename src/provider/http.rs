@@ -55,7 +55,12 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(operation: &'static str, method: Method, url: Url, path_template: &'static str) -> Self {
+    pub fn new(
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        path_template: &'static str,
+    ) -> Self {
         Outbound {
             operation,
             method,
@@ -70,18 +75,22 @@ impl Outbound {
 
     /// Sets a credential header, marked sensitive so no debug output shows it.
     pub fn secret_header(mut self, name: HeaderName, value: &str) -> Result<Self> {
-        let mut value = HeaderValue::from_str(value)
-            .map_err(|_| GatewayError::internal("a configured credential is not a valid header value"))?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            GatewayError::internal("a configured credential is not a valid header value")
+        })?;
         value.set_sensitive(true);
         self.headers.insert(name, value);
         Ok(self)
     }
 
     pub fn json_body(mut self, body: &impl serde::Serialize) -> Result<Self> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|error| GatewayError::internal("could not encode a provider request").with_source(error))?;
-        self.headers
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let bytes = serde_json::to_vec(body).map_err(|error| {
+            GatewayError::internal("could not encode a provider request").with_source(error)
+        })?;
+        self.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         self.body = Some(Bytes::from(bytes));
         Ok(self)
     }
@@ -118,7 +127,9 @@ pub struct ProviderResponse {
 }
 
 impl ProviderResponse {
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> std::result::Result<T, serde_json::Error> {
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> std::result::Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
 
@@ -166,9 +177,14 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("esign-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| GatewayError::internal("could not build the HTTP client").with_source(error))?;
+            .map_err(|error| {
+                GatewayError::internal("could not build the HTTP client").with_source(error)
+            })?;
         Ok(HttpClient {
-            inner: Arc::new(Inner { client, max_body_bytes }),
+            inner: Arc::new(Inner {
+                client,
+                max_body_bytes,
+            }),
         })
     }
 
@@ -222,8 +238,13 @@ impl HttpClient {
 
             let retry_delay = match &outcome {
                 Ok(response) => {
-                    tracing::Span::current().record("http.response.status_code", response.status.as_u16());
-                    tracing::debug!(status = response.status.as_u16(), elapsed_ms, "provider answered");
+                    tracing::Span::current()
+                        .record("http.response.status_code", response.status.as_u16());
+                    tracing::debug!(
+                        status = response.status.as_u16(),
+                        elapsed_ms,
+                        "provider answered"
+                    );
                     let retryable_status = matches!(
                         response.status,
                         StatusCode::TOO_MANY_REQUESTS
@@ -238,7 +259,9 @@ impl HttpClient {
                     }
                 }
                 Err(SendFailure::Connect(_)) => Some(backoff(attempt)),
-                Err(SendFailure::Transport(_)) if request.retry == RetryPolicy::Safe => Some(backoff(attempt)),
+                Err(SendFailure::Transport(_)) if request.retry == RetryPolicy::Safe => {
+                    Some(backoff(attempt))
+                }
                 Err(_) => None,
             };
 
@@ -251,19 +274,33 @@ impl HttpClient {
                 && delay <= BACKOFF_CAP.max(Duration::from_secs(5))
                 && can_wait(delay)
             {
-                tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "retrying provider call");
+                tracing::info!(
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying provider call"
+                );
                 tokio::time::sleep(delay).await;
                 continue;
             }
 
             return match outcome {
                 Ok(response) => Ok(response),
-                Err(failure) => Err(self.failure_to_error(ctx, provider, failure, bounded_by_deadline, elapsed_ms)),
+                Err(failure) => Err(self.failure_to_error(
+                    ctx,
+                    provider,
+                    failure,
+                    bounded_by_deadline,
+                    elapsed_ms,
+                )),
             };
         }
     }
 
-    async fn send_once(&self, request: &Outbound, budget: Duration) -> std::result::Result<ProviderResponse, SendFailure> {
+    async fn send_once(
+        &self,
+        request: &Outbound,
+        budget: Duration,
+    ) -> std::result::Result<ProviderResponse, SendFailure> {
         let mut headers = request.headers.clone();
         telemetry::inject_trace_context(&mut headers);
         let mut builder = self
@@ -312,9 +349,12 @@ impl HttpClient {
             }
             SendFailure::Timeout(error) => {
                 tracing::warn!(elapsed_ms, error = %error, "provider call timed out");
-                let error = GatewayError::new(Reason::ProviderUnavailable, "the provider did not answer in time")
-                    .with_provider(provider)
-                    .with_retry_after(TRANSIENT_RETRY_DELAY);
+                let error = GatewayError::new(
+                    Reason::ProviderUnavailable,
+                    "the provider did not answer in time",
+                )
+                .with_provider(provider)
+                .with_retry_after(TRANSIENT_RETRY_DELAY);
                 if ctx.rpc.is_mutating() {
                     error.with_metadata("outcome", "unknown")
                 } else {
@@ -323,16 +363,22 @@ impl HttpClient {
             }
             SendFailure::Connect(error) => {
                 tracing::warn!(error = %error, "could not connect to provider");
-                GatewayError::new(Reason::ProviderUnavailable, "the provider could not be reached")
-                    .with_provider(provider)
-                    .with_retry_after(TRANSIENT_RETRY_DELAY)
-                    .with_metadata("outcome", "not_sent")
+                GatewayError::new(
+                    Reason::ProviderUnavailable,
+                    "the provider could not be reached",
+                )
+                .with_provider(provider)
+                .with_retry_after(TRANSIENT_RETRY_DELAY)
+                .with_metadata("outcome", "not_sent")
             }
             SendFailure::Transport(error) => {
                 tracing::warn!(error = %error, "provider connection failed mid-call");
-                let error = GatewayError::new(Reason::ProviderUnavailable, "the provider connection failed")
-                    .with_provider(provider)
-                    .with_retry_after(TRANSIENT_RETRY_DELAY);
+                let error = GatewayError::new(
+                    Reason::ProviderUnavailable,
+                    "the provider connection failed",
+                )
+                .with_provider(provider)
+                .with_retry_after(TRANSIENT_RETRY_DELAY);
                 if ctx.rpc.is_mutating() {
                     error.with_metadata("outcome", "unknown")
                 } else {
@@ -340,7 +386,10 @@ impl HttpClient {
                 }
             }
             SendFailure::BodyTooLarge => {
-                tracing::warn!(limit = self.inner.max_body_bytes, "provider response body too large");
+                tracing::warn!(
+                    limit = self.inner.max_body_bytes,
+                    "provider response body too large"
+                );
                 GatewayError::new(
                     Reason::ProviderUnrecognizedResponse,
                     "the provider sent a response larger than the gateway accepts",
@@ -383,16 +432,25 @@ fn backoff(attempt: u32) -> Duration {
 
 /// The statuses every provider answers alike; adapters map their own bodies
 /// first and fall back to this.
-pub fn common_status_error(provider: ProviderKind, response: &ProviderResponse) -> Option<GatewayError> {
+pub fn common_status_error(
+    provider: ProviderKind,
+    response: &ProviderResponse,
+) -> Option<GatewayError> {
     let status = response.status;
     let error = match status.as_u16() {
         401 => GatewayError::new(
             Reason::ProviderCredentialsRejected,
             "the provider rejected the gateway's credentials",
         ),
-        403 => GatewayError::new(Reason::ProviderPermissionDenied, "the provider refused access"),
-        429 => GatewayError::new(Reason::RateLimited, "the provider is rate limiting the gateway")
-            .with_retry_after(response.retry_after().unwrap_or(Duration::from_secs(60))),
+        403 => GatewayError::new(
+            Reason::ProviderPermissionDenied,
+            "the provider refused access",
+        ),
+        429 => GatewayError::new(
+            Reason::RateLimited,
+            "the provider is rate limiting the gateway",
+        )
+        .with_retry_after(response.retry_after().unwrap_or(Duration::from_secs(60))),
         500..=599 => GatewayError::new(Reason::ProviderUnavailable, "the provider is unavailable")
             .with_retry_after(response.retry_after().unwrap_or(TRANSIENT_RETRY_DELAY)),
         _ => return None,
@@ -429,7 +487,9 @@ pub fn unrecognized(provider: ProviderKind, response: &ProviderResponse) -> Gate
 pub fn url_with_segments(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();
     {
-        let mut path = url.path_segments_mut().expect("base URLs are validated as http(s)");
+        let mut path = url
+            .path_segments_mut()
+            .expect("base URLs are validated as http(s)");
         path.pop_if_empty();
         for segment in segments {
             for part in segment.split('/').filter(|p| !p.is_empty()) {
@@ -448,7 +508,10 @@ mod tests {
     fn url_segments_are_encoded_and_keep_the_prefix() {
         let base = Url::parse("https://api.bynn.com/v1").unwrap();
         let url = url_with_segments(&base, &["autodoc/invitations", "adi_x?y=1", "resend"]);
-        assert_eq!(url.as_str(), "https://api.bynn.com/v1/autodoc/invitations/adi_x%3Fy=1/resend");
+        assert_eq!(
+            url.as_str(),
+            "https://api.bynn.com/v1/autodoc/invitations/adi_x%3Fy=1/resend"
+        );
         let url = url_with_segments(&base, &["autodoc/invitations", "..", "x"]);
         assert!(url.as_str().starts_with("https://api.bynn.com/"), "{url}");
     }

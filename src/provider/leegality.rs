@@ -19,7 +19,11 @@ pub struct Leegality {
 
 impl Leegality {
     pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
-        Leegality { account, http, timeouts }
+        Leegality {
+            account,
+            http,
+            timeouts,
+        }
     }
 }
 

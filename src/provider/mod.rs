@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use crate::{
     config::{AccountConfig, Config},
     domain::{
-        BatchItemOutcome, Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc, SendOutcome,
-        SendRequest,
+        BatchItemOutcome, Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc,
+        SendOutcome, SendRequest,
     },
     error::{GatewayError, Reason, Result},
 };
@@ -70,12 +70,26 @@ pub trait Provider: Send + Sync + 'static {
     /// The RPCs this adapter serves, for `ListProviders`.
     fn supported_rpcs(&self) -> &'static [Rpc];
 
-    async fn send_invitation(&self, _ctx: &CallContext, _request: SendRequest) -> Result<SendOutcome> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::SendInvitation.name()))
+    async fn send_invitation(
+        &self,
+        _ctx: &CallContext,
+        _request: SendRequest,
+    ) -> Result<SendOutcome> {
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::SendInvitation.name(),
+        ))
     }
 
-    async fn resend_invitation(&self, _ctx: &CallContext, _invitation_id: &str) -> Result<Invitation> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::ResendInvitation.name()))
+    async fn resend_invitation(
+        &self,
+        _ctx: &CallContext,
+        _invitation_id: &str,
+    ) -> Result<Invitation> {
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::ResendInvitation.name(),
+        ))
     }
 
     /// Checks the ids of a batch before any provider call; the default
@@ -87,14 +101,24 @@ pub trait Provider: Send + Sync + 'static {
 
     /// One result per id. The default fans out over `resend_invitation`
     /// with bounded concurrency; a provider with a batch endpoint overrides it.
-    async fn batch_resend(&self, ctx: &CallContext, invitation_ids: &[String]) -> Result<Vec<BatchItemOutcome>> {
+    async fn batch_resend(
+        &self,
+        ctx: &CallContext,
+        invitation_ids: &[String],
+    ) -> Result<Vec<BatchItemOutcome>> {
         if !self.supported_rpcs().contains(&Rpc::BatchResendInvitations) {
-            return Err(GatewayError::unsupported(self.kind(), Rpc::BatchResendInvitations.name()));
+            return Err(GatewayError::unsupported(
+                self.kind(),
+                Rpc::BatchResendInvitations.name(),
+            ));
         }
         let outcomes = stream::iter(invitation_ids.iter().cloned())
             .map(|invitation_id| async move {
                 let result = self.resend_invitation(ctx, &invitation_id).await;
-                BatchItemOutcome { invitation_id, result }
+                BatchItemOutcome {
+                    invitation_id,
+                    result,
+                }
             })
             .buffered(BATCH_FAN_OUT_CONCURRENCY)
             .collect()
@@ -102,28 +126,60 @@ pub trait Provider: Send + Sync + 'static {
         Ok(outcomes)
     }
 
-    async fn reactivate_document(&self, _ctx: &CallContext, _document_id: &str, _expiry: Expiry) -> Result<Document> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::ReactivateDocument.name()))
+    async fn reactivate_document(
+        &self,
+        _ctx: &CallContext,
+        _document_id: &str,
+        _expiry: Expiry,
+    ) -> Result<Document> {
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::ReactivateDocument.name(),
+        ))
     }
 
     async fn delete_invitation(&self, _ctx: &CallContext, _invitation_id: &str) -> Result<()> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::DeleteInvitation.name()))
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::DeleteInvitation.name(),
+        ))
     }
 
-    async fn replace_signer(&self, _ctx: &CallContext, _request: ReplaceSignerRequest) -> Result<Invitation> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::ReplaceSigner.name()))
+    async fn replace_signer(
+        &self,
+        _ctx: &CallContext,
+        _request: ReplaceSignerRequest,
+    ) -> Result<Invitation> {
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::ReplaceSigner.name(),
+        ))
     }
 
-    async fn cancel_invitations(&self, _ctx: &CallContext, _document_id: &str, _reason: &str) -> Result<()> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::CancelInvitations.name()))
+    async fn cancel_invitations(
+        &self,
+        _ctx: &CallContext,
+        _document_id: &str,
+        _reason: &str,
+    ) -> Result<()> {
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::CancelInvitations.name(),
+        ))
     }
 
     async fn get_document(&self, _ctx: &CallContext, _document_id: &str) -> Result<Document> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::GetDocument.name()))
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::GetDocument.name(),
+        ))
     }
 
     async fn get_invitation(&self, _ctx: &CallContext, _invitation_id: &str) -> Result<Invitation> {
-        Err(GatewayError::unsupported(self.kind(), Rpc::GetInvitation.name()))
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::GetInvitation.name(),
+        ))
     }
 }
 
@@ -155,11 +211,21 @@ impl Registry {
     pub fn from_config(config: &Config, http: http::HttpClient) -> Registry {
         let accounts = config.accounts.iter().map(|account| {
             let provider: Arc<dyn Provider> = match account.provider {
-                ProviderKind::Leegality => {
-                    Arc::new(leegality::Leegality::new(account.clone(), http.clone(), config.timeouts))
-                }
-                ProviderKind::SignNow => Arc::new(signnow::SignNow::new(account.clone(), http.clone(), config.timeouts)),
-                ProviderKind::Bynn => Arc::new(bynn::Bynn::new(account.clone(), http.clone(), config.timeouts)),
+                ProviderKind::Leegality => Arc::new(leegality::Leegality::new(
+                    account.clone(),
+                    http.clone(),
+                    config.timeouts,
+                )),
+                ProviderKind::SignNow => Arc::new(signnow::SignNow::new(
+                    account.clone(),
+                    http.clone(),
+                    config.timeouts,
+                )),
+                ProviderKind::Bynn => Arc::new(bynn::Bynn::new(
+                    account.clone(),
+                    http.clone(),
+                    config.timeouts,
+                )),
             };
             (account.clone(), provider)
         });
@@ -181,16 +247,19 @@ impl Registry {
                 is_default,
             });
             if is_default {
-                registry.defaults.insert(account.config.provider, account.clone());
+                registry
+                    .defaults
+                    .insert(account.config.provider, account.clone());
             }
-            registry
-                .accounts
-                .insert((account.config.provider, account.config.name.clone()), account.clone());
+            registry.accounts.insert(
+                (account.config.provider, account.config.name.clone()),
+                account.clone(),
+            );
             registry.ordered.push(account);
         }
-        registry
-            .ordered
-            .sort_by(|a, b| (a.config.provider, &a.config.name).cmp(&(b.config.provider, &b.config.name)));
+        registry.ordered.sort_by(|a, b| {
+            (a.config.provider, &a.config.name).cmp(&(b.config.provider, &b.config.name))
+        });
         registry
     }
 
@@ -200,7 +269,10 @@ impl Registry {
         if !has_any {
             return Err(GatewayError::new(
                 Reason::ProviderNotConfigured,
-                format!("{} is not configured on this gateway", provider.display_name()),
+                format!(
+                    "{} is not configured on this gateway",
+                    provider.display_name()
+                ),
             )
             .with_provider(provider));
         }
@@ -222,7 +294,10 @@ impl Registry {
             .ok_or_else(|| {
                 GatewayError::new(
                     Reason::UnknownAccount,
-                    format!("no {} account with that name is configured", provider.display_name()),
+                    format!(
+                        "no {} account with that name is configured",
+                        provider.display_name()
+                    ),
                 )
                 .with_provider(provider)
                 .with_metadata("account", account)

@@ -19,7 +19,11 @@ pub struct SignNow {
 
 impl SignNow {
     pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
-        SignNow { account, http, timeouts }
+        SignNow {
+            account,
+            http,
+            timeouts,
+        }
     }
 }
 

@@ -122,7 +122,12 @@ impl State {
             BynnInvitation {
                 token: token.clone(),
                 workflow_token: self.workflows[0].clone(),
-                channel: if recipient.starts_with('+') { "sms" } else { "email" }.into(),
+                channel: if recipient.starts_with('+') {
+                    "sms"
+                } else {
+                    "email"
+                }
+                .into(),
                 recipient: recipient.into(),
                 reference: None,
                 locale: None,
@@ -156,13 +161,18 @@ fn window(times: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime
 
 fn throttled(oldest: DateTime<Utc>, now: DateTime<Utc>, message: &str) -> SimResponse {
     let retry_after = (oldest + Duration::seconds(60) - now).num_seconds().max(1);
-    error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).with_header(header::RETRY_AFTER, retry_after.to_string())
+    error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        .with_header(header::RETRY_AFTER, retry_after.to_string())
 }
 
 pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
     let expected = &shared.config.credentials.bynn_api_key;
     if request.bearer() != Some(expected.as_str()) {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid credentials.");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Missing or invalid credentials.",
+        );
     }
     let now = request.now;
     let mut state = lock(&shared.bynn);
@@ -183,7 +193,9 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
             Some(invitation) => SimResponse::ok(invitation.to_json()),
             None => error(StatusCode::NOT_FOUND, "not_found", "Invitation not found."),
         },
-        (&Method::POST, ["autodoc", "invitations", token, "resend"]) => resend(&mut state, token, now),
+        (&Method::POST, ["autodoc", "invitations", token, "resend"]) => {
+            resend(&mut state, token, now)
+        }
         _ => error(StatusCode::NOT_FOUND, "not_found", "Route not found."),
     }
 }
@@ -191,32 +203,61 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
 fn create(state: &mut State, request: &SimRequest<'_>) -> SimResponse {
     let body: Value = match serde_json::from_slice(request.body) {
         Ok(body) => body,
-        Err(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", "Body must be JSON."),
+        Err(_) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "Body must be JSON.",
+            );
+        }
     };
     let text = |key: &str| body[key].as_str().unwrap_or_default().to_owned();
-    let (workflow, channel, recipient) = (text("workflowToken"), text("channel"), text("recipient"));
+    let (workflow, channel, recipient) =
+        (text("workflowToken"), text("channel"), text("recipient"));
     if workflow.is_empty() {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", "workflowToken is required.");
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "workflowToken is required.",
+        );
     }
     let recipient_ok = match channel.as_str() {
         "email" => validate::is_email(&recipient),
         "sms" => validate::is_e164(&recipient),
-        _ => return error(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", "channel must be email or sms."),
+        _ => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "channel must be email or sms.",
+            );
+        }
     };
     if !recipient_ok {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", "recipient is not valid for the channel.");
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "recipient is not valid for the channel.",
+        );
     }
     let locale = body["locale"].as_str().map(str::to_owned);
     if let Some(locale) = &locale
         && !state.locales.contains(locale)
     {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", "locale is not supported.");
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "locale is not supported.",
+        );
     }
     if !state.workflows.contains(&workflow) {
         return error(StatusCode::NOT_FOUND, "not_found", "Workflow not found.");
     }
     if state.balance_cents == Some(0) {
-        return error(StatusCode::PAYMENT_REQUIRED, "insufficient_balance", "Insufficient balance.");
+        return error(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_balance",
+            "Insufficient balance.",
+        );
     }
     let token = format!("adi_{}", random_hex(24));
     let invitation = BynnInvitation {
@@ -243,7 +284,11 @@ fn resend(state: &mut State, token: &str, now: DateTime<Utc>) -> SimResponse {
     if let Some(oldest) = window(&mut state.resend_times, now)
         && state.resend_times.len() >= RESENDS_PER_MINUTE
     {
-        return throttled(oldest, now, "Too many resends. Limit: 20 per minute per organization.");
+        return throttled(
+            oldest,
+            now,
+            "Too many resends. Limit: 20 per minute per organization.",
+        );
     }
     let Some(invitation) = state.invitation(token, now) else {
         return error(StatusCode::NOT_FOUND, "not_found", "Invitation not found.");
@@ -256,7 +301,10 @@ fn resend(state: &mut State, token: &str, now: DateTime<Utc>) -> SimResponse {
         );
     }
     if invitation.status != "sent" {
-        let message = format!("Invitation cannot be resent in status {}.", invitation.status);
+        let message = format!(
+            "Invitation cannot be resent in status {}.",
+            invitation.status
+        );
         let mut answer = error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_status", &message);
         answer.body["error"]["status"] = Value::from(invitation.status.clone());
         return answer;

@@ -17,11 +17,11 @@ use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock};
 pub const RESEND_CAP: u32 = 5;
 pub const MAX_SIGN_URLS: usize = 15;
 pub const MAX_FILE_BYTES: usize = 15 * 1024 * 1024;
-pub const MSG_RESENT: &str = "Invitation(s) sent successfully. Please ask invitees to check their inbox.";
+pub const MSG_RESENT: &str =
+    "Invitation(s) sent successfully. Please ask invitees to check their inbox.";
 pub const MSG_ALREADY_SIGNED: &str = "Document(s) already signed by the invitee.";
 pub const MSG_NO_ACCESS: &str = "You do not have access to the document.";
-pub const MSG_RESEND_CAP: &str =
-    "You have already resent invitation mail 5 times. Please contact support@leegality.com for help.";
+pub const MSG_RESEND_CAP: &str = "You have already resent invitation mail 5 times. Please contact support@leegality.com for help.";
 /// The per-item text for an unknown sign URL is undocumented (only the null
 /// name/email/phone are); this wording is the simulator's own.
 pub const MSG_INVALID_URL: &str = "Invalid sign URL.";
@@ -87,7 +87,12 @@ impl State {
     }
 
     /// Seeds a SENT document whose invitees sign in order.
-    pub fn seed_document(&mut self, irn: Option<&str>, invitees: &[(&str, &str)], now: DateTime<Utc>) -> LeegalityDocument {
+    pub fn seed_document(
+        &mut self,
+        irn: Option<&str>,
+        invitees: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> LeegalityDocument {
         let document = LeegalityDocument {
             id: ulid_like(),
             irn: irn.map(str::to_owned),
@@ -116,9 +121,17 @@ impl State {
 
     /// Finds an invitee by bare UUID or full sign URL.
     pub fn invitee_mut(&mut self, url_or_uuid: &str) -> Option<(&mut LeegalityDocument, usize)> {
-        let uuid = url_or_uuid.rsplit('/').next().unwrap_or(url_or_uuid).to_owned();
+        let uuid = url_or_uuid
+            .rsplit('/')
+            .next()
+            .unwrap_or(url_or_uuid)
+            .to_owned();
         for document in self.documents.values_mut() {
-            if let Some(index) = document.invitees.iter().position(|i| i.uuid == uuid && !i.deleted) {
+            if let Some(index) = document
+                .invitees
+                .iter()
+                .position(|i| i.uuid == uuid && !i.deleted)
+            {
                 return Some((document, index));
             }
         }
@@ -143,14 +156,20 @@ impl State {
 
 /// `dd-MM-yyyy HH:mm:ss` in IST.
 pub fn format_date(time: DateTime<Utc>) -> String {
-    time.with_timezone(&ist()).format("%d-%m-%Y %H:%M:%S").to_string()
+    time.with_timezone(&ist())
+        .format("%d-%m-%Y %H:%M:%S")
+        .to_string()
 }
 
 /// N days from `now` at 23:59:59 IST, as Leegality's `expiryDays` does.
 fn end_of_day(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
     let local = (now.with_timezone(&ist()) + Duration::days(days)).date_naive();
     let end = local.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time"));
-    ist().from_local_datetime(&end).single().expect("fixed offset").with_timezone(&Utc)
+    ist()
+        .from_local_datetime(&end)
+        .single()
+        .expect("fixed offset")
+        .with_timezone(&Utc)
 }
 
 fn ulid_like() -> String {
@@ -190,9 +209,16 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
         (&Method::POST, "/v3.0/sign/request") => create(&mut state, &body, request.now),
         (&Method::GET, "/v3.2/sign/request") => status(&state, request.query.get("documentId")),
         (&Method::POST, "/v3.0/sign/request/resend") => resend(&mut state, &body),
-        (&Method::POST, "/v3.0/sign/request/reactivate") => reactivate(&mut state, &body, request.now),
-        (&Method::DELETE, "/v3.0/sign/request/invitation") => delete(&mut state, request.query.get("signUrl")),
-        _ => SimResponse::json(StatusCode::NOT_FOUND, json!({"status": 0, "messages": [], "data": {}})),
+        (&Method::POST, "/v3.0/sign/request/reactivate") => {
+            reactivate(&mut state, &body, request.now)
+        }
+        (&Method::DELETE, "/v3.0/sign/request/invitation") => {
+            delete(&mut state, request.query.get("signUrl"))
+        }
+        _ => SimResponse::json(
+            StatusCode::NOT_FOUND,
+            json!({"status": 0, "messages": [], "data": {}}),
+        ),
     }
 }
 
@@ -218,7 +244,10 @@ fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
         return failure("validator.invalid", "Property invitees cannot be null");
     };
     if invitees.len() != expected_invitees {
-        return failure("invitee.count.mismatch", "Invitees do not match the workflow.");
+        return failure(
+            "invitee.count.mismatch",
+            "Invitees do not match the workflow.",
+        );
     }
     if let Some(irn) = body["irn"].as_str()
         && irn.len() > 255
@@ -231,7 +260,10 @@ fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
         let email = invitee["email"].as_str().filter(|e| !e.is_empty());
         let phone = invitee["phone"].as_str().filter(|p| !p.is_empty());
         if name.is_empty() || (email.is_none() && phone.is_none()) {
-            return failure("validator.invalid", "Invitee name and email or phone are required.");
+            return failure(
+                "validator.invalid",
+                "Invitee name and email or phone are required.",
+            );
         }
         created.push(Invitee {
             uuid: uuid::Uuid::new_v4().to_string(),
@@ -263,7 +295,12 @@ fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
         })).collect::<Vec<_>>(),
     });
     state.documents.insert(document.id.clone(), document);
-    envelope(1, Some("simpleWorkFlow.success"), "Invitations sent successfully.", data)
+    envelope(
+        1,
+        Some("simpleWorkFlow.success"),
+        "Invitations sent successfully.",
+        data,
+    )
 }
 
 fn status(state: &State, document_id: Option<&String>) -> SimResponse {
@@ -290,7 +327,10 @@ fn resend(state: &mut State, body: &Value) -> SimResponse {
         return failure("validator.invalid", "signUrls must be an array.");
     };
     if urls.is_empty() || urls.len() > MAX_SIGN_URLS {
-        return failure("validator.invalid", "signUrls size must be between 1 and 15");
+        return failure(
+            "validator.invalid",
+            "signUrls size must be between 1 and 15",
+        );
     }
     let mut results = Vec::new();
     for url in urls {
@@ -301,7 +341,9 @@ fn resend(state: &mut State, body: &Value) -> SimResponse {
             state.sign_url(url)
         };
         let item = match state.invitee_mut(url) {
-            None => json!({"status": 0, "name": null, "email": null, "phone": null, "signUrl": full_url, "message": MSG_INVALID_URL}),
+            None => {
+                json!({"status": 0, "name": null, "email": null, "phone": null, "signUrl": full_url, "message": MSG_INVALID_URL})
+            }
             Some((document, index)) => {
                 let foreign = document.foreign;
                 let invitee = &mut document.invitees[index];
@@ -320,7 +362,12 @@ fn resend(state: &mut State, body: &Value) -> SimResponse {
         };
         results.push(item);
     }
-    envelope(1, Some("simpleWorkFlow.success"), "Invitations sent successfully.", json!({"invitations": results}))
+    envelope(
+        1,
+        Some("simpleWorkFlow.success"),
+        "Invitations sent successfully.",
+        json!({"invitations": results}),
+    )
 }
 
 fn reactivate(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
@@ -337,14 +384,20 @@ fn reactivate(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimRespons
             _ => return failure("invalid.expiry.days.value", "Expiry days value is invalid."),
         }
     } else if let Some(time) = body.get("expiryTime").filter(|v| !v.is_null()) {
-        let Some(at) = time.as_i64().and_then(DateTime::<Utc>::from_timestamp_millis) else {
+        let Some(at) = time
+            .as_i64()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+        else {
             return failure("invalid.expiry.time", "Expiry time is invalid.");
         };
         if at <= now {
             return failure("invalid.expiry.time", "Expiry time is invalid.");
         }
         if at > now + Duration::days(365) {
-            return failure("invalid.expiry.time.maxerror", "Expiry time cannot be more than 365 days.");
+            return failure(
+                "invalid.expiry.time.maxerror",
+                "Expiry time cannot be more than 365 days.",
+            );
         }
         at
     } else {
@@ -352,13 +405,20 @@ fn reactivate(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimRespons
     };
     let document = state.documents.get_mut(document_id).expect("checked above");
     let mut reactivated = false;
-    for invitee in document.invitees.iter_mut().filter(|i| i.expired && !i.deleted && !i.signed) {
+    for invitee in document
+        .invitees
+        .iter_mut()
+        .filter(|i| i.expired && !i.deleted && !i.signed)
+    {
         invitee.expired = false;
         invitee.expiry = new_expiry;
         reactivated = true;
     }
     if !reactivated {
-        return failure("no.expired.invitation.found", "No expired invitation found.");
+        return failure(
+            "no.expired.invitation.found",
+            "No expired invitation found.",
+        );
     }
     let document = document.clone();
     let requests: Vec<Value> = document
@@ -380,9 +440,16 @@ fn delete(state: &mut State, sign_url: Option<&String>) -> SimResponse {
         return failure("sign.url.required", "Sign URL is required.");
     };
     match state.invitee_mut(sign_url) {
-        Some((document, index)) if !document.invitees[index].signed && document.status() != "COMPLETED" => {
+        Some((document, index))
+            if !document.invitees[index].signed && document.status() != "COMPLETED" =>
+        {
             document.invitees[index].deleted = true;
-            envelope(1, Some("invitation.deleted.success"), "Invitation deleted successfully.", json!({}))
+            envelope(
+                1,
+                Some("invitation.deleted.success"),
+                "Invitation deleted successfully.",
+                json!({}),
+            )
         }
         _ => failure("invitation.not.exists", "Invitation does not exist."),
     }

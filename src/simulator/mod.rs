@@ -220,7 +220,11 @@ impl SimResponse {
         SimResponse::json(StatusCode::OK, body)
     }
 
-    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> SimResponse {
+    pub fn with_header(
+        mut self,
+        name: header::HeaderName,
+        value: impl Into<String>,
+    ) -> SimResponse {
         self.headers.push((name, value.into()));
         self
     }
@@ -266,7 +270,10 @@ pub struct Simulator {
 
 impl Simulator {
     /// Serves on `listener` until dropped.
-    pub async fn start(config: SimulatorConfig, listener: TcpListener) -> std::io::Result<Simulator> {
+    pub async fn start(
+        config: SimulatorConfig,
+        listener: TcpListener,
+    ) -> std::io::Result<Simulator> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             clock: Clock::default(),
@@ -363,8 +370,10 @@ impl Simulator {
             name: crate::config::DEFAULT_ACCOUNT.to_owned(),
             base_url: url::Url::parse(&self.base_url(provider)).expect("simulator URL"),
             credentials,
-            sender_email: (provider == ProviderKind::SignNow).then(|| self.shared.config.credentials.signnow_username.clone()),
-            sign_url_host: (provider == ProviderKind::Leegality).then(|| self.shared.config.leegality_sign_host.clone()),
+            sender_email: (provider == ProviderKind::SignNow)
+                .then(|| self.shared.config.credentials.signnow_username.clone()),
+            sign_url_host: (provider == ProviderKind::Leegality)
+                .then(|| self.shared.config.leegality_sign_host.clone()),
             bynn_limits: BynnLimits::default(),
         };
         vec![
@@ -400,7 +409,9 @@ impl Drop for Simulator {
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking test thread must not wedge every later request.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn handle(
@@ -422,7 +433,11 @@ async fn handle(
     };
     let query: HashMap<String, String> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     lock(&shared.log).push(RecordedRequest {
         provider,
@@ -447,7 +462,8 @@ async fn handle(
             retry_after,
         }) => {
             let mut response = Response::new(Body::from(body));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -461,12 +477,16 @@ async fn handle(
         Some(FaultKind::Reset) => {
             let stream = futures_util::stream::iter(vec![
                 Ok(Bytes::from_static(b"{\"status\": 1, \"data\": ")),
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated reset")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated reset",
+                )),
             ]);
             let mut response = Response::new(Body::from_stream(stream));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             return response;
         }
         Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,

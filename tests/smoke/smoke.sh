@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Drives the demo the way operators and other services do: grpcurl through
+# server reflection (no proto files), and a Python client generated from
+# proto/ with grpcio-tools. Usage: smoke.sh PATH_TO_BINARY
+set -euo pipefail
+binary=$1
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+target="127.0.0.1:$port"
+
+GATEWAY_LISTEN_ADDR=$target GATEWAY_METRICS_ADDR=127.0.0.1:0 RUST_LOG=warn \
+  "$binary" demo >"$work/demo.out" 2>"$work/demo.err" &
+demo_pid=$!
+cleanup() { kill "$demo_pid" 2>/dev/null || true; wait "$demo_pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+fail() { echo "smoke: FAILED: $*" >&2; echo "--- demo stdout"; cat "$work/demo.out"; echo "--- demo stderr"; cat "$work/demo.err"; exit 1; }
+expect() { # expect NAME PATTERN OUTPUT
+  if grep -q -- "$2" <<<"$3"; then echo "ok: $1"; else echo "$3"; fail "$1: expected /$2/"; fi
+}
+
+for _ in $(seq 1 100); do
+  if grpcurl -plaintext -max-time 1 -d '{"service":"esign.v1.InvitationService"}' "$target" grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING; then
+    break
+  fi
+  sleep 0.1
+done
+
+expect "grpcurl list" "esign.v1.InvitationService" "$(grpcurl -plaintext "$target" list)"
+expect "grpcurl list shows health" "grpc.health.v1.Health" "$(grpcurl -plaintext "$target" list)"
+expect "grpcurl describe" "rpc BatchResendInvitations" "$(grpcurl -plaintext "$target" describe esign.v1.InvitationService)"
+expect "grpcurl health" '"SERVING"' "$(grpcurl -plaintext -d '{"service":"esign.v1.InvitationService"}' "$target" grpc.health.v1.Health/Check)"
+
+delivered=$(grep -o 'adi_[a-z0-9]*' "$work/demo.out" | sed -n 3p)
+resendable=$(grep -o 'adi_[a-z0-9]*' "$work/demo.out" | sed -n 1p)
+[ -n "$delivered" ] || fail "the demo printed no Bynn token"
+out=$(grpcurl -plaintext -d "{\"provider\":\"PROVIDER_BYNN\",\"invitation_id\":\"$delivered\"}" \
+  "$target" esign.v1.InvitationService/ResendInvitation 2>&1 || true)
+expect "grpcurl decodes ErrorInfo" '"reason":"INVITATION_NOT_RESENDABLE"' "$out"
+expect "grpcurl shows the code" "FailedPrecondition" "$out"
+out=$(grpcurl -plaintext -d '{"provider":"PROVIDER_BYNN","document_id":"d"}' \
+  "$target" esign.v1.InvitationService/GetDocument 2>&1 || true)
+expect "grpcurl: unsupported RPC is UNIMPLEMENTED with ErrorInfo" '"reason":"UNSUPPORTED_BY_PROVIDER"' "$out"
+
+mkdir -p "$work/gen"
+python3 -m grpc_tools.protoc -I "$root/proto" --python_out="$work/gen" --grpc_python_out="$work/gen" \
+  "$root/proto/esign/v1/invitation_service.proto"
+PYTHONPATH="$work/gen" python3 "$here/client.py" "$target" "$resendable" "$delivered"
+echo "smoke: all checks passed"
