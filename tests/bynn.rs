@@ -565,3 +565,117 @@ async fn batch_resend_fans_out_with_a_status_per_item() {
     assert_eq!(info.reason, "RESEND_COOLDOWN");
     assert_eq!(info.metadata["invitationId"], cooling);
 }
+
+fn get(token: &str) -> pb::GetInvitationRequest {
+    pb::GetInvitationRequest {
+        provider: BYNN,
+        account: String::new(),
+        invitation_id: token.into(),
+    }
+}
+
+#[tokio::test]
+async fn reads_retry_transient_failures_and_send_the_documented_request() {
+    let mut gateway = common::start().await;
+    let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
+    gateway.sim.inject(
+        Fault::new(
+            ProviderKind::Bynn,
+            "/autodoc/invitations/",
+            FaultKind::html_error_page(502),
+        )
+        .times(1),
+    );
+    let invitation = gateway
+        .client
+        .get_invitation(get(&token))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    assert_eq!(invitation.id, token);
+    let requests = gateway.sim.requests_for(ProviderKind::Bynn);
+    assert_eq!(requests.len(), 2, "one retry after the 502");
+    for request in &requests {
+        assert_eq!(request.method, "GET");
+        assert_eq!(request.path, format!("/autodoc/invitations/{token}"));
+        assert!(
+            request
+                .header("authorization")
+                .unwrap()
+                .starts_with("Bearer private_")
+        );
+    }
+}
+
+#[tokio::test]
+async fn unusable_bodies_and_resets_map_to_unknown_and_unavailable() {
+    let mut gateway = common::start().await;
+    let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
+
+    gateway
+        .sim
+        .inject(Fault::new(ProviderKind::Bynn, "/resend", FaultKind::truncated_json()).times(1));
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unknown);
+    assert_eq!(
+        common::error_info(&status).reason,
+        "PROVIDER_UNRECOGNIZED_RESPONSE"
+    );
+
+    gateway
+        .sim
+        .inject(Fault::new(ProviderKind::Bynn, "/resend", FaultKind::Reset).times(1));
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    let info = common::error_info(&status);
+    assert_eq!(info.reason, "PROVIDER_UNAVAILABLE");
+    assert_eq!(
+        info.metadata["outcome"], "unknown",
+        "a billed resend may have happened"
+    );
+    assert!(common::retry_delay(&status).is_some());
+    assert_eq!(
+        gateway.sim.requests_for(ProviderKind::Bynn).len(),
+        2,
+        "neither billed resend was retried"
+    );
+}
+
+#[tokio::test]
+async fn oversized_provider_bodies_are_refused() {
+    let mut gateway = common::start_with(|config| config.max_provider_body_bytes = 64 * 1024).await;
+    let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
+    gateway.sim.inject(
+        Fault::new(
+            ProviderKind::Bynn,
+            "/autodoc/invitations/",
+            FaultKind::Respond {
+                status: 200,
+                content_type: "application/json",
+                body: vec![b' '; 1024 * 1024],
+                retry_after: None,
+            },
+        )
+        .times(1),
+    );
+    let status = gateway
+        .client
+        .get_invitation(get(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unknown);
+    assert_eq!(
+        common::error_info(&status).reason,
+        "PROVIDER_UNRECOGNIZED_RESPONSE"
+    );
+}
