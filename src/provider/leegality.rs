@@ -1,19 +1,48 @@
-//! Leegality adapter.
+//! Leegality Document Execution API v3 adapter: resend (single and batch in
+//! one call), reactivate, delete invitation and transaction status.
+//!
+//! Leegality answers most errors with HTTP 200 and `status: 0`: success and
+//! failure are decided from `status` and `messages[].code`, never from the
+//! HTTP status alone. Timestamps (`dd-MM-yyyy HH:mm:ss`) carry no zone; IST
+//! is assumed (unconfirmed by Leegality).
 
+use ::http::{HeaderName, Method};
 use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone as _, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
 
 use crate::{
-    config::{AccountConfig, Timeouts},
-    domain::{ProviderKind, Rpc},
-    provider::{Provider, http::HttpClient},
+    config::{AccountConfig, Credentials, Timeouts},
+    domain::{
+        BatchItemOutcome, Document, DocumentState, Expiry, Invitation, InvitationState,
+        ProviderKind, Rpc, Signer,
+    },
+    error::{GatewayError, Reason, Result},
+    provider::{
+        CallContext, Provider,
+        http::{self, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+    },
+    validate,
 };
 
+const KIND: ProviderKind = ProviderKind::Leegality;
+const RESEND_CAP: u32 = 5;
+const MAX_DOCUMENT_ID_LEN: usize = 64;
+const MAX_EXPIRY_DAYS: i32 = 365;
+
+const SUPPORTED: &[Rpc] = &[
+    Rpc::ResendInvitation,
+    Rpc::BatchResendInvitations,
+    Rpc::ReactivateDocument,
+    Rpc::DeleteInvitation,
+    Rpc::GetDocument,
+];
+
 pub struct Leegality {
-    #[allow(dead_code)]
     account: AccountConfig,
-    #[allow(dead_code)]
     http: HttpClient,
-    #[allow(dead_code)]
     timeouts: Timeouts,
 }
 
@@ -25,15 +54,646 @@ impl Leegality {
             timeouts,
         }
     }
+
+    fn request(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &'static str,
+    ) -> Result<Outbound> {
+        let url = http::url_with_segments(&self.account.base_url, &[path]);
+        let token = match &self.account.credentials {
+            Credentials::Leegality { auth_token } => auth_token.expose(),
+            _ => "",
+        };
+        Outbound::new(operation, method, url, path)
+            .secret_header(HeaderName::from_static("x-auth-token"), token)
+    }
+
+    fn sign_url_host(&self) -> &str {
+        self.account
+            .sign_url_host
+            .as_deref()
+            .unwrap_or_else(|| self.account.host())
+    }
+
+    /// The invitation's UUID from a bare UUID or a sign URL on the
+    /// configured host; the gateway never forwards a caller's URL.
+    fn sign_uuid(&self, field: &str, value: &str) -> Result<String> {
+        if validate::is_uuid(value) {
+            return Ok(value.to_ascii_lowercase());
+        }
+        let url = Url::parse(value).map_err(|_| {
+            GatewayError::invalid_field(field, "must be a sign URL UUID or a Leegality sign URL")
+        })?;
+        let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+        let valid = url.scheme() == "https"
+            && url.host_str() == Some(self.sign_url_host())
+            && url.port().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && segments.len() == 2
+            && segments[0] == "sign"
+            && validate::is_uuid(segments[1]);
+        if !valid {
+            return Err(GatewayError::invalid_field(
+                field,
+                format!(
+                    "must be a UUID or https://{}/sign/<uuid>",
+                    self.sign_url_host()
+                ),
+            ));
+        }
+        Ok(segments[1].to_ascii_lowercase())
+    }
+
+    fn sign_url(&self, uuid: &str) -> String {
+        format!("https://{}/sign/{uuid}", self.sign_url_host())
+    }
+
+    async fn call(&self, ctx: &CallContext, outbound: Outbound) -> Result<Envelope> {
+        let response = self
+            .http
+            .send(ctx, KIND, &self.account.name, outbound)
+            .await?;
+        decode(&response)
+    }
+
+    async fn resend_batch(&self, ctx: &CallContext, uuids: &[String]) -> Result<Vec<ResendItem>> {
+        let body = ResendBody { sign_urls: uuids };
+        let outbound = self
+            .request("resend", Method::POST, "/v3.0/sign/request/resend")?
+            .json_body(&body)?
+            .timeout(self.timeouts.write)
+            // Sends real notifications and counts toward the 5-resend cap.
+            .retry(RetryPolicy::OnlyBeforeSent);
+        let envelope = self.call(ctx, outbound).await?;
+        let data: ResendData = serde_json::from_value(envelope.data)
+            .map_err(|_| unrecognized_body("resend answer without data.invitations"))?;
+        if data.invitations.len() != uuids.len() {
+            return Err(unrecognized_body(
+                "resend answer has a different number of items",
+            ));
+        }
+        Ok(data.invitations)
+    }
+
+    fn item_outcome(&self, requested: &str, uuid: &str, item: ResendItem) -> BatchItemOutcome {
+        let result = if item.status == 1 {
+            Ok(Invitation {
+                id: uuid.to_owned(),
+                sign_url: Some(self.sign_url(uuid)),
+                signer: Signer {
+                    name: item.name.unwrap_or_default(),
+                    email: item.email.unwrap_or_default(),
+                    phone: item.phone.unwrap_or_default(),
+                    ..Signer::default()
+                },
+                state: InvitationState::Pending,
+                is_signers_turn: true,
+                ..Invitation::default()
+            })
+        } else {
+            Err(item_error(uuid, &item))
+        };
+        BatchItemOutcome {
+            invitation_id: requested.to_owned(),
+            result,
+        }
+    }
 }
 
 #[async_trait]
 impl Provider for Leegality {
     fn kind(&self) -> ProviderKind {
-        ProviderKind::Leegality
+        KIND
     }
 
     fn supported_rpcs(&self) -> &'static [Rpc] {
-        &[]
+        SUPPORTED
+    }
+
+    async fn resend_invitation(
+        &self,
+        ctx: &CallContext,
+        invitation_id: &str,
+    ) -> Result<Invitation> {
+        let uuid = self.sign_uuid("invitation_id", invitation_id)?;
+        let mut items = self.resend_batch(ctx, std::slice::from_ref(&uuid)).await?;
+        let item = items.remove(0);
+        self.item_outcome(invitation_id, &uuid, item).result
+    }
+
+    fn validate_batch_ids(&self, ids: &[String]) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for (index, id) in ids.iter().enumerate() {
+            let field = format!("invitation_ids[{index}]");
+            let uuid = self.sign_uuid(&field, id)?;
+            if !seen.insert(uuid) {
+                return Err(GatewayError::invalid_field(
+                    field,
+                    "names the same invitation as an earlier id",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One provider call for the whole batch; one result per item.
+    async fn batch_resend(
+        &self,
+        ctx: &CallContext,
+        invitation_ids: &[String],
+    ) -> Result<Vec<BatchItemOutcome>> {
+        self.validate_batch_ids(invitation_ids)?;
+        let uuids: Vec<String> = invitation_ids
+            .iter()
+            .map(|id| self.sign_uuid("invitation_ids", id))
+            .collect::<Result<_>>()?;
+        let items = self.resend_batch(ctx, &uuids).await?;
+        Ok(invitation_ids
+            .iter()
+            .zip(uuids.iter())
+            .zip(items)
+            .map(|((requested, uuid), item)| self.item_outcome(requested, uuid, item))
+            .collect())
+    }
+
+    async fn reactivate_document(
+        &self,
+        ctx: &CallContext,
+        document_id: &str,
+        expiry: Expiry,
+    ) -> Result<Document> {
+        validate_document_id(document_id)?;
+        let now = Utc::now();
+        let mut body = ReactivateBody {
+            document_id,
+            expiry_days: None,
+            expiry_time: None,
+        };
+        match expiry {
+            Expiry::WorkflowDefault => {}
+            Expiry::Days(days) if (-1..=MAX_EXPIRY_DAYS).contains(&days) => {
+                body.expiry_days = Some(days)
+            }
+            Expiry::Days(_) => {
+                return Err(GatewayError::invalid_field(
+                    "expiry_days",
+                    "must be from -1 (45 minutes) to 365",
+                ));
+            }
+            Expiry::At(at) if at <= now => {
+                return Err(GatewayError::invalid_field(
+                    "expire_time",
+                    "must be in the future",
+                ));
+            }
+            Expiry::At(at) if at > now + chrono::Duration::days(i64::from(MAX_EXPIRY_DAYS)) => {
+                return Err(GatewayError::invalid_field(
+                    "expire_time",
+                    "must be at most 365 days ahead",
+                ));
+            }
+            Expiry::At(at) => body.expiry_time = Some(at.timestamp_millis()),
+        }
+        let outbound = self
+            .request("reactivate", Method::POST, "/v3.0/sign/request/reactivate")?
+            .json_body(&body)?
+            .timeout(self.timeouts.write)
+            // A repeat answers no.expired.invitation.found, which would hide
+            // the first call's success: no automatic retry.
+            .retry(RetryPolicy::OnlyBeforeSent);
+        let envelope = self
+            .call(ctx, outbound)
+            .await
+            .map_err(|e| e.with_default_metadata("documentId", document_id))?;
+        self.document_from(envelope.data)
+    }
+
+    async fn delete_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<()> {
+        let uuid = self.sign_uuid("invitation_id", invitation_id)?;
+        let mut outbound = self
+            .request(
+                "delete_invitation",
+                Method::DELETE,
+                "/v3.0/sign/request/invitation",
+            )?
+            .timeout(self.timeouts.write)
+            .retry(RetryPolicy::Safe);
+        outbound.url.query_pairs_mut().append_pair("signUrl", &uuid);
+        self.call(ctx, outbound)
+            .await
+            .map_err(|e| e.with_default_metadata("invitationId", invitation_id))?;
+        Ok(())
+    }
+
+    async fn get_document(&self, ctx: &CallContext, document_id: &str) -> Result<Document> {
+        validate_document_id(document_id)?;
+        let mut outbound = self
+            .request("transaction_status", Method::GET, "/v3.2/sign/request")?
+            .timeout(self.timeouts.read)
+            .retry(RetryPolicy::Safe);
+        outbound
+            .url
+            .query_pairs_mut()
+            .append_pair("documentId", document_id);
+        let envelope = self
+            .call(ctx, outbound)
+            .await
+            .map_err(|e| e.with_default_metadata("documentId", document_id))?;
+        self.document_from(envelope.data)
+    }
+}
+
+impl Leegality {
+    fn document_from(&self, data: Value) -> Result<Document> {
+        let data: DocumentData = serde_json::from_value(data)
+            .map_err(|_| unrecognized_body("document answer without documentId"))?;
+        let invitations: Vec<Invitation> = data
+            .requests
+            .into_iter()
+            .map(|request| self.invitation_from(&data.document_id, request))
+            .collect();
+        let state = match data.status.as_deref() {
+            Some("DRAFT") => DocumentState::Draft,
+            Some("COMPLETED") => DocumentState::Completed,
+            _ => derive_document_state(&invitations),
+        };
+        Ok(Document {
+            id: data.document_id,
+            reference: data.irn,
+            state,
+            provider_status: data.status.unwrap_or_default(),
+            invitations,
+        })
+    }
+
+    fn invitation_from(&self, document_id: &str, request: WireRequest) -> Invitation {
+        let uuid = request
+            .sign_url
+            .as_deref()
+            .and_then(|url| url.rsplit('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let state = if request.signed {
+            InvitationState::Signed
+        } else if request.rejected {
+            InvitationState::Rejected
+        } else if request.expired {
+            InvitationState::Expired
+        } else if request.active {
+            InvitationState::Pending
+        } else {
+            InvitationState::Created
+        };
+        let provider_status = match state {
+            InvitationState::Signed => "signed",
+            InvitationState::Rejected => "rejected",
+            InvitationState::Expired => "expired",
+            InvitationState::Pending => "active",
+            _ => "inactive",
+        };
+        Invitation {
+            sign_url: Some(self.sign_url(&uuid)),
+            id: uuid,
+            signer: Signer {
+                name: request.name.unwrap_or_default(),
+                email: request.email.unwrap_or_default(),
+                phone: request.phone.unwrap_or_default(),
+                ..Signer::default()
+            },
+            state,
+            provider_status: provider_status.to_owned(),
+            is_signers_turn: request.active && state == InvitationState::Pending,
+            expire_time: request
+                .expiry_date
+                .as_deref()
+                .and_then(parse_leegality_time),
+            delivery_attempts: None,
+            document_id: Some(document_id.to_owned()),
+            reference: None,
+            send_time: None,
+        }
+    }
+}
+
+fn derive_document_state(invitations: &[Invitation]) -> DocumentState {
+    if invitations.is_empty() {
+        return DocumentState::Unspecified;
+    }
+    if invitations
+        .iter()
+        .all(|i| i.state == InvitationState::Signed)
+    {
+        DocumentState::Completed
+    } else if invitations
+        .iter()
+        .any(|i| i.state == InvitationState::Rejected)
+    {
+        DocumentState::Rejected
+    } else if invitations
+        .iter()
+        .any(|i| i.state == InvitationState::Expired)
+        && !invitations
+            .iter()
+            .any(|i| i.state == InvitationState::Pending)
+    {
+        DocumentState::Expired
+    } else {
+        DocumentState::InProgress
+    }
+}
+
+fn ist() -> FixedOffset {
+    FixedOffset::east_opt(5 * 3600 + 1800).expect("IST offset")
+}
+
+/// `dd-MM-yyyy HH:mm:ss`, read as IST (Leegality gives no zone); an ISO
+/// string, seen in older samples, is accepted too.
+pub fn parse_leegality_time(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(local) = NaiveDateTime::parse_from_str(value, "%d-%m-%Y %H:%M:%S") {
+        return ist()
+            .from_local_datetime(&local)
+            .single()
+            .map(|t| t.with_timezone(&Utc));
+    }
+    DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn validate_document_id(document_id: &str) -> Result<()> {
+    validate::require_path_safe_id("document_id", document_id, MAX_DOCUMENT_ID_LEN)
+}
+
+// === wire types ===
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResendBody<'a> {
+    sign_urls: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactivateBody<'a> {
+    document_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiry_days: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiry_time: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    status: i64,
+    #[serde(default)]
+    messages: Vec<WireMessage>,
+    #[serde(default)]
+    data: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResendData {
+    invitations: Vec<ResendItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResendItem {
+    status: i64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DocumentData {
+    document_id: String,
+    #[serde(default)]
+    irn: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    requests: Vec<WireRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRequest {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    sign_url: Option<String>,
+    #[serde(default)]
+    signed: bool,
+    #[serde(default)]
+    rejected: bool,
+    #[serde(default)]
+    expired: bool,
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    expiry_date: Option<String>,
+}
+
+fn unrecognized_body(what: &str) -> GatewayError {
+    tracing::warn!(detail = what, "unrecognized leegality answer");
+    GatewayError::new(
+        Reason::ProviderUnrecognizedResponse,
+        "the provider sent a response the gateway does not understand",
+    )
+    .with_provider(KIND)
+}
+
+/// The envelope of a 200 answer with `status: 1`, or the mapped error.
+fn decode(response: &ProviderResponse) -> Result<Envelope> {
+    if response.status.as_u16() == 401 || response.status.as_u16() == 403 {
+        return Err(GatewayError::new(
+            Reason::ProviderCredentialsRejected,
+            "Leegality rejected the gateway's auth token",
+        )
+        .with_provider(KIND)
+        .with_metadata("providerHttpStatus", response.status.as_u16().to_string()));
+    }
+    if !response.status.is_success() {
+        return Err(http::common_status_error(KIND, response)
+            .unwrap_or_else(|| http::unrecognized(KIND, response)));
+    }
+    let Ok(envelope) = response.json::<Envelope>() else {
+        return Err(http::unrecognized(KIND, response));
+    };
+    for message in &envelope.messages {
+        tracing::debug!(
+            code = message.code.as_deref().unwrap_or("null"),
+            text = message.message.as_deref().unwrap_or(""),
+            "leegality message"
+        );
+    }
+    if envelope.status == 1 {
+        return Ok(envelope);
+    }
+    let code = envelope.messages.first().and_then(|m| m.code.clone());
+    tracing::info!(
+        code = code.as_deref().unwrap_or("null"),
+        "leegality answered status 0"
+    );
+    let error = match code.as_deref() {
+        None
+        | Some("validator.invalid")
+        | Some("sign.url.required")
+        | Some("invalid.expiry.days.value")
+        | Some("invalid.expiry.time")
+        | Some("invalid.expiry.time.maxerror")
+        | Some("irn.length.invalid") => GatewayError::new(
+            Reason::ProviderRejectedRequest,
+            "Leegality rejected the request as invalid",
+        ),
+        Some("no.document.found") => {
+            GatewayError::new(Reason::DocumentNotFound, "Leegality has no such document")
+        }
+        Some("invitation.not.exists") => GatewayError::new(
+            Reason::InvitationNotFound,
+            "Leegality has no such unsigned invitation (it may be signed, deleted or completed)",
+        ),
+        Some("no.expired.invitation.found") => GatewayError::new(
+            Reason::NoExpiredInvitation,
+            "the document has no expired invitation to reactivate",
+        ),
+        Some(_) => GatewayError::new(
+            Reason::ProviderUnrecognizedResponse,
+            "Leegality answered with an error code the gateway does not know",
+        ),
+    };
+    Err(error
+        .with_provider(KIND)
+        .with_metadata("providerHttpStatus", response.status.as_u16().to_string())
+        .with_metadata("providerCode", code.unwrap_or_else(|| "null".into())))
+}
+
+/// Per-item resend failures come as text only; matched loosely (case,
+/// punctuation and numbers may vary) and kept raw in metadata.
+fn item_error(uuid: &str, item: &ResendItem) -> GatewayError {
+    let raw = item.message.clone().unwrap_or_default();
+    let text: String = raw
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
+        .collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let error = if item.name.is_none() && item.email.is_none() && item.phone.is_none() {
+        GatewayError::new(
+            Reason::InvitationNotFound,
+            "Leegality does not know this sign URL",
+        )
+        .with_missing_resource("invitation", uuid)
+    } else if text.contains("already signed") {
+        GatewayError::new(
+            Reason::InvitationNotResendable,
+            "the invitee has already signed",
+        )
+    } else if text.contains("not have access") || text.contains("no access") {
+        GatewayError::new(
+            Reason::ProviderPermissionDenied,
+            "the account has no access to this document",
+        )
+    } else if text.contains("already resent") || (text.contains("resent") && text.contains("times"))
+    {
+        GatewayError::new(
+            Reason::ResendLimitReached,
+            "the invitation has been resent 5 times; only Leegality support can help further",
+        )
+        .with_quota_violation(
+            format!("invitation:{uuid}"),
+            format!("at most {RESEND_CAP} resends per invitee"),
+        )
+        .without_retry_after()
+    } else {
+        GatewayError::new(
+            Reason::ProviderUnrecognizedResponse,
+            "Leegality refused the resend for a reason the gateway does not know",
+        )
+    };
+    error
+        .with_provider(KIND)
+        .with_metadata("invitationId", uuid)
+        .with_metadata("providerMessage", raw.chars().take(200).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leegality_times_are_read_as_ist() {
+        let time = parse_leegality_time("08-03-2026 23:59:59").unwrap();
+        assert_eq!(time.to_rfc3339(), "2026-03-08T18:29:59+00:00");
+        assert!(parse_leegality_time("2026-03-08T18:29:59Z").is_some());
+        assert!(parse_leegality_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn per_item_messages_are_matched_loosely() {
+        let item = |message: &str| ResendItem {
+            status: 0,
+            name: Some("A".into()),
+            email: Some("a@example.com".into()),
+            phone: None,
+            message: Some(message.into()),
+        };
+        let uuid = "2bdcc3ef-661f-440c-b059-82c0ff6ce4d8";
+        assert_eq!(
+            item_error(uuid, &item("Document(s) already signed by the invitee.")).reason(),
+            Reason::InvitationNotResendable
+        );
+        assert_eq!(
+            item_error(uuid, &item("DOCUMENT ALREADY SIGNED")).reason(),
+            Reason::InvitationNotResendable
+        );
+        assert_eq!(
+            item_error(uuid, &item("You do not have access to the document.")).reason(),
+            Reason::ProviderPermissionDenied
+        );
+        let capped = item_error(
+            uuid,
+            &item("You have already resent invitation mail 6 times. Please contact support."),
+        );
+        assert_eq!(capped.reason(), Reason::ResendLimitReached);
+        assert!(capped.retry_after().is_none());
+        assert_eq!(
+            item_error(uuid, &item("Something new")).reason(),
+            Reason::ProviderUnrecognizedResponse
+        );
+        let unknown = ResendItem {
+            status: 0,
+            name: None,
+            email: None,
+            phone: None,
+            message: Some("x".into()),
+        };
+        assert_eq!(
+            item_error(uuid, &unknown).reason(),
+            Reason::InvitationNotFound
+        );
     }
 }
