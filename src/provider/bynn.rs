@@ -492,13 +492,7 @@ fn to_invitation(wire: WireInvitation, now: DateTime<Utc>) -> Invitation {
             phone: if is_sms { recipient } else { String::new() },
             ..Signer::default()
         },
-        is_signers_turn: !matches!(
-            state,
-            InvitationState::Signed
-                | InvitationState::Rejected
-                | InvitationState::Failed
-                | InvitationState::Expired
-        ),
+        is_signers_turn: !terminal && !expired,
         state,
         provider_status: wire.status,
         expire_time: expires_at,

@@ -206,10 +206,11 @@ impl Provider for Leegality {
         ctx: &CallContext,
         invitation_ids: &[String],
     ) -> Result<Vec<BatchItemOutcome>> {
-        self.validate_batch_ids(invitation_ids)?;
+        // The service already ran `validate_batch_ids`; this only converts.
         let uuids: Vec<String> = invitation_ids
             .iter()
-            .map(|id| self.sign_uuid("invitation_ids", id))
+            .enumerate()
+            .map(|(index, id)| self.sign_uuid(&format!("invitation_ids[{index}]"), id))
             .collect::<Result<_>>()?;
         let items = self.resend_batch(ctx, &uuids).await?;
         Ok(invitation_ids
@@ -406,7 +407,8 @@ fn derive_document_state(invitations: &[Invitation]) -> DocumentState {
     }
 }
 
-fn ist() -> FixedOffset {
+/// Leegality's timestamps carry no zone; IST is assumed (unconfirmed).
+pub fn ist() -> FixedOffset {
     FixedOffset::east_opt(5 * 3600 + 1800).expect("IST offset")
 }
 

@@ -9,10 +9,11 @@ use std::collections::HashMap;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone as _, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
 
 use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock};
+use crate::provider::leegality::ist;
 
 pub const RESEND_CAP: u32 = 5;
 pub const MAX_SIGN_URLS: usize = 15;
@@ -25,11 +26,6 @@ pub const MSG_RESEND_CAP: &str = "You have already resent invitation mail 5 time
 /// The per-item text for an unknown sign URL is undocumented (only the null
 /// name/email/phone are); this wording is the simulator's own.
 pub const MSG_INVALID_URL: &str = "Invalid sign URL.";
-
-/// Leegality's timestamps carry no zone; IST is assumed (unconfirmed).
-pub fn ist() -> FixedOffset {
-    FixedOffset::east_opt(5 * 3600 + 1800).expect("IST offset")
-}
 
 #[derive(Debug, Clone)]
 pub struct Invitee {
