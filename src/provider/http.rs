@@ -124,6 +124,9 @@ pub struct ProviderResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// An earlier attempt of this call may have reached the provider, so a
+    /// "not found" can mean that attempt already did the work.
+    pub is_retry_after_possible_delivery: bool,
 }
 
 impl ProviderResponse {
@@ -221,6 +224,7 @@ impl HttpClient {
         request: Outbound,
     ) -> Result<ProviderResponse> {
         let mut attempt = 0;
+        let mut possibly_delivered = false;
         loop {
             attempt += 1;
             let budget = match ctx.remaining() {
@@ -233,7 +237,11 @@ impl HttpClient {
             let bounded_by_deadline = budget < request.timeout;
             tracing::Span::current().record("retry.attempt", attempt);
             let started = std::time::Instant::now();
-            let outcome = self.send_once(&request, budget).await;
+            let mut outcome = self.send_once(&request, budget).await;
+            if let Ok(response) = &mut outcome {
+                response.is_retry_after_possible_delivery = possibly_delivered;
+            }
+            possibly_delivered |= !matches!(outcome, Err(SendFailure::Connect(_)));
             let elapsed_ms = started.elapsed().as_millis() as u64;
 
             let retry_delay = match &outcome {
@@ -331,6 +339,7 @@ impl HttpClient {
             status,
             headers,
             body: body.freeze(),
+            is_retry_after_possible_delivery: false,
         })
     }
 

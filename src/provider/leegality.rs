@@ -1,5 +1,6 @@
-//! Leegality Document Execution API v3 adapter: resend (single and batch in
-//! one call), reactivate, delete invitation and transaction status.
+//! Leegality Document Execution API v3 adapter: create (send), resend (single
+//! and batch in one call), reactivate, delete invitation and transaction
+//! status.
 //!
 //! Leegality answers most errors with HTTP 200 and `status: 0`: success and
 //! failure are decided from `status` and `messages[].code`, never from the
@@ -8,6 +9,7 @@
 
 use ::http::{HeaderName, Method};
 use async_trait::async_trait;
+use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +19,7 @@ use crate::{
     config::{AccountConfig, Credentials, Timeouts},
     domain::{
         BatchItemOutcome, Document, DocumentState, Expiry, Invitation, InvitationState,
-        ProviderKind, Rpc, Signer,
+        ProviderKind, ProviderWarning, Rpc, SendOptions, SendOutcome, SendRequest, Signer,
     },
     error::{GatewayError, Reason, Result},
     provider::{
@@ -32,7 +34,17 @@ const RESEND_CAP: u32 = 5;
 const MAX_DOCUMENT_ID_LEN: usize = 64;
 const MAX_EXPIRY_DAYS: i32 = 365;
 
+/// "15 MB" is not defined further; the stricter decimal reading is enforced
+/// so no file the provider might refuse is ever sent (unconfirmed).
+pub const MAX_FILE_BYTES: usize = 15_000_000;
+/// Third-party notes give 255 as the `irn` limit (unconfirmed).
+const MAX_IRN_LEN: usize = 255;
+const MAX_PROFILE_ID_LEN: usize = 64;
+const MAX_NAME_LEN: usize = 200;
+const SUCCESS_CODES: &[&str] = &["simpleWorkFlow.success"];
+
 const SUPPORTED: &[Rpc] = &[
+    Rpc::SendInvitation,
     Rpc::ResendInvitation,
     Rpc::BatchResendInvitations,
     Rpc::ReactivateDocument,
@@ -174,6 +186,71 @@ impl Provider for Leegality {
         SUPPORTED
     }
 
+    async fn send_invitation(
+        &self,
+        ctx: &CallContext,
+        request: SendRequest,
+    ) -> Result<SendOutcome> {
+        let body = create_body(&request)?;
+        let outbound = self
+            .request("create", Method::POST, "/v3.0/sign/request")?
+            .json_body(&body)?
+            .timeout(self.timeouts.upload)
+            // Each call makes a new billed document; irn is not deduplicated.
+            .retry(RetryPolicy::OnlyBeforeSent);
+        let envelope = self.call(ctx, outbound).await.map_err(|e| {
+            // After an unknown outcome the caller reconciles by irn.
+            if request.reference.is_empty() {
+                e
+            } else {
+                e.with_default_metadata("reference", &request.reference)
+            }
+        })?;
+        let warnings = envelope
+            .messages
+            .iter()
+            .filter_map(|m| {
+                let code = m.code.as_deref()?;
+                (!SUCCESS_CODES.contains(&code)).then(|| ProviderWarning {
+                    code: code.to_owned(),
+                    message: m.message.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        let data: CreateData = serde_json::from_value(envelope.data)
+            .map_err(|_| unrecognized_body("create answer without documentId and invitees"))?;
+        if data.invitees.len() != request.signers.len() {
+            return Err(unrecognized_body(
+                "create answer has a different number of invitees",
+            ));
+        }
+        let invitations = data
+            .invitees
+            .into_iter()
+            .map(|invitee| {
+                let request = WireRequest {
+                    name: invitee.name,
+                    email: invitee.email,
+                    phone: invitee.phone,
+                    sign_url: invitee.sign_url,
+                    signed: false,
+                    rejected: false,
+                    expired: false,
+                    active: invitee.active,
+                    expiry_date: invitee.expiry_date,
+                };
+                let mut invitation = self.invitation_from(&data.document_id, request);
+                invitation.reference = data.irn.clone();
+                invitation
+            })
+            .collect();
+        Ok(SendOutcome {
+            document_id: Some(data.document_id),
+            invitations,
+            warnings,
+        })
+    }
+
     async fn resend_invitation(
         &self,
         ctx: &CallContext,
@@ -284,10 +361,23 @@ impl Provider for Leegality {
             .timeout(self.timeouts.write)
             .retry(RetryPolicy::Safe);
         outbound.url.query_pairs_mut().append_pair("signUrl", &uuid);
-        self.call(ctx, outbound)
+        let response = self
+            .http
+            .send(ctx, KIND, &self.account.name, outbound)
             .await
             .map_err(|e| e.with_default_metadata("invitationId", invitation_id))?;
-        Ok(())
+        match decode(&response) {
+            Ok(_) => Ok(()),
+            // A repeat after a lost answer finds nothing left to delete.
+            Err(e)
+                if e.reason() == Reason::InvitationNotFound
+                    && response.is_retry_after_possible_delivery =>
+            {
+                tracing::info!("retried delete found the invitation already gone");
+                Ok(())
+            }
+            Err(e) => Err(e.with_default_metadata("invitationId", invitation_id)),
+        }
     }
 
     async fn get_document(&self, ctx: &CallContext, document_id: &str) -> Result<Document> {
@@ -426,11 +516,222 @@ pub fn parse_leegality_time(value: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Checks everything Leegality would refuse before the billed call.
+fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
+    let SendOptions::Leegality {
+        profile_id,
+        file_name,
+        file,
+    } = &request.options
+    else {
+        return Err(GatewayError::invalid_field(
+            "leegality",
+            "Leegality options (profile_id, file_name, file) are required",
+        ));
+    };
+    for (field, set, why) in [
+        (
+            "document_id",
+            !request.document_id.is_empty(),
+            "Leegality creates the document; leave it empty",
+        ),
+        (
+            "subject",
+            !request.subject.is_empty(),
+            "Leegality notifications are workflow configuration; leave it empty",
+        ),
+        (
+            "message",
+            !request.message.is_empty(),
+            "Leegality notifications are workflow configuration; leave it empty",
+        ),
+    ] {
+        if set {
+            return Err(GatewayError::invalid_field(field, why));
+        }
+    }
+    validate::require_path_safe_id("leegality.profile_id", profile_id, MAX_PROFILE_ID_LEN)?;
+    require_text("leegality.file_name", file_name)?;
+    if file.is_empty() {
+        return Err(GatewayError::invalid_field("leegality.file", "is required"));
+    }
+    if file.len() > MAX_FILE_BYTES {
+        return Err(GatewayError::invalid_field(
+            "leegality.file",
+            format!(
+                "is {} bytes; Leegality takes at most 15 MB ({MAX_FILE_BYTES} bytes)",
+                file.len()
+            ),
+        ));
+    }
+    if !file.starts_with(b"%PDF-") {
+        return Err(GatewayError::invalid_field(
+            "leegality.file",
+            "must be a PDF (it does not start with %PDF-)",
+        ));
+    }
+    if request.signers.is_empty() {
+        return Err(GatewayError::invalid_field(
+            "signers",
+            "at least one invitee is required, in the workflow's order",
+        ));
+    }
+    let mut invitees = Vec::with_capacity(request.signers.len());
+    for (index, signer) in request.signers.iter().enumerate() {
+        let field = |name: &str| format!("signers[{index}].{name}");
+        require_text(&field("name"), &signer.name)?;
+        let email = (!signer.email.is_empty()).then_some(signer.email.as_str());
+        let phone = (!signer.phone.is_empty()).then_some(signer.phone.as_str());
+        if email.is_none() && phone.is_none() {
+            return Err(GatewayError::invalid_field(
+                field("email"),
+                "an email or a 10-digit Indian mobile number is required",
+            ));
+        }
+        if let Some(email) = email
+            && !validate::is_email(email)
+        {
+            return Err(GatewayError::invalid_field(
+                field("email"),
+                "must be an email address",
+            ));
+        }
+        if let Some(phone) = phone
+            && !validate::is_indian_mobile(phone)
+        {
+            return Err(GatewayError::invalid_field(
+                field("phone"),
+                "must be a 10-digit Indian mobile number without +91",
+            ));
+        }
+        for (name, set) in [
+            ("role", !signer.role.is_empty()),
+            ("role_id", !signer.role_id.is_empty()),
+            ("order", signer.order.is_some()),
+            ("signnow", signer.signnow.is_some()),
+        ] {
+            if set {
+                return Err(GatewayError::invalid_field(
+                    field(name),
+                    "is not supported by Leegality: roles and signing order come from the workflow",
+                ));
+            }
+        }
+        invitees.push(WireInvitee {
+            name: &signer.name,
+            email,
+            phone,
+        });
+    }
+    let mut cc = Vec::with_capacity(request.cc.len());
+    for (index, copy) in request.cc.iter().enumerate() {
+        require_text(&format!("cc[{index}].name"), &copy.name)?;
+        if !validate::is_email(&copy.email) {
+            return Err(GatewayError::invalid_field(
+                format!("cc[{index}].email"),
+                "must be an email address",
+            ));
+        }
+        cc.push(WireCc {
+            name: &copy.name,
+            email: &copy.email,
+        });
+    }
+    if request.reference.chars().count() > MAX_IRN_LEN
+        || request.reference.chars().any(char::is_control)
+    {
+        return Err(GatewayError::invalid_field(
+            "reference",
+            format!("must be at most {MAX_IRN_LEN} characters without control characters"),
+        ));
+    }
+    Ok(CreateBody {
+        profile_id,
+        file: WireFile {
+            name: file_name,
+            file: base64::engine::general_purpose::STANDARD.encode(file),
+        },
+        invitees,
+        cc,
+        irn: (!request.reference.is_empty()).then_some(request.reference.as_str()),
+    })
+}
+
+fn require_text(field: &str, value: &str) -> Result<()> {
+    validate::require_non_empty(field, value)?;
+    if value.chars().count() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+        return Err(GatewayError::invalid_field(
+            field,
+            format!("must be at most {MAX_NAME_LEN} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_document_id(document_id: &str) -> Result<()> {
     validate::require_path_safe_id("document_id", document_id, MAX_DOCUMENT_ID_LEN)
 }
 
 // === wire types ===
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody<'a> {
+    profile_id: &'a str,
+    file: WireFile<'a>,
+    invitees: Vec<WireInvitee<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cc: Vec<WireCc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    irn: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireFile<'a> {
+    name: &'a str,
+    file: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WireInvitee<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireCc<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateData {
+    document_id: String,
+    #[serde(default)]
+    irn: Option<String>,
+    invitees: Vec<CreatedInvitee>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedInvitee {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    sign_url: Option<String>,
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    expiry_date: Option<String>,
+}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

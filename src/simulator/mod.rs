@@ -141,6 +141,9 @@ pub enum FaultKind {
     Delay(Duration),
     /// Start a 200 response, then reset the connection mid-body.
     Reset,
+    /// Do the work, then reset the connection before the answer arrives:
+    /// the caller cannot tell whether the call took effect.
+    LoseAnswer,
 }
 
 impl FaultKind {
@@ -149,6 +152,16 @@ impl FaultKind {
             status,
             content_type: "application/json",
             body: b"{}".to_vec(),
+            retry_after: None,
+        }
+    }
+
+    /// Answer with this status and JSON body.
+    pub fn json(status: u16, body: &serde_json::Value) -> FaultKind {
+        FaultKind::Respond {
+            status,
+            content_type: "application/json",
+            body: body.to_string().into_bytes(),
             retry_after: None,
         }
     }
@@ -454,7 +467,7 @@ async fn handle(
     }
 
     let fault = take_fault(&shared, provider, path);
-    match fault {
+    match fault.clone() {
         Some(FaultKind::Respond {
             status,
             content_type,
@@ -474,23 +487,9 @@ async fn handle(
             }
             return response;
         }
-        Some(FaultKind::Reset) => {
-            let stream = futures_util::stream::iter(vec![
-                Ok(Bytes::from_static(b"{\"status\": 1, \"data\": ")),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "simulated reset",
-                )),
-            ]);
-            let mut response = Response::new(Body::from_stream(stream));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return response;
-        }
+        Some(FaultKind::Reset) => return reset_response(),
         Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,
-        None => {}
+        Some(FaultKind::LoseAnswer) | None => {}
     }
 
     let request = SimRequest {
@@ -506,12 +505,32 @@ async fn handle(
         ProviderKind::SignNow => signnow::handle(&shared, &request),
         ProviderKind::Bynn => bynn::handle(&shared, &request),
     };
+    if matches!(fault, Some(FaultKind::LoseAnswer)) {
+        return reset_response();
+    }
     let mut response = (answer.status, axum::Json(answer.body)).into_response();
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);
         }
     }
+    response
+}
+
+/// A 200 whose body breaks off with a connection reset.
+fn reset_response() -> Response {
+    let stream = futures_util::stream::iter(vec![
+        Ok(Bytes::from_static(b"{\"status\": 1, \"data\": ")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated reset",
+        )),
+    ]);
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
