@@ -234,6 +234,19 @@ impl GatewayError {
         self.inner.reason
     }
 
+    /// The same failure under a broader reason (e.g. a saga step's error as
+    /// `REPLACE_SIGNER_INCOMPLETE`); metadata is kept and the original reason
+    /// goes to `causeReason`.
+    pub fn reclassify(mut self, reason: Reason, message: impl Into<String>) -> Self {
+        let cause = self.inner.reason;
+        self.inner.reason = reason;
+        self.inner.message = message.into();
+        self.inner.field_violations.clear();
+        self.inner.quota_violation = None;
+        self.inner.missing_resource = None;
+        self.with_metadata("causeReason", cause.as_str())
+    }
+
     pub fn code(&self) -> Code {
         self.inner.reason.code()
     }

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
@@ -18,6 +19,7 @@ pub mod provider;
 pub mod secret;
 pub mod server;
 pub mod simulator;
+pub mod store;
 pub mod telemetry;
 pub mod validate;
 

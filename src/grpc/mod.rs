@@ -69,7 +69,8 @@ impl InvitationApi {
             let account = self.registry.resolve(kind, message.account())?;
             tracing::Span::current().record("account", account.config.name.as_str());
             let annotate = account.clone();
-            call(account, ctx.clone(), message)
+            let ctx = ctx.clone().with_request_id(message.request_id());
+            call(account, ctx, message)
                 .await
                 .map_err(|error| annotate.annotate(error))
         };

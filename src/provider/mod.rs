@@ -13,12 +13,14 @@ use futures_util::{StreamExt, stream};
 use tokio::time::Instant;
 
 use crate::{
+    clock::Clock,
     config::{AccountConfig, Config},
     domain::{
         BatchItemOutcome, Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc,
         SendOutcome, SendRequest,
     },
     error::{GatewayError, Reason, Result},
+    store::{MemoryStore, StateStore},
 };
 
 /// How many provider calls a fan-out batch keeps in flight at once.
@@ -30,11 +32,22 @@ pub struct CallContext {
     pub rpc: Rpc,
     /// When the caller stops waiting (from `grpc-timeout`).
     pub deadline: Option<Instant>,
+    /// The caller's validated `request_id`, if any.
+    pub request_id: Option<String>,
 }
 
 impl CallContext {
     pub fn new(rpc: Rpc, deadline: Option<Instant>) -> Self {
-        CallContext { rpc, deadline }
+        CallContext {
+            rpc,
+            deadline,
+            request_id: None,
+        }
+    }
+
+    pub fn with_request_id(mut self, request_id: &str) -> Self {
+        self.request_id = (!request_id.is_empty()).then(|| request_id.to_owned());
+        self
     }
 
     /// Time left before the caller's deadline.
@@ -206,9 +219,34 @@ pub struct Registry {
     ordered: Vec<Arc<Account>>,
 }
 
+/// What every adapter shares: the HTTP client, the clock and the state
+/// store (request-id records, saga progress).
+#[derive(Clone)]
+pub struct Services {
+    pub http: http::HttpClient,
+    pub clock: Clock,
+    pub store: Arc<dyn StateStore>,
+}
+
+impl Services {
+    /// Real time and an in-process store.
+    pub fn new(http: http::HttpClient) -> Services {
+        Services {
+            http,
+            clock: Clock::default(),
+            store: Arc::new(MemoryStore::default()),
+        }
+    }
+}
+
 impl Registry {
     /// Builds the adapters of every configured account over one HTTP client.
     pub fn from_config(config: &Config, http: http::HttpClient) -> Registry {
+        Registry::from_services(config, Services::new(http))
+    }
+
+    pub fn from_services(config: &Config, services: Services) -> Registry {
+        let http = services.http.clone();
         let accounts = config.accounts.iter().map(|account| {
             let provider: Arc<dyn Provider> = match account.provider {
                 ProviderKind::Leegality => Arc::new(leegality::Leegality::new(
@@ -218,7 +256,7 @@ impl Registry {
                 )),
                 ProviderKind::SignNow => Arc::new(signnow::SignNow::new(
                     account.clone(),
-                    http.clone(),
+                    services.clone(),
                     config.timeouts,
                 )),
                 ProviderKind::Bynn => Arc::new(bynn::Bynn::new(

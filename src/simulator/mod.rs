@@ -28,28 +28,12 @@ use axum::{
 use chrono::{DateTime, Utc};
 use tokio::{net::TcpListener, task::JoinHandle};
 
+pub use crate::clock::Clock;
 use crate::{
     config::{AccountConfig, BynnLimits, Credentials},
     domain::ProviderKind,
     secret::Secret,
 };
-
-/// A clock the tests can move forward.
-#[derive(Clone, Default)]
-pub struct Clock {
-    offset: Arc<Mutex<chrono::Duration>>,
-}
-
-impl Clock {
-    pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *lock(&self.offset)
-    }
-
-    /// Moves simulated time forward (cooldowns, expiries, token lifetimes).
-    pub fn advance(&self, by: Duration) {
-        *lock(&self.offset) += chrono::Duration::from_std(by).unwrap_or_default();
-    }
-}
 
 /// Credentials the simulator accepts.
 #[derive(Debug, Clone)]
@@ -191,6 +175,8 @@ pub struct Fault {
     pub provider: ProviderKind,
     /// Applies when the request path contains this ("" matches all).
     pub path_contains: String,
+    /// Applies only to this method when set.
+    pub method: Option<Method>,
     /// How many requests it applies to; `None` means until cleared.
     pub times: Option<u32>,
     pub kind: FaultKind,
@@ -201,9 +187,16 @@ impl Fault {
         Fault {
             provider,
             path_contains: path_contains.into(),
+            method: None,
             times: None,
             kind,
         }
+    }
+
+    /// Limits the fault to one HTTP method.
+    pub fn on(mut self, method: Method) -> Fault {
+        self.method = Some(method);
+        self
     }
 
     pub fn times(mut self, times: u32) -> Fault {
@@ -466,7 +459,7 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
 
-    let fault = take_fault(&shared, provider, path);
+    let fault = take_fault(&shared, provider, &method, path);
     match fault.clone() {
         Some(FaultKind::Respond {
             status,
@@ -534,11 +527,18 @@ fn reset_response() -> Response {
     response
 }
 
-fn take_fault(shared: &Shared, provider: ProviderKind, path: &str) -> Option<FaultKind> {
+fn take_fault(
+    shared: &Shared,
+    provider: ProviderKind,
+    method: &Method,
+    path: &str,
+) -> Option<FaultKind> {
     let mut faults = lock(&shared.faults);
-    let index = faults
-        .iter()
-        .position(|f| f.provider == provider && path.contains(f.path_contains.as_str()))?;
+    let index = faults.iter().position(|f| {
+        f.provider == provider
+            && path.contains(f.path_contains.as_str())
+            && f.method.as_ref().is_none_or(|m| m == method)
+    })?;
     let kind = faults[index].kind.clone();
     if let Some(times) = &mut faults[index].times {
         *times -= 1;

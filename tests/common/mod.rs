@@ -7,9 +7,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use esign_gateway::{
     config::{self, Config},
     pb::invitation_service_client::InvitationServiceClient,
-    provider::{Registry, http::HttpClient},
+    provider::{Registry, Services, http::HttpClient},
     server::RunningServer,
     simulator::Simulator,
+    store::MemoryStore,
 };
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -56,7 +57,13 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
     tweak(&mut config);
     let http =
         HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
-    let registry = Arc::new(Registry::from_config(&config, http));
+    // The gateway shares the simulator's clock, so moving it expires tokens.
+    let services = Services {
+        http,
+        clock: sim.clock().clone(),
+        store: Arc::new(MemoryStore::default()),
+    };
+    let registry = Arc::new(Registry::from_services(&config, services));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = RunningServer::start(&config, registry, listener, None)
         .await
