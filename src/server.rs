@@ -23,6 +23,9 @@ use crate::{
 
 /// The fully qualified name health and reflection use for our service.
 pub const SERVICE_NAME: &str = "esign.v1.InvitationService";
+/// Health entry for liveness probes: SERVING for as long as the process
+/// answers, also while draining (readiness uses the service name).
+pub const LIVENESS_SERVICE: &str = "liveness";
 /// Largest inbound message: a 15 MB Leegality PDF plus the rest of the request.
 pub const MAX_INBOUND_MESSAGE_BYTES: usize = 17 * 1024 * 1024;
 /// Largest outbound message.
@@ -128,6 +131,9 @@ impl RunningServer {
         health.set_service_status("", ServingStatus::Serving).await;
         health
             .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+            .await;
+        health
+            .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
             .await;
         ready.store(true, Ordering::SeqCst);
         tracing::info!(%local_addr, admin_addr = ?admin_addr, "gateway serving");

@@ -54,6 +54,11 @@ async fn health_is_serving_then_not_serving_during_drain() {
         health_status(channel.clone(), SERVICE_NAME).await,
         ServingStatus::NotServing
     );
+    assert_eq!(
+        health_status(channel.clone(), esign_gateway::server::LIVENESS_SERVICE).await,
+        ServingStatus::Serving,
+        "liveness holds while draining, so the pod is not restarted mid-drain"
+    );
     let still_served = client.list_providers(pb::ListProvidersRequest {}).await;
     assert!(
         still_served.is_ok(),

@@ -1,0 +1,22 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t esign-gateway:dev .
+# Release build with the committed lock file; protox compiles the protos, so
+# no protoc is needed.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto proto
+COPY src src
+RUN cargo build --release --locked --bin esign-gateway \
+    && strip target/release/esign-gateway
+
+# glibc, CA certificates and a non-root user (65532), nothing else.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/esign-gateway /usr/local/bin/esign-gateway
+USER 65532:65532
+# gRPC, and the admin listener (/metrics, /healthz, /readyz).
+EXPOSE 50051 9090
+# The gateway drains on SIGTERM: NOT_SERVING, drain delay, bounded grace.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/esign-gateway"]
+CMD ["serve"]

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Lints, renders and strictly validates the Helm chart for several value sets.
+
+Uses helm-python-sdk (Helm's Go SDK through a C ABI, no helm binary) and
+kubernetes-validate. Exits non-zero on the first problem.
+"""
+
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import helm_python as helm
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "esign-gateway"
+KUBE_VERSION = "1.31.0"
+# Custom resources kubernetes-validate has no schema for; checked by hand below.
+CUSTOM_KINDS = {"ServiceMonitor"}
+
+VALUE_SETS = {
+    "default": None,
+    "all-on": CHART / "ci" / "all-on-values.yaml",
+    "existing-secret": CHART / "ci" / "existing-secret-values.yaml",
+}
+
+
+def fail(message):
+    print(f"chart: FAIL: {message}")
+    sys.exit(1)
+
+
+def load_values(path):
+    return helm.values_from_yaml(path.read_text()) if path else None
+
+
+def lint(name, values):
+    report = helm.lint(str(CHART), values, strict=True, kube_version=f"v{KUBE_VERSION}")
+    problems = [m for m in report.get("messages") or [] if m.get("severity", 0) >= 2]
+    if problems or report.get("errors"):
+        fail(f"lint of {name}: {problems or report['errors']}")
+    print(f"chart: lint ({name}) clean")
+
+
+def render(name, values):
+    chart = helm.Chart.load(str(CHART))
+    rendered = chart.render(values, name="esign", namespace="esign", is_install=True)
+    documents = []
+    for path, text in sorted(rendered.items()):
+        if not path.endswith(".yaml"):
+            continue
+        for document in yaml.safe_load_all(text):
+            if document:
+                documents.append(document)
+    return documents
+
+
+def validate(name, documents):
+    builtin = [d for d in documents if d["kind"] not in CUSTOM_KINDS]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for index, document in enumerate(builtin):
+            file = pathlib.Path(tmp) / f"{index:02d}-{document['kind']}.yaml"
+            file.write_text(yaml.safe_dump(document))
+            files.append(str(file))
+        result = subprocess.run(
+            ["kubernetes-validate", "--strict", "-k", KUBE_VERSION, *files],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0 or "ERROR" in result.stdout:
+            fail(f"kubernetes-validate ({name}):\n{result.stdout}{result.stderr}")
+    for document in documents:
+        if document["kind"] == "ServiceMonitor":
+            endpoint = document["spec"]["endpoints"][0]
+            if document["apiVersion"] != "monitoring.coreos.com/v1" or endpoint["port"] != "metrics":
+                fail(f"ServiceMonitor shape ({name}): {document}")
+    kinds = sorted(d["kind"] for d in documents)
+    print(f"chart: {name} renders {kinds}, valid for Kubernetes {KUBE_VERSION}")
+
+
+def by_kind(documents, kind):
+    found = [d for d in documents if d["kind"] == kind]
+    return found[0] if found else None
+
+
+def check_deployment(name, documents, values):
+    deployment = by_kind(documents, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if container["livenessProbe"]["grpc"] != {"port": 50051, "service": "liveness"}:
+        fail(f"{name}: liveness probe is not the gRPC health check")
+    if container["readinessProbe"]["grpc"]["service"] != "esign.v1.InvitationService":
+        fail(f"{name}: readiness probe is not the service's gRPC health")
+    security = container["securityContext"]
+    if not (
+        security["readOnlyRootFilesystem"]
+        and security["allowPrivilegeEscalation"] is False
+        and security["capabilities"]["drop"] == ["ALL"]
+        and pod["securityContext"]["runAsNonRoot"]
+        and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    ):
+        fail(f"{name}: security context is not hardened")
+    gateway = (values or {}).get("gateway", {})
+    drain = gateway.get("drainSeconds", 5) + gateway.get("shutdownGraceSeconds", 20)
+    if pod["terminationGracePeriodSeconds"] <= drain:
+        fail(f"{name}: termination grace {pod['terminationGracePeriodSeconds']} <= drain {drain}")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    if "checksum/config" not in annotations:
+        fail(f"{name}: no config checksum annotation")
+    service = by_kind(documents, "Service")
+    grpc_port = [p for p in service["spec"]["ports"] if p["name"] == "grpc"][0]
+    if grpc_port.get("appProtocol") != "grpc":
+        fail(f"{name}: gRPC port lacks appProtocol grpc")
+    return deployment
+
+
+def main():
+    rendered = {}
+    for name, path in VALUE_SETS.items():
+        values = load_values(path)
+        lint(name, values)
+        documents = render(name, values)
+        validate(name, documents)
+        check_deployment(name, documents, values)
+        rendered[name] = documents
+
+    all_on = {d["kind"] for d in rendered["all-on"]}
+    for kind in ["HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "ConfigMap", "Secret"]:
+        if kind not in all_on:
+            fail(f"all-on: {kind} missing")
+    existing = rendered["existing-secret"]
+    if by_kind(existing, "Secret"):
+        fail("existing-secret: the chart made a Secret anyway")
+    env_from = by_kind(existing, "Deployment")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    if env_from != [{"secretRef": {"name": "esign-provider-credentials"}}]:
+        fail(f"existing-secret: envFrom is {env_from}")
+
+    # A changed config must change the pod template, so pods roll.
+    values = load_values(VALUE_SETS["all-on"])
+    before = by_kind(render("all-on", values), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    values["config"] += "\n# changed\n"
+    after = by_kind(render("all-on", values), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    if before["checksum/config"] == after["checksum/config"]:
+        fail("a config change does not change checksum/config")
+    print("chart: config changes roll the pods")
+
+    bad = load_values(CHART / "ci" / "bad-values.yaml")
+    try:
+        helm.Chart.load(str(CHART)).validate_schema(bad)
+    except helm.HelmValuesError as error:
+        message = str(error)
+        for expected in ["replicaCount", "logFormat", "unknownTopLevel"]:
+            if expected not in message:
+                fail(f"schema error does not name {expected}: {message}")
+        print("chart: bad values refused by the schema")
+    else:
+        fail("bad values were accepted by the schema")
+    print("chart: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
