@@ -12,7 +12,16 @@ mkdir -p "$tools"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing cross-language test tools"
+step "installing test tools"
+# The resilience tests start their own redis-server on a free loopback port.
+if ! command -v redis-server >/dev/null; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get install -y -q redis-server >/dev/null 2>&1 || {
+    $sudo_cmd apt-get update -q >/dev/null
+    $sudo_cmd apt-get install -y -q redis-server >/dev/null
+  }
+fi
 if [ ! -x "$tools/venv/bin/python" ]; then
   python3 -m venv "$tools/venv"
 fi

@@ -169,6 +169,29 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Largest provider response body read into memory.
     pub max_provider_body_bytes: usize,
+    /// How long a request_id's outcome is kept and replayed.
+    pub idempotency_ttl: Duration,
+    /// Provider RPCs in flight at once; more are shed with RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    pub breaker: BreakerConfig,
+}
+
+/// When a provider account's circuit opens, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failed calls (5xx, timeouts, resets) that open it.
+    pub failures: u32,
+    /// How long it stays open before one probe call may try again.
+    pub cooldown: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            cooldown: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -251,10 +274,10 @@ pub fn load(
     let redis_url = match get("GATEWAY_REDIS_URL") {
         Some(value) => {
             let url = parse_url("GATEWAY_REDIS_URL", value)?;
-            if !matches!(url.scheme(), "redis" | "rediss") {
+            if url.scheme() != "redis" || url.host_str().is_none() {
                 return Err(ConfigError::new(
                     "GATEWAY_REDIS_URL",
-                    "must be a redis:// or rediss:// URL",
+                    "must be a redis://[:password@]host[:port][/db] URL (rediss:// is not supported)",
                 ));
             }
             Some(value.to_owned())
@@ -347,7 +370,60 @@ pub fn load(
         auth_tokens_file: get("GATEWAY_AUTH_TOKENS_FILE").map(PathBuf::from),
         log_format,
         max_provider_body_bytes: 4 * 1024 * 1024,
+        idempotency_ttl: parse_bounded(
+            "GATEWAY_IDEMPOTENCY_TTL_SECONDS",
+            get("GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
+            86_400,
+            60..=7 * 86_400,
+        )
+        .map(Duration::from_secs)?,
+        max_in_flight: parse_bounded(
+            "GATEWAY_MAX_IN_FLIGHT",
+            get("GATEWAY_MAX_IN_FLIGHT"),
+            4096,
+            1..=1_000_000,
+        )? as usize,
+        breaker: BreakerConfig {
+            failures: parse_bounded(
+                "GATEWAY_BREAKER_FAILURES",
+                get("GATEWAY_BREAKER_FAILURES"),
+                5,
+                1..=1000,
+            )? as u32,
+            cooldown: parse_bounded(
+                "GATEWAY_BREAKER_COOLDOWN_SECONDS",
+                get("GATEWAY_BREAKER_COOLDOWN_SECONDS"),
+                10,
+                1..=3600,
+            )
+            .map(Duration::from_secs)?,
+        },
     })
+}
+
+fn parse_bounded(
+    variable: &str,
+    value: Option<&str>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                variable,
+                format!(
+                    "{value:?} is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 fn env_accounts<'a>(

@@ -109,6 +109,8 @@ struct ErrorInner {
     quota_violation: Option<QuotaViolation>,
     missing_resource: Option<MissingResource>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// A stored outcome replayed verbatim for a repeated request id.
+    replayed: Option<tonic_types::Status>,
 }
 
 impl GatewayError {
@@ -123,6 +125,7 @@ impl GatewayError {
             quota_violation: None,
             missing_resource: None,
             source: None,
+            replayed: None,
         };
         if reason == Reason::ResendCooldown || reason == Reason::RequestInProgress {
             // These always have a delay after which a retry can succeed.
@@ -267,8 +270,28 @@ impl GatewayError {
         &self.inner.field_violations
     }
 
+    /// The first outcome of a request id, replayed exactly as it was sent.
+    pub fn replayed(status: tonic_types::Status) -> Self {
+        use tonic_types::RpcStatusExt as _;
+        let reason = status
+            .get_details_error_info()
+            .and_then(|info| {
+                Reason::ALL
+                    .iter()
+                    .copied()
+                    .find(|r| r.as_str() == info.reason)
+            })
+            .unwrap_or(Reason::Internal);
+        let mut error = GatewayError::new(reason, status.message.clone());
+        error.inner.replayed = Some(status);
+        error
+    }
+
     /// The same error as a `google.rpc.Status`, for per-item batch results.
     pub fn to_rpc_status(&self) -> tonic_types::Status {
+        if let Some(replayed) = &self.inner.replayed {
+            return replayed.clone();
+        }
         let status = self.to_status();
         // `details()` holds the encoded google.rpc.Status tonic-types built.
         tonic_types::Status::decode(status.details()).unwrap_or_else(|_| tonic_types::Status {
@@ -279,6 +302,14 @@ impl GatewayError {
     }
 
     fn to_status(&self) -> tonic::Status {
+        if let Some(replayed) = &self.inner.replayed {
+            use prost::Message as _;
+            return tonic::Status::with_details(
+                Code::from_i32(replayed.code),
+                replayed.message.clone(),
+                replayed.encode_to_vec().into(),
+            );
+        }
         let mut details = ErrorDetails::with_error_info(
             self.inner.reason.as_str(),
             ERROR_DOMAIN,

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod idempotency;
 pub mod provider;
 pub mod secret;
 pub mod server;

@@ -92,9 +92,13 @@ impl RunningServer {
         let reflection_v1 = reflection_builder().build_v1()?;
         let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
-        let api = InvitationServiceServer::new(InvitationApi::new(registry))
-            .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
+        let api = InvitationServiceServer::new(InvitationApi::new(
+            registry,
+            config.idempotency_ttl,
+            config.max_in_flight,
+        ))
+        .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_grpc, stopped) = oneshot::channel::<()>();

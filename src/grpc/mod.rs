@@ -10,9 +10,13 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, field};
 
+use prost::Message as _;
+use tokio::sync::Semaphore;
+
 use crate::{
     domain::{Expiry, ReplaceSignerRequest, Rpc},
-    error::{GatewayError, Result},
+    error::{GatewayError, Reason, Result},
+    idempotency::{Claim, Idempotency, Stored},
     pb::{self, invitation_service_server::InvitationService},
     provider::{Account, CallContext, Registry},
     telemetry,
@@ -24,15 +28,31 @@ const HANDLER_DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 
 pub struct InvitationApi {
     registry: Arc<Registry>,
+    idempotency: Arc<Idempotency>,
+    /// Provider RPCs in flight; beyond it calls are shed at once.
+    in_flight: Arc<Semaphore>,
 }
 
+/// Suggested wait for a caller the gateway shed.
+const SHED_RETRY_AFTER: Duration = Duration::from_millis(500);
+
 impl InvitationApi {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        InvitationApi { registry }
+    pub fn new(registry: Arc<Registry>, idempotency_ttl: Duration, max_in_flight: usize) -> Self {
+        InvitationApi {
+            idempotency: Arc::new(Idempotency::new(registry.store(), idempotency_ttl)),
+            registry,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        }
     }
 
-    /// Runs one provider RPC: span (child of an inbound traceparent), the
-    /// caller's deadline, account lookup, and the single error conversion.
+    /// Runs one provider RPC: load shedding, span (child of an inbound
+    /// traceparent), the caller's deadline, account lookup, request-id
+    /// deduplication, and the single error conversion.
+    ///
+    /// A call with a request id runs in its own task: if the caller gives up
+    /// or its deadline passes, the provider call still completes and its
+    /// outcome is recorded for the caller's retry, so a retry never sends
+    /// twice.
     async fn run<Req, T, F, Fut>(
         &self,
         rpc: Rpc,
@@ -40,9 +60,10 @@ impl InvitationApi {
         call: F,
     ) -> Result<Response<T>, Status>
     where
-        Req: ProviderScoped,
-        F: FnOnce(Arc<Account>, CallContext, Req) -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Req: ProviderScoped + prost::Message + Send + 'static,
+        T: prost::Message + Default + Send + 'static,
+        F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let caller_timeout = deadline::caller_timeout(request.metadata());
         let deadline = caller_timeout.map(|timeout| Instant::now() + timeout);
@@ -58,21 +79,61 @@ impl InvitationApi {
             error.reason = field::Empty,
         );
         telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            let error = GatewayError::new(
+                Reason::GatewayOverloaded,
+                "the gateway is at its in-flight limit; retry shortly",
+            )
+            .with_retry_after(SHED_RETRY_AFTER);
+            return finish(&span, Err(error));
+        };
         let message = request.into_inner();
         let ctx = CallContext::new(rpc, deadline);
+        let registry = self.registry.clone();
+        let idempotency = self.idempotency.clone();
 
-        let work = async {
+        let work = async move {
             let kind = convert::provider(message.provider())?;
             tracing::Span::current().record("provider", kind.as_str());
             convert::account(message.account())?;
             convert::request_id(message.request_id())?;
-            let account = self.registry.resolve(kind, message.account())?;
+            let account = registry.resolve(kind, message.account())?;
             tracing::Span::current().record("account", account.config.name.as_str());
             let annotate = account.clone();
-            let ctx = ctx.clone().with_request_id(message.request_id());
-            call(account, ctx, message)
-                .await
-                .map_err(|error| annotate.annotate(error))
+            let ctx = ctx.with_request_id(message.request_id());
+            let request_id = message.request_id().to_owned();
+            if !rpc.is_mutating() || request_id.is_empty() {
+                return call(account, ctx, message)
+                    .await
+                    .map_err(|error| annotate.annotate(error));
+            }
+            let key = Idempotency::key(&request_id);
+            let fingerprint = Idempotency::fingerprint(rpc, &message);
+            match idempotency.claim(&key, &fingerprint).await {
+                Ok(Claim::Run) => {}
+                Ok(Claim::Replay(stored)) => {
+                    tracing::info!("request_id seen before: replaying its outcome");
+                    return replay(stored);
+                }
+                Err(error) => return Err(annotate.annotate(error)),
+            }
+            let task = tokio::spawn(
+                async move {
+                    let outcome = call(account, ctx, message)
+                        .await
+                        .map_err(|error| annotate.annotate(error));
+                    if let Err(error) = idempotency.finish(&key, &fingerprint, &outcome).await {
+                        tracing::error!(error = %error, "could not record the outcome of a request id");
+                    }
+                    drop(permit);
+                    outcome
+                }
+                .in_current_span(),
+            );
+            task.await.unwrap_or_else(|join_error| {
+                tracing::error!(error = %join_error, "provider call task failed");
+                Err(GatewayError::internal("the call failed inside the gateway"))
+            })
         };
         let bounded = async {
             match deadline {
@@ -82,7 +143,7 @@ impl InvitationApi {
                         .unwrap_or(deadline);
                     match tokio::time::timeout_at(stop, work).await {
                         Ok(result) => result,
-                        Err(_) => Err(ctx.deadline_exceeded(true)),
+                        Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
                     }
                 }
                 None => work.await,
@@ -90,6 +151,20 @@ impl InvitationApi {
         };
         let result = bounded.instrument(span.clone()).await;
         finish(&span, result)
+    }
+}
+
+/// The stored first outcome of a request id.
+fn replay<T: prost::Message + Default>(stored: Stored) -> Result<T> {
+    match stored {
+        Stored::Response(bytes) => T::decode(bytes.as_slice())
+            .map_err(|e| GatewayError::internal("a stored response is unreadable").with_source(e)),
+        Stored::Error(bytes) => {
+            let status = tonic_types::Status::decode(bytes.as_slice()).map_err(|e| {
+                GatewayError::internal("a stored error is unreadable").with_source(e)
+            })?;
+            Err(GatewayError::replayed(status))
+        }
     }
 }
 
@@ -435,7 +510,7 @@ impl InvitationService for InvitationApi {
                     .map(|rpc| rpc.name().to_owned())
                     .collect(),
                 is_default: account.is_default,
-                breaker_state: String::new(),
+                breaker_state: self.registry.breaker_state(account).to_owned(),
             })
             .collect();
         Ok(Response::new(pb::ListProvidersResponse { accounts }))

@@ -12,7 +12,8 @@ use tracing::{Instrument as _, field};
 use url::Url;
 
 use crate::{
-    config::Timeouts,
+    clock::Clock,
+    config::{BreakerConfig, Timeouts},
     domain::ProviderKind,
     error::{GatewayError, Reason, Result},
     provider::CallContext,
@@ -166,6 +167,127 @@ pub struct HttpClient {
 struct Inner {
     client: reqwest::Client,
     max_body_bytes: usize,
+    breakers: Breakers,
+}
+
+/// One circuit breaker per provider account. After `failures` failed calls
+/// in a row (5xx, timeouts, resets, refused connections) it opens: calls
+/// fail at once with UNAVAILABLE and the time left. After the cool-down one
+/// probe call goes through; its success closes the circuit, its failure
+/// opens it again.
+struct Breakers {
+    config: BreakerConfig,
+    clock: Clock,
+    states: std::sync::Mutex<std::collections::HashMap<(ProviderKind, String), BreakerState>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BreakerState {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: chrono::DateTime<chrono::Utc>,
+    },
+    /// A probe is out since `since`; others wait until it reports or until
+    /// a cool-down has passed (a dropped probe must not wedge it).
+    HalfOpen {
+        since: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+impl Breakers {
+    fn cooldown(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.cooldown).unwrap_or(chrono::Duration::seconds(10))
+    }
+
+    fn admit(&self, provider: ProviderKind, account: &str) -> Result<()> {
+        let now = self.clock.now();
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let state = states
+            .entry((provider, account.to_owned()))
+            .or_insert(BreakerState::Closed { failures: 0 });
+        let wait = match *state {
+            BreakerState::Closed { .. } => return Ok(()),
+            BreakerState::Open { until } if now >= until => {
+                *state = BreakerState::HalfOpen { since: now };
+                tracing::info!(
+                    provider = provider.as_str(),
+                    account,
+                    "circuit half-open: probing"
+                );
+                return Ok(());
+            }
+            BreakerState::HalfOpen { since } if now >= since + self.cooldown() => {
+                *state = BreakerState::HalfOpen { since: now };
+                return Ok(());
+            }
+            BreakerState::Open { until } => until - now,
+            BreakerState::HalfOpen { since } => since + self.cooldown() - now,
+        };
+        let wait = wait
+            .to_std()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_secs(1));
+        Err(GatewayError::new(
+            Reason::ProviderUnavailable,
+            "the provider has been failing; the gateway is giving it time to recover",
+        )
+        .with_provider(provider)
+        .with_metadata("breaker", "open")
+        .with_metadata("outcome", "not_sent")
+        .with_retry_after(wait))
+    }
+
+    fn record(&self, provider: ProviderKind, account: &str, failed: bool) {
+        let now = self.clock.now();
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let state = states
+            .entry((provider, account.to_owned()))
+            .or_insert(BreakerState::Closed { failures: 0 });
+        let next = match (*state, failed) {
+            (_, false) => BreakerState::Closed { failures: 0 },
+            (BreakerState::Closed { failures }, true) if failures + 1 < self.config.failures => {
+                BreakerState::Closed {
+                    failures: failures + 1,
+                }
+            }
+            (_, true) => BreakerState::Open {
+                until: now + self.cooldown(),
+            },
+        };
+        match (*state, next) {
+            (
+                BreakerState::Closed { .. } | BreakerState::HalfOpen { .. },
+                BreakerState::Open { .. },
+            ) => {
+                tracing::warn!(
+                    provider = provider.as_str(),
+                    account,
+                    cooldown_secs = self.config.cooldown.as_secs(),
+                    "circuit opened"
+                );
+            }
+            (
+                BreakerState::HalfOpen { .. } | BreakerState::Open { .. },
+                BreakerState::Closed { .. },
+            ) => {
+                tracing::info!(provider = provider.as_str(), account, "circuit closed");
+            }
+            _ => {}
+        }
+        *state = next;
+    }
+
+    fn state(&self, provider: ProviderKind, account: &str) -> &'static str {
+        let now = self.clock.now();
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        match states.get(&(provider, account.to_owned())) {
+            None | Some(BreakerState::Closed { .. }) => "closed",
+            Some(BreakerState::Open { until }) if now < *until => "open",
+            Some(_) => "half_open",
+        }
+    }
 }
 
 impl HttpClient {
@@ -187,8 +309,34 @@ impl HttpClient {
             inner: Arc::new(Inner {
                 client,
                 max_body_bytes,
+                breakers: Breakers {
+                    config: BreakerConfig::default(),
+                    clock: Clock::default(),
+                    states: Default::default(),
+                },
             }),
         })
+    }
+
+    /// The same client with these breaker settings and clock.
+    pub fn with_breaker(self, config: BreakerConfig, clock: Clock) -> HttpClient {
+        let inner = Inner {
+            client: self.inner.client.clone(),
+            max_body_bytes: self.inner.max_body_bytes,
+            breakers: Breakers {
+                config,
+                clock,
+                states: Default::default(),
+            },
+        };
+        HttpClient {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// `closed`, `open` or `half_open`, for ListProviders.
+    pub fn breaker_state(&self, provider: ProviderKind, account: &str) -> &'static str {
+        self.inner.breakers.state(provider, account)
     }
 
     /// Sends `request`, retrying only as its policy allows, and returns the
@@ -212,9 +360,19 @@ impl HttpClient {
             http.response.status_code = field::Empty,
             retry.attempt = field::Empty,
         );
-        self.send_with_retries(ctx, provider, request)
-            .instrument(span)
-            .await
+        async {
+            self.inner.breakers.admit(provider, account)?;
+            let outcome = self.send_with_retries(ctx, provider, request).await;
+            let failed = match &outcome {
+                Ok(response) => response.status.is_server_error(),
+                // A caller's short deadline says nothing about the provider.
+                Err(error) => error.reason() == Reason::ProviderUnavailable,
+            };
+            self.inner.breakers.record(provider, account, failed);
+            outcome
+        }
+        .instrument(span)
+        .await
     }
 
     async fn send_with_retries(
@@ -460,8 +618,13 @@ pub fn common_status_error(
             "the provider is rate limiting the gateway",
         )
         .with_retry_after(response.retry_after().unwrap_or(Duration::from_secs(60))),
+        // A 503 is a refusal; after 500, 502 or 504 a write may have happened.
+        503 => GatewayError::new(Reason::ProviderUnavailable, "the provider is unavailable")
+            .with_retry_after(response.retry_after().unwrap_or(TRANSIENT_RETRY_DELAY))
+            .with_metadata("outcome", "not_applied"),
         500..=599 => GatewayError::new(Reason::ProviderUnavailable, "the provider is unavailable")
-            .with_retry_after(response.retry_after().unwrap_or(TRANSIENT_RETRY_DELAY)),
+            .with_retry_after(response.retry_after().unwrap_or(TRANSIENT_RETRY_DELAY))
+            .with_metadata("outcome", "unknown"),
         _ => return None,
     };
     Some(

@@ -20,7 +20,7 @@ use crate::{
         SendOutcome, SendRequest,
     },
     error::{GatewayError, Reason, Result},
-    store::{MemoryStore, StateStore},
+    store::{MemoryStore, RedisStore, StateStore},
 };
 
 /// How many provider calls a fan-out batch keeps in flight at once.
@@ -217,6 +217,8 @@ pub struct Registry {
     accounts: HashMap<(ProviderKind, String), Arc<Account>>,
     defaults: HashMap<ProviderKind, Arc<Account>>,
     ordered: Vec<Arc<Account>>,
+    store: Arc<dyn StateStore>,
+    http: Option<http::HttpClient>,
 }
 
 /// What every adapter shares: the HTTP client, the clock and the state
@@ -237,16 +239,41 @@ impl Services {
             store: Arc::new(MemoryStore::default()),
         }
     }
+
+    /// As configured: Redis when `GATEWAY_REDIS_URL` is set, the breaker
+    /// settings, and `clock` (the real one outside tests).
+    pub fn from_config(config: &Config, http: http::HttpClient, clock: Clock) -> Services {
+        let store: Arc<dyn StateStore> = match &config.redis_url {
+            Some(url) => match RedisStore::new(url) {
+                Ok(store) => Arc::new(store),
+                // Config validation already parsed it; keep the guard anyway.
+                Err(error) => {
+                    tracing::error!(error = %error, "unusable GATEWAY_REDIS_URL; using memory");
+                    Arc::new(MemoryStore::default())
+                }
+            },
+            None => Arc::new(MemoryStore::default()),
+        };
+        Services {
+            http: http.with_breaker(config.breaker, clock.clone()),
+            clock,
+            store,
+        }
+    }
 }
 
 impl Registry {
     /// Builds the adapters of every configured account over one HTTP client.
     pub fn from_config(config: &Config, http: http::HttpClient) -> Registry {
-        Registry::from_services(config, Services::new(http))
+        Registry::from_services(
+            config,
+            Services::from_config(config, http, Clock::default()),
+        )
     }
 
     pub fn from_services(config: &Config, services: Services) -> Registry {
         let http = services.http.clone();
+        let store = services.store.clone();
         let accounts = config.accounts.iter().map(|account| {
             let provider: Arc<dyn Provider> = match account.provider {
                 ProviderKind::Leegality => Arc::new(leegality::Leegality::new(
@@ -267,7 +294,10 @@ impl Registry {
             };
             (account.clone(), provider)
         });
-        Registry::new(accounts)
+        let mut registry = Registry::new(accounts);
+        registry.store = store;
+        registry.http = Some(http);
+        registry
     }
 
     /// Builds a registry from ready adapters (tests inject fakes here).
@@ -276,6 +306,8 @@ impl Registry {
             accounts: HashMap::new(),
             defaults: HashMap::new(),
             ordered: Vec::new(),
+            store: Arc::new(MemoryStore::default()),
+            http: None,
         };
         for (config, provider) in accounts {
             let is_default = config.name == crate::config::DEFAULT_ACCOUNT;
@@ -349,5 +381,17 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.ordered.is_empty()
+    }
+
+    /// Where request-id records and saga progress live.
+    pub fn store(&self) -> Arc<dyn StateStore> {
+        self.store.clone()
+    }
+
+    /// The account's circuit: `closed`, `open` or `half_open`.
+    pub fn breaker_state(&self, account: &Account) -> &'static str {
+        self.http.as_ref().map_or("closed", |http| {
+            http.breaker_state(account.config.provider, &account.config.name)
+        })
     }
 }

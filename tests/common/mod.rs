@@ -10,7 +10,6 @@ use esign_gateway::{
     provider::{Registry, Services, http::HttpClient},
     server::RunningServer,
     simulator::Simulator,
-    store::MemoryStore,
 };
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -52,17 +51,34 @@ pub async fn start() -> TestGateway {
 /// may change the config (accounts included) before the server starts.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
     let sim = Simulator::start_local().await.expect("simulator");
+    let (server, client, channel, config) = gateway_for(&sim, tweak).await;
+    TestGateway {
+        sim,
+        server: Some(server),
+        client,
+        channel,
+        config,
+    }
+}
+
+/// Another gateway on the same simulator (e.g. a second replica).
+pub async fn gateway_for(
+    sim: &Simulator,
+    tweak: impl FnOnce(&mut Config),
+) -> (
+    RunningServer,
+    InvitationServiceClient<Channel>,
+    Channel,
+    Config,
+) {
     let mut config = base_config();
     config.accounts = sim.gateway_accounts();
     tweak(&mut config);
     let http =
         HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
-    // The gateway shares the simulator's clock, so moving it expires tokens.
-    let services = Services {
-        http,
-        clock: sim.clock().clone(),
-        store: Arc::new(MemoryStore::default()),
-    };
+    // The gateway shares the simulator's clock, so moving it expires tokens
+    // and cools down circuit breakers.
+    let services = Services::from_config(&config, http, sim.clock().clone());
     let registry = Arc::new(Registry::from_services(&config, services));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = RunningServer::start(&config, registry, listener, None)
@@ -73,13 +89,12 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
         .connect()
         .await
         .expect("connect");
-    TestGateway {
-        sim,
-        server: Some(server),
-        client: InvitationServiceClient::new(channel.clone()),
+    (
+        server,
+        InvitationServiceClient::new(channel.clone()),
         channel,
         config,
-    }
+    )
 }
 
 /// Decoded ErrorInfo of a failed call.

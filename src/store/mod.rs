@@ -12,6 +12,9 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+pub mod redis;
+pub use redis::RedisStore;
+
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
