@@ -22,9 +22,13 @@ use crate::{
     telemetry,
 };
 
-/// Our own deadline fires this much before tonic's, so the caller gets
-/// DEADLINE_EXCEEDED with details rather than tonic's bare CANCELLED.
-const HANDLER_DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+/// The answer must be on its way this long before the caller's deadline:
+/// tonic clients and servers both cut the call off at the deadline with a
+/// bare CANCELLED, so the gateway's own DEADLINE_EXCEEDED (with details)
+/// has to get there first. A tenth of the caller's timeout, within bounds.
+fn reply_margin(caller_timeout: Duration) -> Duration {
+    (caller_timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
 
 pub struct InvitationApi {
     registry: Arc<Registry>,
@@ -66,7 +70,9 @@ impl InvitationApi {
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let caller_timeout = deadline::caller_timeout(request.metadata());
-        let deadline = caller_timeout.map(|timeout| Instant::now() + timeout);
+        // Everything downstream works to this effective deadline.
+        let deadline =
+            caller_timeout.map(|timeout| Instant::now() + timeout - reply_margin(timeout));
         let span = tracing::info_span!(
             "rpc",
             otel.kind = "server",
@@ -137,15 +143,10 @@ impl InvitationApi {
         };
         let bounded = async {
             match deadline {
-                Some(deadline) => {
-                    let stop = deadline
-                        .checked_sub(HANDLER_DEADLINE_MARGIN)
-                        .unwrap_or(deadline);
-                    match tokio::time::timeout_at(stop, work).await {
-                        Ok(result) => result,
-                        Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
-                    }
-                }
+                Some(deadline) => match tokio::time::timeout_at(deadline, work).await {
+                    Ok(result) => result,
+                    Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
+                },
                 None => work.await,
             }
         };
