@@ -73,6 +73,17 @@ pub fn require_path_safe_id(field: &str, value: &str, max_len: usize) -> Result<
     Ok(())
 }
 
+/// INVALID_ARGUMENT naming the first of `fields` that is set although the
+/// provider cannot honour it: nothing is dropped silently. Each field path
+/// is `prefix.name` (or `name` when the prefix is empty).
+pub fn reject_set(prefix: &str, fields: &[(&str, bool)], why: &str) -> Result<(), GatewayError> {
+    match fields.iter().find(|(_, set)| *set) {
+        Some((name, _)) if prefix.is_empty() => Err(GatewayError::invalid_field(*name, why)),
+        Some((name, _)) => Err(GatewayError::invalid_field(format!("{prefix}.{name}"), why)),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -300,19 +300,16 @@ fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
             "Bynn options (workflow_token, channel) are required",
         ));
     };
-    for (field, set) in [
-        ("document_id", !request.document_id.is_empty()),
-        ("subject", !request.subject.is_empty()),
-        ("message", !request.message.is_empty()),
-        ("cc", !request.cc.is_empty()),
-    ] {
-        if set {
-            return Err(GatewayError::invalid_field(
-                field,
-                "is not supported by Bynn; leave it empty",
-            ));
-        }
-    }
+    validate::reject_set(
+        "",
+        &[
+            ("document_id", !request.document_id.is_empty()),
+            ("subject", !request.subject.is_empty()),
+            ("message", !request.message.is_empty()),
+            ("cc", !request.cc.is_empty()),
+        ],
+        "is not supported by Bynn; leave it empty",
+    )?;
     if !workflow_token.starts_with("wf_") {
         return Err(GatewayError::invalid_field(
             "bynn.workflow_token",

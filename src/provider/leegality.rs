@@ -227,18 +227,7 @@ impl Provider for Leegality {
         let invitations = data
             .invitees
             .into_iter()
-            .map(|invitee| {
-                let request = WireRequest {
-                    name: invitee.name,
-                    email: invitee.email,
-                    phone: invitee.phone,
-                    sign_url: invitee.sign_url,
-                    signed: false,
-                    rejected: false,
-                    expired: false,
-                    active: invitee.active,
-                    expiry_date: invitee.expiry_date,
-                };
+            .map(|request| {
                 let mut invitation = self.invitation_from(&data.document_id, request);
                 invitation.reference = data.irn.clone();
                 invitation
@@ -604,19 +593,16 @@ fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
                 "must be a 10-digit Indian mobile number without +91",
             ));
         }
-        for (name, set) in [
-            ("role", !signer.role.is_empty()),
-            ("role_id", !signer.role_id.is_empty()),
-            ("order", signer.order.is_some()),
-            ("signnow", signer.signnow.is_some()),
-        ] {
-            if set {
-                return Err(GatewayError::invalid_field(
-                    field(name),
-                    "is not supported by Leegality: roles and signing order come from the workflow",
-                ));
-            }
-        }
+        validate::reject_set(
+            &format!("signers[{index}]"),
+            &[
+                ("role", !signer.role.is_empty()),
+                ("role_id", !signer.role_id.is_empty()),
+                ("order", signer.order.is_some()),
+                ("signnow", signer.signnow.is_some()),
+            ],
+            "is not supported by Leegality: roles and signing order come from the workflow",
+        )?;
         invitees.push(WireInvitee {
             name: &signer.name,
             email,
@@ -713,24 +699,8 @@ struct CreateData {
     document_id: String,
     #[serde(default)]
     irn: Option<String>,
-    invitees: Vec<CreatedInvitee>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreatedInvitee {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    phone: Option<String>,
-    #[serde(default)]
-    sign_url: Option<String>,
-    #[serde(default)]
-    active: bool,
-    #[serde(default)]
-    expiry_date: Option<String>,
+    /// As in transaction status, without the signed/rejected/expired flags.
+    invitees: Vec<WireRequest>,
 }
 
 #[derive(Debug, Serialize)]

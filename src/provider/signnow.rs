@@ -365,21 +365,18 @@ impl SignNow {
                 "must be an email address",
             ));
         }
-        for (field, set) in [
-            ("signers[0].role", !signer.role.is_empty()),
-            ("signers[0].role_id", !signer.role_id.is_empty()),
-            ("signers[0].order", signer.order.is_some()),
-            ("signers[0].signnow", signer.signnow.is_some()),
-            ("signnow.cc_steps", !options.cc_steps_empty),
-            ("signnow.viewers", !options.viewers_empty),
-        ] {
-            if set {
-                return Err(GatewayError::invalid_field(
-                    field,
-                    "belongs to field invites; a freeform invite has no roles or steps",
-                ));
-            }
-        }
+        validate::reject_set(
+            "",
+            &[
+                ("signers[0].role", !signer.role.is_empty()),
+                ("signers[0].role_id", !signer.role_id.is_empty()),
+                ("signers[0].order", signer.order.is_some()),
+                ("signers[0].signnow", signer.signnow.is_some()),
+                ("signnow.cc_steps", !options.cc_steps_empty),
+                ("signnow.viewers", !options.viewers_empty),
+            ],
+            "belongs to field invites; a freeform invite has no roles or steps",
+        )?;
         let mut body = Map::new();
         body.insert("from".into(), json!(options.from));
         body.insert("to".into(), json!(signer.email));
@@ -1145,17 +1142,14 @@ fn field_recipient(index: usize, signer: &Signer) -> Result<Value> {
         validate_id(&field("role_id"), &signer.role_id)?;
     }
     check_text(&field("role"), &signer.role)?;
-    for (name, set) in [
-        ("name", !signer.name.is_empty()),
-        ("phone", !signer.phone.is_empty()),
-    ] {
-        if set {
-            return Err(GatewayError::invalid_field(
-                field(name),
-                "is not used by signNow invites (see signnow.prefill_signature_name and signnow.authentication_phone)",
-            ));
-        }
-    }
+    validate::reject_set(
+        &format!("signers[{index}]"),
+        &[
+            ("name", !signer.name.is_empty()),
+            ("phone", !signer.phone.is_empty()),
+        ],
+        "is not used by signNow invites (see signnow.prefill_signature_name and signnow.authentication_phone)",
+    )?;
     let mut entry = json!({"email": signer.email});
     if signer.role_id.is_empty() {
         entry["role"] = json!(signer.role);
@@ -1290,46 +1284,40 @@ fn replace_body(request: &ReplaceSignerRequest) -> Result<Value> {
     if !signer.role_id.is_empty() {
         validate_id("new_signer.role_id", &signer.role_id)?;
     }
-    for (name, set) in [
-        ("name", !signer.name.is_empty()),
-        ("phone", !signer.phone.is_empty()),
-        ("order", signer.order.is_some()),
-    ] {
-        if set {
-            return Err(GatewayError::invalid_field(
-                format!("new_signer.{name}"),
-                "is not used when replacing a signNow signer",
-            ));
-        }
-    }
+    validate::reject_set(
+        "new_signer",
+        &[
+            ("name", !signer.name.is_empty()),
+            ("phone", !signer.phone.is_empty()),
+            ("order", signer.order.is_some()),
+        ],
+        "is not used when replacing a signNow signer",
+    )?;
     let mut body = json!({
         "email": signer.email,
         "is_replace": request.keep_invite_settings,
     });
     if let Some(options) = &signer.signnow {
         let prefix = "new_signer.signnow";
-        for (name, set) in [
-            ("subject", !options.subject.is_empty()),
-            ("message", !options.message.is_empty()),
-            ("redirect_uri", !options.redirect_uri.is_empty()),
-            ("reassign", options.reassign),
-            ("force_new_signature", options.force_new_signature),
-            (
-                "signing_instructions",
-                !options.signing_instructions.is_empty(),
-            ),
-            (
-                "prefill_signature_name",
-                !options.prefill_signature_name.is_empty(),
-            ),
-        ] {
-            if set {
-                return Err(GatewayError::invalid_field(
-                    format!("{prefix}.{name}"),
-                    "is not accepted by signNow when replacing a signer",
-                ));
-            }
-        }
+        validate::reject_set(
+            prefix,
+            &[
+                ("subject", !options.subject.is_empty()),
+                ("message", !options.message.is_empty()),
+                ("redirect_uri", !options.redirect_uri.is_empty()),
+                ("reassign", options.reassign),
+                ("force_new_signature", options.force_new_signature),
+                (
+                    "signing_instructions",
+                    !options.signing_instructions.is_empty(),
+                ),
+                (
+                    "prefill_signature_name",
+                    !options.prefill_signature_name.is_empty(),
+                ),
+            ],
+            "is not accepted by signNow when replacing a signer",
+        )?;
         if let Some(days) = options.expiration_days {
             if days == 0 || days > REPLACE_MAX_DAYS {
                 return Err(GatewayError::invalid_field(
