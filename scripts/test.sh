@@ -47,7 +47,11 @@ step "helm chart: lint, render and validate three value sets, refuse bad values"
 python scripts/check_chart.py
 
 step "cargo test"
+rm -rf target/test-logs
 cargo test --locked
+
+step "no secrets in any log line the suite wrote"
+python scripts/check_logs.py
 
 step "smoke: grpcurl and a Python grpcio client against the demo"
 bash tests/smoke/smoke.sh "$root/target/debug/esign-gateway"

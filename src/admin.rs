@@ -1,5 +1,6 @@
-//! The admin HTTP listener: `/healthz` (the process is alive) and `/readyz`
-//! (the gateway accepts calls), for plain-HTTP checks beside gRPC health.
+//! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` (the
+//! process is alive) and `/readyz` (the gateway accepts calls), for
+//! plain-HTTP checks beside gRPC health.
 
 use std::sync::{
     Arc,
@@ -12,6 +13,18 @@ pub fn router(ready: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    crate::metrics::global().render(),
+                )
+            }),
+        )
         .with_state(ready)
 }
 

@@ -8,6 +8,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod idempotency;
+pub mod metrics;
 pub mod provider;
 pub mod secret;
 pub mod server;

@@ -73,6 +73,36 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     Ok(TelemetryGuard { provider })
 }
 
+/// For test binaries: everything at debug (the gateway at trace) as JSON
+/// lines into `path`, so a check over the whole suite's logs can look for
+/// secrets. Installs once; later calls do nothing.
+pub fn init_for_tests(path: &std::path::Path) {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
+        global::set_tracer_provider(provider);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let Ok(file) = std::fs::File::create(path) else {
+            return;
+        };
+        let _ = tracing_subscriber::registry()
+            .with(EnvFilter::new("debug,esign_gateway=trace"))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .with_writer(std::sync::Mutex::new(file)),
+            )
+            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .try_init();
+    });
+}
+
 /// Makes an inbound `traceparent` the parent of `span`.
 pub fn set_parent_from_headers(span: &tracing::Span, headers: &HeaderMap) {
     if !headers.contains_key("traceparent") {

@@ -14,9 +14,11 @@ use prost::Message as _;
 use tokio::sync::Semaphore;
 
 use crate::{
+    audit::{self, Audited},
     domain::{Expiry, ReplaceSignerRequest, Rpc},
     error::{GatewayError, Reason, Result},
     idempotency::{Claim, Idempotency, Stored},
+    metrics,
     pb::{self, invitation_service_server::InvitationService},
     provider::{Account, CallContext, Registry},
     telemetry,
@@ -64,7 +66,7 @@ impl InvitationApi {
         call: F,
     ) -> Result<Response<T>, Status>
     where
-        Req: ProviderScoped + prost::Message + Send + 'static,
+        Req: ProviderScoped + Audited + prost::Message + Send + 'static,
         T: prost::Message + Default + Send + 'static,
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
@@ -85,15 +87,24 @@ impl InvitationApi {
             error.reason = field::Empty,
         );
         telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
+        let started = std::time::Instant::now();
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             let error = GatewayError::new(
                 Reason::GatewayOverloaded,
                 "the gateway is at its in-flight limit; retry shortly",
             )
             .with_retry_after(SHED_RETRY_AFTER);
-            return finish(&span, Err(error));
+            return finish(&span, rpc, started, Err(error));
         };
+        let in_flight = metrics::global().in_flight();
+        let caller = "anonymous".to_owned();
         let message = request.into_inner();
+        let audit_context = rpc.is_mutating().then(|| AuditContext {
+            provider: convert::provider(message.provider()).ok(),
+            account: message.account().to_owned(),
+            request_id: message.request_id().to_owned(),
+            subjects: message.subjects(),
+        });
         let ctx = CallContext::new(rpc, deadline);
         let registry = self.registry.clone();
         let idempotency = self.idempotency.clone();
@@ -118,6 +129,7 @@ impl InvitationApi {
             match idempotency.claim(&key, &fingerprint).await {
                 Ok(Claim::Run) => {}
                 Ok(Claim::Replay(stored)) => {
+                    metrics::global().replayed(rpc.name());
                     tracing::info!("request_id seen before: replaying its outcome");
                     return replay(stored);
                 }
@@ -151,7 +163,60 @@ impl InvitationApi {
             }
         };
         let result = bounded.instrument(span.clone()).await;
-        finish(&span, result)
+        drop(in_flight);
+        if let Some(audit) = audit_context {
+            let (code, reason) = match &result {
+                Ok(_) => ("OK", ""),
+                Err(error) => (code_name(error.code()), error.reason().as_str()),
+            };
+            span.in_scope(|| {
+                audit::record(
+                    &caller,
+                    rpc.name(),
+                    audit.provider,
+                    &audit.account,
+                    &audit.request_id,
+                    &audit.subjects,
+                    code,
+                    reason,
+                    &telemetry::current_trace_id().unwrap_or_default(),
+                )
+            });
+        }
+        finish(&span, rpc, started, result)
+    }
+}
+
+/// What the audit line needs from a mutating request, taken before the
+/// request is handed to the provider call.
+struct AuditContext {
+    provider: Option<crate::domain::ProviderKind>,
+    account: String,
+    request_id: String,
+    subjects: audit::Subjects,
+}
+
+/// gRPC code names as the gRPC spec spells them, for metric labels.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -214,7 +279,17 @@ fn trace_headers(metadata: &tonic::metadata::MetadataMap) -> HeaderMap {
     headers
 }
 
-fn finish<T>(span: &tracing::Span, result: Result<T>) -> Result<Response<T>, Status> {
+fn finish<T>(
+    span: &tracing::Span,
+    rpc: Rpc,
+    started: std::time::Instant,
+    result: Result<T>,
+) -> Result<Response<T>, Status> {
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(error) => error.code(),
+    };
+    metrics::global().rpc_finished(rpc.name(), code_name(code), started.elapsed());
     match result {
         Ok(value) => {
             span.record("rpc.grpc.status_code", 0);

@@ -211,6 +211,7 @@ impl Breakers {
             BreakerState::Closed { .. } => return Ok(()),
             BreakerState::Open { until } if now >= until => {
                 *state = BreakerState::HalfOpen { since: now };
+                crate::metrics::global().breaker_state(provider.as_str(), account, "half_open");
                 tracing::info!(
                     provider = provider.as_str(),
                     account,
@@ -256,6 +257,15 @@ impl Breakers {
                 until: now + self.cooldown(),
             },
         };
+        crate::metrics::global().breaker_state(
+            provider.as_str(),
+            account,
+            match next {
+                BreakerState::Closed { .. } => "closed",
+                BreakerState::Open { .. } => "open",
+                BreakerState::HalfOpen { .. } => "half_open",
+            },
+        );
         match (*state, next) {
             (
                 BreakerState::Closed { .. } | BreakerState::HalfOpen { .. },
@@ -360,9 +370,31 @@ impl HttpClient {
             http.response.status_code = field::Empty,
             retry.attempt = field::Empty,
         );
+        let operation = request.operation;
         async {
-            self.inner.breakers.admit(provider, account)?;
+            let started = std::time::Instant::now();
+            if let Err(error) = self.inner.breakers.admit(provider, account) {
+                crate::metrics::global().provider_call(
+                    provider.as_str(),
+                    account,
+                    operation,
+                    "breaker_open",
+                    started.elapsed(),
+                );
+                return Err(error);
+            }
             let outcome = self.send_with_retries(ctx, provider, request).await;
+            let status = match &outcome {
+                Ok(response) => response.status.as_u16().to_string(),
+                Err(error) => error.reason().as_str().to_ascii_lowercase(),
+            };
+            crate::metrics::global().provider_call(
+                provider.as_str(),
+                account,
+                operation,
+                &status,
+                started.elapsed(),
+            );
             let failed = match &outcome {
                 Ok(response) => response.status.is_server_error(),
                 // A caller's short deadline says nothing about the provider.

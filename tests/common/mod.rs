@@ -50,6 +50,7 @@ pub async fn start() -> TestGateway {
 /// Starts a simulator and a gateway whose accounts point at it; `tweak`
 /// may change the config (accounts included) before the server starts.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
+    capture_logs();
     let sim = Simulator::start_local().await.expect("simulator");
     let (server, client, channel, config) = gateway_for(&sim, tweak).await;
     TestGateway {
@@ -95,6 +96,21 @@ pub async fn gateway_for(
         channel,
         config,
     )
+}
+
+/// Every test binary logs everything into `target/test-logs/`, where
+/// `scripts/check_logs.py` looks for secrets after the suite.
+pub fn capture_logs() {
+    let exe = std::env::current_exe().expect("test binary path");
+    let name = exe
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("test")
+        .to_owned();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
+    esign_gateway::telemetry::init_for_tests(
+        &dir.join(format!("{name}-{}.log", std::process::id())),
+    );
 }
 
 /// Decoded ErrorInfo of a failed call.
