@@ -166,6 +166,11 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     pub tls: Option<TlsConfig>,
     pub auth_tokens_file: Option<PathBuf>,
+    /// Caller authentication, when a client CA or a callers file is set.
+    pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
+    /// Whether server reflection also requires an authenticated caller
+    /// (health always stays open for probes).
+    pub protect_reflection: bool,
     pub log_format: LogFormat,
     /// Largest provider response body read into memory.
     pub max_provider_body_bytes: usize,
@@ -357,6 +362,11 @@ pub fn load(
         }
     }
 
+    let auth = crate::auth::Authenticator::load(
+        get("GATEWAY_AUTH_TOKENS_FILE").map(Path::new),
+        tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+    )
+    .map_err(|message| ConfigError::new("GATEWAY_AUTH_TOKENS_FILE", message))?;
     Ok(Config {
         listen_addr,
         metrics_addr,
@@ -367,6 +377,17 @@ pub fn load(
         redis_url,
         otlp_endpoint,
         tls,
+        auth,
+        protect_reflection: match get("GATEWAY_AUTH_REFLECTION").unwrap_or("open") {
+            "open" => false,
+            "authenticated" => true,
+            _ => {
+                return Err(ConfigError::new(
+                    "GATEWAY_AUTH_REFLECTION",
+                    "must be open or authenticated",
+                ));
+            }
+        },
         auth_tokens_file: get("GATEWAY_AUTH_TOKENS_FILE").map(PathBuf::from),
         log_format,
         max_provider_body_bytes: 4 * 1024 * 1024,

@@ -11,6 +11,7 @@ use std::{
 };
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -45,6 +46,28 @@ pub enum StartError {
     },
     #[error("could not build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// The server's TLS settings; with a client CA, client certificates are
+/// required and verified.
+fn tls_config(
+    tls: &crate::config::TlsConfig,
+) -> Result<tonic::transport::ServerTlsConfig, StartError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |path: &std::path::Path, variable: &str| {
+        std::fs::read(path)
+            .map_err(|e| StartError::Tls(format!("cannot read {variable} {}: {e}", path.display())))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(&tls.cert, "GATEWAY_TLS_CERT")?,
+        read(&tls.key, "GATEWAY_TLS_KEY")?,
+    ));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca, "GATEWAY_TLS_CLIENT_CA")?));
+    }
+    Ok(config)
 }
 
 /// A gateway serving on a bound listener.
@@ -92,17 +115,33 @@ impl RunningServer {
         let reflection_v1 = reflection_builder().build_v1()?;
         let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
-        let api = InvitationServiceServer::new(InvitationApi::new(
-            registry,
-            config.idempotency_ttl,
-            config.max_in_flight,
-        ))
-        .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
+        let api = InvitationServiceServer::new(InvitationApi::new(registry, config))
+            .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_grpc, stopped) = oneshot::channel::<()>();
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            builder = builder
+                .tls_config(tls_config(tls)?)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+        }
+        // Reflection may require a caller too; health always stays open.
+        let reflection_guard = config.auth.clone().filter(|_| config.protect_reflection);
+        let guard =
+            move |request: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
+                if let Some(auth) = &reflection_guard {
+                    let certificates: Option<Vec<Vec<u8>>> = request
+                        .peer_certs()
+                        .map(|certs| certs.iter().map(|der| der.to_vec()).collect());
+                    auth.authenticate(request.metadata(), certificates.as_deref())?;
+                }
+                Ok(request)
+            };
+        let reflection_v1 = InterceptedService::new(reflection_v1, guard.clone());
+        let reflection_v1alpha = InterceptedService::new(reflection_v1alpha, guard);
+        let router = builder
             .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))

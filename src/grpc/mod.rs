@@ -15,6 +15,8 @@ use tokio::sync::Semaphore;
 
 use crate::{
     audit::{self, Audited},
+    auth::{Authenticator, Caller},
+    config::Config,
     domain::{Expiry, ReplaceSignerRequest, Rpc},
     error::{GatewayError, Reason, Result},
     idempotency::{Claim, Idempotency, Stored},
@@ -37,18 +39,31 @@ pub struct InvitationApi {
     idempotency: Arc<Idempotency>,
     /// Provider RPCs in flight; beyond it calls are shed at once.
     in_flight: Arc<Semaphore>,
+    auth: Option<Arc<Authenticator>>,
 }
 
 /// Suggested wait for a caller the gateway shed.
 const SHED_RETRY_AFTER: Duration = Duration::from_millis(500);
 
 impl InvitationApi {
-    pub fn new(registry: Arc<Registry>, idempotency_ttl: Duration, max_in_flight: usize) -> Self {
+    pub fn new(registry: Arc<Registry>, config: &Config) -> Self {
         InvitationApi {
-            idempotency: Arc::new(Idempotency::new(registry.store(), idempotency_ttl)),
+            idempotency: Arc::new(Idempotency::new(registry.store(), config.idempotency_ttl)),
             registry,
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            auth: config.auth.clone(),
         }
+    }
+
+    /// The caller of `request`; anonymous when auth is off.
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller> {
+        let Some(auth) = &self.auth else {
+            return Ok(Caller::anonymous());
+        };
+        let certificates: Option<Vec<Vec<u8>>> = request
+            .peer_certs()
+            .map(|certs| certs.iter().map(|der| der.to_vec()).collect());
+        auth.authenticate(request.metadata(), certificates.as_deref())
     }
 
     /// Runs one provider RPC: load shedding, span (child of an inbound
@@ -88,16 +103,18 @@ impl InvitationApi {
         );
         telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
         let started = std::time::Instant::now();
-        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            let error = GatewayError::new(
+        let authenticated = self.authenticate(&request);
+        let caller_name = match &authenticated {
+            Ok(caller) => caller.name.clone(),
+            Err(_) => "unauthenticated".to_owned(),
+        };
+        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            GatewayError::new(
                 Reason::GatewayOverloaded,
                 "the gateway is at its in-flight limit; retry shortly",
             )
-            .with_retry_after(SHED_RETRY_AFTER);
-            return finish(&span, rpc, started, Err(error));
-        };
-        let in_flight = metrics::global().in_flight();
-        let caller = "anonymous".to_owned();
+            .with_retry_after(SHED_RETRY_AFTER)
+        });
         let message = request.into_inner();
         let audit_context = rpc.is_mutating().then(|| AuditContext {
             provider: convert::provider(message.provider()).ok(),
@@ -108,14 +125,21 @@ impl InvitationApi {
         let ctx = CallContext::new(rpc, deadline);
         let registry = self.registry.clone();
         let idempotency = self.idempotency.clone();
+        let auth = self.auth.clone();
 
         let work = async move {
+            let caller = authenticated?;
+            let permit = permit?;
+            let in_flight = metrics::global().in_flight();
             let kind = convert::provider(message.provider())?;
             tracing::Span::current().record("provider", kind.as_str());
             convert::account(message.account())?;
             convert::request_id(message.request_id())?;
             let account = registry.resolve(kind, message.account())?;
             tracing::Span::current().record("account", account.config.name.as_str());
+            if let Some(auth) = &auth {
+                auth.authorize(&caller, rpc.name(), Some((kind, &account.config.name)))?;
+            }
             let annotate = account.clone();
             let ctx = ctx.with_request_id(message.request_id());
             let request_id = message.request_id().to_owned();
@@ -124,6 +148,12 @@ impl InvitationApi {
                     .await
                     .map_err(|error| annotate.annotate(error));
             }
+            // Scoped to the caller, so no caller sees another's outcome.
+            let request_id = if auth.is_some() {
+                format!("{}:{request_id}", caller.name)
+            } else {
+                request_id
+            };
             let key = Idempotency::key(&request_id);
             let fingerprint = Idempotency::fingerprint(rpc, &message);
             match idempotency.claim(&key, &fingerprint).await {
@@ -144,6 +174,7 @@ impl InvitationApi {
                         tracing::error!(error = %error, "could not record the outcome of a request id");
                     }
                     drop(permit);
+                    drop(in_flight);
                     outcome
                 }
                 .in_current_span(),
@@ -163,7 +194,6 @@ impl InvitationApi {
             }
         };
         let result = bounded.instrument(span.clone()).await;
-        drop(in_flight);
         if let Some(audit) = audit_context {
             let (code, reason) = match &result {
                 Ok(_) => ("OK", ""),
@@ -171,7 +201,7 @@ impl InvitationApi {
             };
             span.in_scope(|| {
                 audit::record(
-                    &caller,
+                    &caller_name,
                     rpc.name(),
                     audit.provider,
                     &audit.account,
@@ -569,12 +599,26 @@ impl InvitationService for InvitationApi {
 
     async fn list_providers(
         &self,
-        _request: Request<pb::ListProvidersRequest>,
+        request: Request<pb::ListProvidersRequest>,
     ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        let caller = self
+            .authenticate(&request)
+            .and_then(|caller| match &self.auth {
+                Some(auth) => auth
+                    .authorize(&caller, "ListProviders", None)
+                    .map(|()| caller),
+                None => Ok(caller),
+            })?;
+        // A caller sees only the accounts it may use.
         let accounts = self
             .registry
             .accounts()
             .iter()
+            .filter(|account| {
+                self.auth.as_ref().is_none_or(|auth| {
+                    auth.may_see(&caller, account.config.provider, &account.config.name)
+                })
+            })
             .map(|account| pb::ProviderAccount {
                 provider: convert::provider_to_proto(account.config.provider) as i32,
                 account: account.config.name.clone(),

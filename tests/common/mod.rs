@@ -72,19 +72,7 @@ pub async fn gateway_for(
     Channel,
     Config,
 ) {
-    let mut config = base_config();
-    config.accounts = sim.gateway_accounts();
-    tweak(&mut config);
-    let http =
-        HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
-    // The gateway shares the simulator's clock, so moving it expires tokens
-    // and cools down circuit breakers.
-    let services = Services::from_config(&config, http, sim.clock().clone());
-    let registry = Arc::new(Registry::from_services(&config, services));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let server = RunningServer::start(&config, registry, listener, None)
-        .await
-        .expect("server starts");
+    let (server, config) = serve(sim, tweak, None).await;
     let channel = Channel::from_shared(format!("http://{}", server.local_addr()))
         .expect("uri")
         .connect()
@@ -98,19 +86,55 @@ pub async fn gateway_for(
     )
 }
 
-/// Every test binary logs everything into `target/test-logs/`, where
-/// `scripts/check_logs.py` looks for secrets after the suite.
-pub fn capture_logs() {
+/// A gateway on `sim` without a client (for TLS tests), with an admin
+/// listener when one is given.
+pub async fn serve(
+    sim: &Simulator,
+    tweak: impl FnOnce(&mut Config),
+    admin: Option<TcpListener>,
+) -> (RunningServer, Config) {
+    capture_logs();
+    let mut config = base_config();
+    config.accounts = sim.gateway_accounts();
+    tweak(&mut config);
+    let http =
+        HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
+    // The gateway shares the simulator's clock, so moving it expires tokens
+    // and cools down circuit breakers.
+    let services = Services::from_config(&config, http, sim.clock().clone());
+    let registry = Arc::new(Registry::from_services(&config, services));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = RunningServer::start(&config, registry, listener, admin)
+        .await
+        .expect("server starts");
+    (server, config)
+}
+
+/// The lines this test binary logged so far with the given target.
+pub fn logged_lines(target: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(log_path()).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == target)
+        .collect()
+}
+
+fn log_path() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let name = exe
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("test")
         .to_owned();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
-    esign_gateway::telemetry::init_for_tests(
-        &dir.join(format!("{name}-{}.log", std::process::id())),
-    );
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-logs")
+        .join(format!("{name}-{}.log", std::process::id()))
+}
+
+/// Every test binary logs everything into `target/test-logs/`, where
+/// `scripts/check_logs.py` looks for secrets after the suite.
+pub fn capture_logs() {
+    esign_gateway::telemetry::init_for_tests(&log_path());
 }
 
 /// Decoded ErrorInfo of a failed call.
