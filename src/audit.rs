@@ -145,17 +145,17 @@ pub fn mask_contact(contact: &str) -> String {
 }
 
 /// Leegality ids are sign URLs or their UUIDs, which let anyone sign: only
-/// the first 8 characters of the UUID are kept. Other providers' ids are
-/// opaque references and kept whole, but never longer than 64 characters.
+/// the first 8 characters of the UUID are kept, and the same goes for any
+/// id that looks like a URL or a UUID whatever the provider. Other ids are
+/// opaque references, kept up to 64 characters.
 pub fn mask_invitation_id(provider: Option<ProviderKind>, id: &str) -> String {
-    match provider {
-        Some(ProviderKind::Leegality) => {
-            let uuid = id.rsplit('/').next().unwrap_or(id);
-            let prefix: String = uuid.chars().take(8).collect();
-            format!("{prefix}…")
-        }
-        _ => id.chars().take(64).collect(),
+    let url_like = id.contains('/') || id.contains(':') || crate::validate::is_uuid(id);
+    if provider == Some(ProviderKind::Leegality) || url_like {
+        let last = id.rsplit('/').next().unwrap_or(id);
+        let prefix: String = last.chars().take(8).collect();
+        return format!("{prefix}…");
     }
+    id.chars().take(64).collect()
 }
 
 /// Writes the audit line (target `audit`).
