@@ -323,6 +323,35 @@ fn decode_hex(hex: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_callers_file_parses_or_is_refused(text in any::<String>()) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn any_certificate_bytes_give_an_identity_or_none(der in prop::collection::vec(any::<u8>(), 0..600)) {
+            let _ = certificate_identity(&der);
+        }
+
+        #[test]
+        fn any_authorization_header_is_handled(value in "[ -~]{0,80}") {
+            let auth = Authenticator { entries: Vec::new(), has_file: true, client_certificates: false };
+            let mut metadata = MetadataMap::new();
+            if let Ok(value) = value.parse() {
+                metadata.insert("authorization", value);
+            }
+            prop_assert!(auth.authenticate(&metadata, None).is_err());
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

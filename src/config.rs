@@ -806,6 +806,62 @@ pub fn accounts_by_name(config: &Config, provider: ProviderKind) -> BTreeMap<&st
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VARIABLES: &[&str] = &[
+        "GATEWAY_LISTEN_ADDR",
+        "GATEWAY_METRICS_ADDR",
+        "GATEWAY_DRAIN_SECONDS",
+        "GATEWAY_SHUTDOWN_GRACE_SECONDS",
+        "GATEWAY_REDIS_URL",
+        "GATEWAY_LOG_FORMAT",
+        "GATEWAY_MAX_IN_FLIGHT",
+        "GATEWAY_IDEMPOTENCY_TTL_SECONDS",
+        "GATEWAY_BREAKER_FAILURES",
+        "GATEWAY_AUTH_REFLECTION",
+        "LEEGALITY_BASE_URL",
+        "LEEGALITY_AUTH_TOKEN",
+        "SIGNNOW_BASE_URL",
+        "SIGNNOW_USERNAME",
+        "SIGNNOW_PASSWORD",
+        "SIGNNOW_BASIC_TOKEN",
+        "SIGNNOW_SENDER_EMAIL",
+        "BYNN_BASE_URL",
+        "BYNN_API_KEY",
+        "BYNN_RESENDS_PER_MINUTE",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ];
+
+    proptest! {
+        /// Any environment either loads or names the variable at fault.
+        #[test]
+        fn any_environment_loads_or_names_the_variable(
+            values in prop::collection::vec((0..VARIABLES.len(), any::<String>()), 0..8),
+        ) {
+            let env: HashMap<String, String> = values
+                .into_iter()
+                .map(|(index, value)| (VARIABLES[index].to_owned(), value))
+                .collect();
+            if let Err(error) = load(&env, None) {
+                prop_assert!(!error.variable.is_empty());
+                prop_assert!(!error.message.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_config_file_loads_or_is_refused(text in any::<String>()) {
+            let path = std::env::temp_dir().join(format!("esign-prop-{}.toml", uuid::Uuid::new_v4()));
+            std::fs::write(&path, &text).unwrap();
+            let _ = load(&HashMap::new(), Some(&path));
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -534,3 +534,32 @@ async fn hostile_ids_never_steer_a_provider_call() {
         .collect();
     assert!(reached.is_empty(), "{reached:?}");
 }
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_before_any_provider_call() {
+    let mut gateway = common::start().await;
+    let mut file = b"%PDF-1.7\n".to_vec();
+    file.resize(18 * 1024 * 1024, b' ');
+    let status = gateway
+        .client
+        .send_invitation(pb::SendInvitationRequest {
+            provider: LEEGALITY,
+            signers: vec![pb::Signer {
+                name: "A".into(),
+                email: "a@example.com".into(),
+                ..Default::default()
+            }],
+            provider_options: Some(pb::send_invitation_request::ProviderOptions::Leegality(
+                pb::LeegalityOptions {
+                    profile_id: "wfDemo01".into(),
+                    file_name: "big.pdf".into(),
+                    file: file.into(),
+                },
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(gateway.sim.requests().is_empty());
+}

@@ -8,7 +8,7 @@ use tonic::metadata::MetadataMap;
 /// Parses a `grpc-timeout` value: at most 8 digits and a unit
 /// (H, M, S, m, u, n). Anything else is ignored, as the gRPC spec allows.
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    if value.len() < 2 || value.len() > 9 {
+    if value.len() < 2 || value.len() > 9 || !value.is_ascii() {
         return None;
     }
     let (digits, unit) = value.split_at(value.len() - 1);
@@ -34,6 +34,34 @@ pub fn caller_timeout(metadata: &MetadataMap) -> Option<Duration> {
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())
         .and_then(parse_grpc_timeout)
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_header_parses_or_is_ignored(value in any::<String>()) {
+            let _ = parse_grpc_timeout(&value);
+        }
+
+        #[test]
+        fn valid_headers_parse_exactly(amount in 0u64..100_000_000, unit in prop::sample::select(vec!['H', 'M', 'S', 'm', 'u', 'n'])) {
+            let parsed = parse_grpc_timeout(&format!("{amount}{unit}")).unwrap();
+            let expected = match unit {
+                'H' => Duration::from_secs(amount * 3600),
+                'M' => Duration::from_secs(amount * 60),
+                'S' => Duration::from_secs(amount),
+                'm' => Duration::from_millis(amount),
+                'u' => Duration::from_micros(amount),
+                _ => Duration::from_nanos(amount),
+            };
+            prop_assert_eq!(parsed, expected);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -643,6 +643,53 @@ fn status_in_message(message: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn response(status: u16, body: Vec<u8>) -> ProviderResponse {
+        ProviderResponse {
+            status: ::http::StatusCode::from_u16(status).unwrap(),
+            headers: Default::default(),
+            body: body.into(),
+            is_retry_after_possible_delivery: false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_error_body_maps_to_an_error(
+            status in prop::sample::select(vec![400u16, 401, 402, 403, 404, 409, 422, 429, 500, 503]),
+            body in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            for operation in [Operation::Create, Operation::Resend, Operation::Get] {
+                let error = map_error(&response(status, body.clone()), operation, Some("adi_x"));
+                prop_assert!(!error.message().is_empty());
+            }
+        }
+
+        #[test]
+        fn cooldown_messages_never_panic(message in any::<String>(), kind in "[a-z_]{0,20}") {
+            let body = serde_json::json!({"error": {"type": kind, "message": message}});
+            let error = map_error(&response(429, body.to_string().into_bytes()), Operation::Resend, None);
+            if let Some(delay) = error.retry_after() {
+                prop_assert!(delay.as_secs() <= 24 * 3600);
+            }
+            let _ = seconds_in_message(&message);
+            let _ = status_in_message(&message);
+        }
+
+        #[test]
+        fn any_success_body_parses_or_is_unrecognized(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(error) = parse_invitation(&response(200, body)) {
+                prop_assert_eq!(error.reason(), Reason::ProviderUnrecognizedResponse);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -686,8 +686,9 @@ pub fn unrecognized(provider: ProviderKind, response: &ProviderResponse) -> Gate
     .with_metadata("providerHttpStatus", response.status.as_u16().to_string())
 }
 
-/// Joins `segments` onto `base` as path segments, each percent-encoded, so
-/// no caller value can change the host, scheme or path prefix.
+/// Joins `segments` onto `base`, each as exactly one percent-encoded path
+/// segment ('/' included), so no caller value can change the host, scheme
+/// or path prefix.
 pub fn url_with_segments(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();
     {
@@ -696,12 +697,50 @@ pub fn url_with_segments(base: &Url, segments: &[&str]) -> Url {
             .expect("base URLs are validated as http(s)");
         path.pop_if_empty();
         for segment in segments {
-            for part in segment.split('/').filter(|p| !p.is_empty()) {
-                path.push(part);
-            }
+            // "." and ".." would be resolved away; send them encoded.
+            match *segment {
+                "." => path.push("%2E"),
+                ".." => path.push("%2E%2E"),
+                other => path.push(other),
+            };
         }
     }
     url
+}
+
+/// `base` plus a fixed path of the gateway's own, like `/v3.0/sign/request`.
+pub fn url_with_path(base: &Url, path: &'static str) -> Url {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    url_with_segments(base, &parts)
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// No id can change the scheme, host, port or path prefix of a
+        /// provider call: each id is exactly one path segment.
+        #[test]
+        fn ids_stay_one_segment_below_the_base(
+            id in prop_oneof![any::<String>(), Just("..".to_owned()), Just(".".to_owned()), Just("a/../../b".to_owned())],
+            other in "[a-z0-9_]{1,10}",
+        ) {
+            let base = Url::parse("https://api.bynn.com/v1").unwrap();
+            let url = url_with_segments(&base, &["autodoc", "invitations", &id, &other]);
+            prop_assert_eq!(url.scheme(), "https");
+            prop_assert_eq!(url.host_str(), Some("api.bynn.com"));
+            prop_assert_eq!(url.port(), None);
+            prop_assert!(url.query().is_none());
+            prop_assert!(url.fragment().is_none());
+            let segments: Vec<&str> = url.path_segments().unwrap().collect();
+            prop_assert_eq!(segments.len(), 5);
+            prop_assert_eq!(&segments[..3], &["v1", "autodoc", "invitations"][..]);
+            prop_assert_eq!(segments[4], other.as_str());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -711,13 +750,18 @@ mod tests {
     #[test]
     fn url_segments_are_encoded_and_keep_the_prefix() {
         let base = Url::parse("https://api.bynn.com/v1").unwrap();
-        let url = url_with_segments(&base, &["autodoc/invitations", "adi_x?y=1", "resend"]);
+        let url = url_with_segments(&base, &["autodoc", "invitations", "adi_x?y=1", "resend"]);
         assert_eq!(
             url.as_str(),
             "https://api.bynn.com/v1/autodoc/invitations/adi_x%3Fy=1/resend"
         );
-        let url = url_with_segments(&base, &["autodoc/invitations", "..", "x"]);
-        assert!(url.as_str().starts_with("https://api.bynn.com/"), "{url}");
+        let url = url_with_segments(&base, &["autodoc", "..", "a/b"]);
+        assert_eq!(
+            url.as_str(),
+            "https://api.bynn.com/v1/autodoc/%252E%252E/a%2Fb"
+        );
+        let url = url_with_path(&base, "/autodoc/invitations");
+        assert_eq!(url.as_str(), "https://api.bynn.com/v1/autodoc/invitations");
     }
 
     #[test]

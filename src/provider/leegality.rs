@@ -73,7 +73,7 @@ impl Leegality {
         method: Method,
         path: &'static str,
     ) -> Result<Outbound> {
-        let url = http::url_with_segments(&self.account.base_url, &[path]);
+        let url = http::url_with_path(&self.account.base_url, path);
         let token = match &self.account.credentials {
             Credentials::Leegality { auth_token } => auth_token.expose(),
             _ => "",
@@ -89,35 +89,8 @@ impl Leegality {
             .unwrap_or_else(|| self.account.host())
     }
 
-    /// The invitation's UUID from a bare UUID or a sign URL on the
-    /// configured host; the gateway never forwards a caller's URL.
     fn sign_uuid(&self, field: &str, value: &str) -> Result<String> {
-        if validate::is_uuid(value) {
-            return Ok(value.to_ascii_lowercase());
-        }
-        let url = Url::parse(value).map_err(|_| {
-            GatewayError::invalid_field(field, "must be a sign URL UUID or a Leegality sign URL")
-        })?;
-        let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
-        let valid = url.scheme() == "https"
-            && url.host_str() == Some(self.sign_url_host())
-            && url.port().is_none()
-            && url.query().is_none()
-            && url.fragment().is_none()
-            && url.username().is_empty()
-            && segments.len() == 2
-            && segments[0] == "sign"
-            && validate::is_uuid(segments[1]);
-        if !valid {
-            return Err(GatewayError::invalid_field(
-                field,
-                format!(
-                    "must be a UUID or https://{}/sign/<uuid>",
-                    self.sign_url_host()
-                ),
-            ));
-        }
-        Ok(segments[1].to_ascii_lowercase())
+        sign_uuid(self.sign_url_host(), field, value)
     }
 
     fn sign_url(&self, uuid: &str) -> String {
@@ -457,6 +430,35 @@ impl Leegality {
             send_time: None,
         }
     }
+}
+
+/// The invitation's UUID from a bare UUID or a sign URL on `host`; the
+/// gateway never forwards a caller's URL.
+pub fn sign_uuid(host: &str, field: &str, value: &str) -> Result<String> {
+    if validate::is_uuid(value) {
+        return Ok(value.to_ascii_lowercase());
+    }
+    let url = Url::parse(value).map_err(|_| {
+        GatewayError::invalid_field(field, "must be a sign URL UUID or a Leegality sign URL")
+    })?;
+    let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+    let valid = url.scheme() == "https"
+        && url.host_str() == Some(host)
+        && url.port().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && segments.len() == 2
+        && segments[0] == "sign"
+        && validate::is_uuid(segments[1]);
+    if !valid {
+        return Err(GatewayError::invalid_field(
+            field,
+            format!("must be a UUID or https://{host}/sign/<uuid>"),
+        ));
+    }
+    Ok(segments[1].to_ascii_lowercase())
 }
 
 fn derive_document_state(invitations: &[Invitation]) -> DocumentState {
@@ -911,6 +913,81 @@ fn item_error(uuid: &str, item: &ResendItem) -> GatewayError {
         .with_provider(KIND)
         .with_metadata("invitationId", uuid)
         .with_metadata("providerMessage", raw.chars().take(200).collect::<String>())
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn response(status: u16, body: Vec<u8>) -> ProviderResponse {
+        ProviderResponse {
+            status: ::http::StatusCode::from_u16(status).unwrap(),
+            headers: Default::default(),
+            body: body.into(),
+            is_retry_after_possible_delivery: false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sign_urls_only_ever_yield_a_uuid_for_the_configured_host(value in any::<String>()) {
+            if let Ok(uuid) = sign_uuid("sandbox.leegality.com", "invitation_id", &value) {
+                prop_assert!(validate::is_uuid(&uuid));
+                prop_assert!(value.ends_with(&uuid) || value.eq_ignore_ascii_case(&uuid));
+            }
+        }
+
+        #[test]
+        fn url_shaped_input_with_another_host_is_refused(
+            host in "[a-z]{1,10}\\.[a-z]{2,5}",
+            path in "[a-zA-Z0-9/._-]{0,40}",
+        ) {
+            prop_assume!(host != "sandbox.leegality.com");
+            let value = format!("https://{host}/sign/{path}");
+            prop_assert!(sign_uuid("sandbox.leegality.com", "f", &value).is_err());
+        }
+
+        #[test]
+        fn any_body_decodes_or_fails_cleanly(
+            status in prop::sample::select(vec![200u16, 201, 400, 401, 403, 404, 429, 500, 502, 503]),
+            body in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let outcome = decode(&response(status, body));
+            if outcome.is_ok() {
+                prop_assert!(status < 300);
+            }
+        }
+
+        #[test]
+        fn any_envelope_decodes_or_fails_cleanly(
+            status in -3i64..3,
+            code in proptest::option::of("[a-z.]{0,30}"),
+            data in prop::sample::select(vec![
+                "{}".to_owned(), "null".to_owned(), "[]".to_owned(),
+                r#"{"invitations": [{"status": 0}]}"#.to_owned(),
+                r#"{"documentId": "X", "requests": [{"signed": "yes"}]}"#.to_owned(),
+            ]),
+        ) {
+            let body = format!(
+                r#"{{"status": {status}, "messages": [{{"code": {}, "message": "m"}}], "data": {data}}}"#,
+                code.map(|c| format!("{c:?}")).unwrap_or_else(|| "null".into())
+            );
+            match decode(&response(200, body.into_bytes())) {
+                Ok(envelope) => prop_assert_eq!(envelope.status, 1),
+                Err(error) => prop_assert!(!error.message().is_empty()),
+            }
+        }
+
+        #[test]
+        fn dates_parse_or_are_none_and_round_trip(value in any::<String>(), seconds in 0i64..4_000_000_000) {
+            let _ = parse_leegality_time(&value);
+            let time = DateTime::from_timestamp(seconds, 0).unwrap();
+            let text = time.with_timezone(&ist()).format("%d-%m-%Y %H:%M:%S").to_string();
+            prop_assert_eq!(parse_leegality_time(&text), Some(time));
+        }
+    }
 }
 
 #[cfg(test)]

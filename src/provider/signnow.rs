@@ -1704,6 +1704,51 @@ impl WireError {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_error_body_maps_to_an_error(
+            status in prop::sample::select(vec![400u16, 401, 403, 404, 409, 422, 429, 500, 502, 503]),
+            body in prop::collection::vec(any::<u8>(), 0..512),
+            op in prop::sample::select(vec![Op::Invite, Op::Resend, Op::DeleteInvite, Op::ReplaceCreate, Op::Trigger, Op::Cancel, Op::ReadDocument]),
+        ) {
+            let response = ProviderResponse {
+                status: StatusCode::from_u16(status).unwrap(),
+                headers: Default::default(),
+                body: body.into(),
+                is_retry_after_possible_delivery: false,
+            };
+            let error = map_error(&response, op);
+            prop_assert!(!error.message().is_empty());
+            let _ = is_invalid_token(&response);
+        }
+
+        #[test]
+        fn any_code_and_message_maps_cleanly(code in any::<i64>(), message in any::<String>()) {
+            let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
+            let response = ProviderResponse {
+                status: StatusCode::BAD_REQUEST,
+                headers: Default::default(),
+                body: body.to_string().into(),
+                is_retry_after_possible_delivery: false,
+            };
+            let error = map_error(&response, Op::Resend);
+            let expected = code.to_string();
+            prop_assert_eq!(error.metadata("providerCode"), Some(expected.as_str()));
+        }
+
+        #[test]
+        fn any_document_body_parses_or_is_refused(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = serde_json::from_slice::<WireDocument>(&body);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
