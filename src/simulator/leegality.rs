@@ -64,6 +64,7 @@ impl LeegalityDocument {
 
 pub struct State {
     sign_host: String,
+    unlimited_resends: bool,
     pub documents: HashMap<String, LeegalityDocument>,
     /// Published workflows: profile id -> number of invitees it expects.
     pub workflows: HashMap<String, usize>,
@@ -73,6 +74,7 @@ impl State {
     pub fn new(config: &SimulatorConfig) -> State {
         State {
             sign_host: config.leegality_sign_host.clone(),
+            unlimited_resends: config.unlimited_resends,
             documents: HashMap::new(),
             workflows: HashMap::from([("wfDemo01".to_owned(), 1), ("wfTwoSigners".to_owned(), 2)]),
         }
@@ -336,6 +338,7 @@ fn resend(state: &mut State, body: &Value) -> SimResponse {
         } else {
             state.sign_url(url)
         };
+        let unlimited_resends = state.unlimited_resends;
         let item = match state.invitee_mut(url) {
             None => {
                 json!({"status": 0, "name": null, "email": null, "phone": null, "signUrl": full_url, "message": MSG_INVALID_URL})
@@ -347,7 +350,7 @@ fn resend(state: &mut State, body: &Value) -> SimResponse {
                     (0, MSG_NO_ACCESS)
                 } else if invitee.signed {
                     (0, MSG_ALREADY_SIGNED)
-                } else if invitee.resends >= RESEND_CAP {
+                } else if invitee.resends >= RESEND_CAP && !unlimited_resends {
                     (0, MSG_RESEND_CAP)
                 } else {
                     invitee.resends += 1;

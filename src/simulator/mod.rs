@@ -66,6 +66,11 @@ pub struct SimulatorConfig {
     pub signnow_token_lifetime_secs: i64,
     /// How Bynn's cooldown answer carries `remaining_seconds`.
     pub bynn_cooldown_hint: CooldownHint,
+    /// For the benchmark: lift Leegality's 5-resend cap so one invitee can
+    /// be resent to without end.
+    pub unlimited_resends: bool,
+    /// Keep every request for `requests()`; the benchmark turns it off.
+    pub record_requests: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -75,6 +80,8 @@ impl Default for SimulatorConfig {
             leegality_sign_host: "sandbox.leegality.com".into(),
             signnow_token_lifetime_secs: 2_592_000,
             bynn_cooldown_hint: CooldownHint::MessageOnly,
+            unlimited_resends: false,
+            record_requests: true,
         }
     }
 }
@@ -445,14 +452,16 @@ async fn handle(
                 .collect()
         })
         .unwrap_or_default();
-    lock(&shared.log).push(RecordedRequest {
-        provider,
-        method: method.clone(),
-        path: path.to_owned(),
-        query: query.clone(),
-        headers: headers.clone(),
-        body: body.clone(),
-    });
+    if shared.config.record_requests {
+        lock(&shared.log).push(RecordedRequest {
+            provider,
+            method: method.clone(),
+            path: path.to_owned(),
+            query: query.clone(),
+            headers: headers.clone(),
+            body: body.clone(),
+        });
+    }
 
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
