@@ -56,14 +56,29 @@ pub struct Leegality {
     account: AccountConfig,
     http: HttpClient,
     timeouts: Timeouts,
+    /// `PATHS` joined onto the account's base URL.
+    urls: Vec<Url>,
 }
+
+const PATHS: &[&str] = &[
+    "/v3.0/sign/request",
+    "/v3.0/sign/request/resend",
+    "/v3.0/sign/request/reactivate",
+    "/v3.0/sign/request/invitation",
+    "/v3.2/sign/request",
+];
 
 impl Leegality {
     pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
+        let urls = PATHS
+            .iter()
+            .map(|path| http::url_with_path(&account.base_url, path))
+            .collect();
         Leegality {
             account,
             http,
             timeouts,
+            urls,
         }
     }
 
@@ -73,7 +88,12 @@ impl Leegality {
         method: Method,
         path: &'static str,
     ) -> Result<Outbound> {
-        let url = http::url_with_path(&self.account.base_url, path);
+        // Every Leegality path is fixed (ids go in the body or the query),
+        // so each URL is built once.
+        let url = match PATHS.iter().position(|p| *p == path) {
+            Some(index) => self.urls[index].clone(),
+            None => http::url_with_path(&self.account.base_url, path),
+        };
         let token = match &self.account.credentials {
             Credentials::Leegality { auth_token } => auth_token.expose(),
             _ => "",
