@@ -158,6 +158,12 @@ pub fn mask_invitation_id(provider: Option<ProviderKind>, id: &str) -> String {
     id.chars().take(64).collect()
 }
 
+/// Whether audit lines are written at all (the log filter may drop them),
+/// so the hot path skips preparing them.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: "audit", tracing::Level::INFO)
+}
+
 /// Writes the audit line (target `audit`).
 #[allow(clippy::too_many_arguments)]
 pub fn record(

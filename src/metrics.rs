@@ -37,12 +37,30 @@ impl Histogram {
     }
 }
 
+/// How a provider call ended: its HTTP status, or the gateway's reason when
+/// no answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CallStatus {
+    Http(u16),
+    Failed(&'static str),
+}
+
+impl CallStatus {
+    fn label(self) -> String {
+        match self {
+            CallStatus::Http(code) => code.to_string(),
+            CallStatus::Failed(reason) => reason.to_ascii_lowercase(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Series {
     /// (method, code)
     rpc: BTreeMap<(&'static str, &'static str), Histogram>,
-    /// (provider, account, operation, status)
-    provider: BTreeMap<(&'static str, String, &'static str, String), Histogram>,
+    /// (provider, operation, status) -> account -> latency; the account is
+    /// looked up by `&str`, so a call allocates nothing once seen.
+    provider: BTreeMap<(&'static str, &'static str, CallStatus), BTreeMap<String, Histogram>>,
     /// method
     replays: BTreeMap<&'static str, u64>,
     /// (provider, account) -> state
@@ -93,16 +111,19 @@ impl Metrics {
         provider: &'static str,
         account: &str,
         operation: &'static str,
-        status: &str,
+        status: CallStatus,
         elapsed: Duration,
     ) {
         let mut series = self.series();
-        let key = (provider, account.to_owned(), operation, status.to_owned());
-        series
+        let accounts = series
             .provider
-            .entry(key)
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+            .entry((provider, operation, status))
+            .or_default();
+        let histogram = match accounts.get_mut(account) {
+            Some(histogram) => histogram,
+            None => accounts.entry(account.to_owned()).or_default(),
+        };
+        histogram.observe(elapsed.as_secs_f64());
     }
 
     pub fn replayed(&self, method: &'static str) {
@@ -143,8 +164,13 @@ impl Metrics {
             series
                 .provider
                 .iter()
-                .map(|((provider, account, operation, status), h)| {
-                    (provider_labels(provider, account, operation, status), h)
+                .flat_map(|((provider, operation, status), accounts)| {
+                    accounts.iter().map(move |(account, h)| {
+                        (
+                            provider_labels(provider, account, operation, &status.label()),
+                            h,
+                        )
+                    })
                 }),
         );
         counter_family(
@@ -154,11 +180,13 @@ impl Metrics {
             series
                 .provider
                 .iter()
-                .map(|((provider, account, operation, status), h)| {
-                    (
-                        provider_labels(provider, account, operation, status),
-                        h.count,
-                    )
+                .flat_map(|((provider, operation, status), accounts)| {
+                    accounts.iter().map(move |(account, h)| {
+                        (
+                            provider_labels(provider, account, operation, &status.label()),
+                            h.count,
+                        )
+                    })
                 }),
         );
         let _ = writeln!(
@@ -256,7 +284,7 @@ mod tests {
             "bynn",
             "tenant \"a\"",
             "resend",
-            "200",
+            CallStatus::Http(200),
             Duration::from_millis(20),
         );
         let text = metrics.render();

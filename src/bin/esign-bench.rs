@@ -263,12 +263,17 @@ impl Drop for Server {
 
 impl Server {
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name, which is in parentheses.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         // utime and stime are fields 14 and 15 of the whole line.
         (ticks(11) + ticks(12)) / clock_ticks()
     }
@@ -387,7 +392,12 @@ async fn run_gateway_load(
 fn print_row(name: &str, report: &LoadReport) {
     println!(
         "{name:<28} {:>9.0} rps  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  errors {:?}",
-        report.rps, report.p50_ms, report.p90_ms, report.p99_ms, report.p999_ms, report.errors_by_code
+        report.rps,
+        report.p50_ms,
+        report.p90_ms,
+        report.p99_ms,
+        report.p999_ms,
+        report.errors_by_code
     );
 }
 
@@ -480,8 +490,15 @@ async fn main() {
         report.gateway_start_to_serving_ms = started.as_secs_f64() * 1000.0;
         tokio::time::sleep(Duration::from_millis(500)).await;
         report.gateway_idle_rss_mib = server.status_mib("VmRSS:");
-        run_gateway_load(&server, &invitation, args.concurrency, args.connections, warmup, false)
-            .await;
+        run_gateway_load(
+            &server,
+            &invitation,
+            args.concurrency,
+            args.connections,
+            warmup,
+            false,
+        )
+        .await;
         let cpu_before = server.cpu_seconds();
         report.b_gateway = run_gateway_load(
             &server,
@@ -513,8 +530,8 @@ async fn main() {
             sim.base_url(esign_gateway::domain::ProviderKind::Leegality)
         );
         let token = sim.config().credentials.leegality_auth_token.clone();
-        let body = serde_json::to_vec(&serde_json::json!({"signUrls": [invitation]}))
-            .expect("body");
+        let body =
+            serde_json::to_vec(&serde_json::json!({"signUrls": [invitation]})).expect("body");
         let call = move |_: usize| {
             let request = http
                 .post(&url)
@@ -524,9 +541,11 @@ async fn main() {
             async move {
                 match request.send().await {
                     Ok(response) if response.status().is_success() => {
-                        match response.bytes().await.map(|b| {
-                            serde_json::from_slice::<serde_json::Value>(&b).is_ok()
-                        }) {
+                        match response
+                            .bytes()
+                            .await
+                            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok())
+                        {
                             Ok(true) => Outcome::Ok,
                             _ => Outcome::Failed {
                                 code: "body".into(),
@@ -569,8 +588,15 @@ async fn main() {
         sim.set_latency(Duration::from_millis(args.scale_latency_ms));
         let (server, _) = start_gateway(&sim, None).await;
         let connections = args.connections.max(args.scale_concurrency / 250);
-        run_gateway_load(&server, &invitation, args.scale_concurrency, connections, warmup, false)
-            .await;
+        run_gateway_load(
+            &server,
+            &invitation,
+            args.scale_concurrency,
+            connections,
+            warmup,
+            false,
+        )
+        .await;
         let cpu_before = server.cpu_seconds();
         let scale = run_gateway_load(
             &server,
@@ -590,7 +616,10 @@ async fn main() {
         print_row("scale (250 ms provider)", &scale);
         println!(
             "scale: gateway peak RSS {:.1} MiB",
-            report.scale_process.as_ref().map_or(0.0, |p| p.peak_rss_mib)
+            report
+                .scale_process
+                .as_ref()
+                .map_or(0.0, |p| p.peak_rss_mib)
         );
         report.scale = Some(scale);
         drop(server);
@@ -600,10 +629,24 @@ async fn main() {
         // that concurrency; shed callers wait out RetryInfo.
         let limit = args.concurrency;
         let (server, _) = start_gateway(&sim, Some(limit)).await;
-        run_gateway_load(&server, &invitation, limit * 4, args.connections, warmup, true).await;
-        let overload =
-            run_gateway_load(&server, &invitation, limit * 4, args.connections, duration, true)
-                .await;
+        run_gateway_load(
+            &server,
+            &invitation,
+            limit * 4,
+            args.connections,
+            warmup,
+            true,
+        )
+        .await;
+        let overload = run_gateway_load(
+            &server,
+            &invitation,
+            limit * 4,
+            args.connections,
+            duration,
+            true,
+        )
+        .await;
         print_row("overload (4x, limit)", &overload);
         report.overload_goodput_of_peak = Some(overload.ok_rps / report.b_gateway.rps.max(1.0));
         println!(

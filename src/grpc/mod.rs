@@ -116,7 +116,7 @@ impl InvitationApi {
             .with_retry_after(SHED_RETRY_AFTER)
         });
         let message = request.into_inner();
-        let audit_context = rpc.is_mutating().then(|| AuditContext {
+        let audit_context = (rpc.is_mutating() && audit::enabled()).then(|| AuditContext {
             provider: convert::provider(message.provider()).ok(),
             account: message.account().to_owned(),
             request_id: message.request_id().to_owned(),

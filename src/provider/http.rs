@@ -178,7 +178,10 @@ struct Inner {
 struct Breakers {
     config: BreakerConfig,
     clock: Clock,
-    states: std::sync::Mutex<std::collections::HashMap<(ProviderKind, String), BreakerState>>,
+    /// Per provider, per account name (looked up without allocating).
+    states: std::sync::Mutex<
+        std::collections::HashMap<ProviderKind, std::collections::HashMap<String, BreakerState>>,
+    >,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -202,11 +205,17 @@ impl Breakers {
     }
 
     fn admit(&self, provider: ProviderKind, account: &str) -> Result<()> {
-        let now = self.clock.now();
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let state = states
-            .entry((provider, account.to_owned()))
-            .or_insert(BreakerState::Closed { failures: 0 });
+        let Some(state) = states
+            .get_mut(&provider)
+            .and_then(|accounts| accounts.get_mut(account))
+        else {
+            return Ok(());
+        };
+        if let BreakerState::Closed { .. } = state {
+            return Ok(());
+        }
+        let now = self.clock.now();
         let wait = match *state {
             BreakerState::Closed { .. } => return Ok(()),
             BreakerState::Open { until } if now >= until => {
@@ -241,11 +250,19 @@ impl Breakers {
     }
 
     fn record(&self, provider: ProviderKind, account: &str, failed: bool) {
-        let now = self.clock.now();
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let state = states
-            .entry((provider, account.to_owned()))
-            .or_insert(BreakerState::Closed { failures: 0 });
+        let accounts = states.entry(provider).or_default();
+        let state = match accounts.get_mut(account) {
+            Some(state) => state,
+            None if !failed => return,
+            None => accounts
+                .entry(account.to_owned())
+                .or_insert(BreakerState::Closed { failures: 0 }),
+        };
+        if !failed && matches!(state, BreakerState::Closed { failures: 0 }) {
+            return;
+        }
+        let now = self.clock.now();
         let next = match (*state, failed) {
             (_, false) => BreakerState::Closed { failures: 0 },
             (BreakerState::Closed { failures }, true) if failures + 1 < self.config.failures => {
@@ -257,15 +274,14 @@ impl Breakers {
                 until: now + self.cooldown(),
             },
         };
-        crate::metrics::global().breaker_state(
-            provider.as_str(),
-            account,
-            match next {
-                BreakerState::Closed { .. } => "closed",
-                BreakerState::Open { .. } => "open",
-                BreakerState::HalfOpen { .. } => "half_open",
-            },
-        );
+        let name = |state: &BreakerState| match state {
+            BreakerState::Closed { .. } => "closed",
+            BreakerState::Open { .. } => "open",
+            BreakerState::HalfOpen { .. } => "half_open",
+        };
+        if name(state) != name(&next) {
+            crate::metrics::global().breaker_state(provider.as_str(), account, name(&next));
+        }
         match (*state, next) {
             (
                 BreakerState::Closed { .. } | BreakerState::HalfOpen { .. },
@@ -292,7 +308,10 @@ impl Breakers {
     fn state(&self, provider: ProviderKind, account: &str) -> &'static str {
         let now = self.clock.now();
         let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        match states.get(&(provider, account.to_owned())) {
+        match states
+            .get(&provider)
+            .and_then(|accounts| accounts.get(account))
+        {
             None | Some(BreakerState::Closed { .. }) => "closed",
             Some(BreakerState::Open { until }) if now < *until => "open",
             Some(_) => "half_open",
@@ -378,21 +397,21 @@ impl HttpClient {
                     provider.as_str(),
                     account,
                     operation,
-                    "breaker_open",
+                    crate::metrics::CallStatus::Failed("BREAKER_OPEN"),
                     started.elapsed(),
                 );
                 return Err(error);
             }
             let outcome = self.send_with_retries(ctx, provider, request).await;
             let status = match &outcome {
-                Ok(response) => response.status.as_u16().to_string(),
-                Err(error) => error.reason().as_str().to_ascii_lowercase(),
+                Ok(response) => crate::metrics::CallStatus::Http(response.status.as_u16()),
+                Err(error) => crate::metrics::CallStatus::Failed(error.reason().as_str()),
             };
             crate::metrics::global().provider_call(
                 provider.as_str(),
                 account,
                 operation,
-                &status,
+                status,
                 started.elapsed(),
             );
             let failed = match &outcome {
@@ -518,17 +537,29 @@ impl HttpClient {
         {
             return Err(SendFailure::BodyTooLarge);
         }
+        // Small answers arrive in one chunk, which is kept without a copy.
+        let mut first: Option<Bytes> = None;
         let mut body = BytesMut::new();
+        let mut length = 0;
         while let Some(chunk) = response.chunk().await.map_err(SendFailure::from_reqwest)? {
-            if body.len() + chunk.len() > self.inner.max_body_bytes {
+            length += chunk.len();
+            if length > self.inner.max_body_bytes {
                 return Err(SendFailure::BodyTooLarge);
             }
-            body.extend_from_slice(&chunk);
+            match first.take() {
+                None if body.is_empty() => first = Some(chunk),
+                Some(earlier) => {
+                    body.extend_from_slice(&earlier);
+                    body.extend_from_slice(&chunk);
+                }
+                None => body.extend_from_slice(&chunk),
+            }
         }
+        let body = first.unwrap_or_else(|| body.freeze());
         Ok(ProviderResponse {
             status,
             headers,
-            body: body.freeze(),
+            body,
             is_retry_after_possible_delivery: false,
         })
     }
