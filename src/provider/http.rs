@@ -254,10 +254,13 @@ impl Breakers {
         let accounts = states.entry(provider).or_default();
         let state = match accounts.get_mut(account) {
             Some(state) => state,
-            None if !failed => return,
-            None => accounts
-                .entry(account.to_owned())
-                .or_insert(BreakerState::Closed { failures: 0 }),
+            None => {
+                // First call of this account: its circuit shows as closed.
+                crate::metrics::global().breaker_state(provider.as_str(), account, "closed");
+                accounts
+                    .entry(account.to_owned())
+                    .or_insert(BreakerState::Closed { failures: 0 })
+            }
         };
         if !failed && matches!(state, BreakerState::Closed { failures: 0 }) {
             return;
