@@ -101,6 +101,8 @@ struct LoadReport {
 struct ProcessReport {
     cpu_seconds: f64,
     cpu_us_per_rpc: f64,
+    /// The part spent in the kernel (sockets, mostly).
+    system_us_per_rpc: f64,
     peak_rss_mib: f64,
 }
 
@@ -262,7 +264,8 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn cpu_seconds(&self) -> f64 {
+    /// (user + system, system) CPU seconds so far.
+    fn cpu_seconds(&self) -> (f64, f64) {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name, which is in parentheses.
@@ -275,7 +278,8 @@ impl Server {
                 .unwrap_or(0.0)
         };
         // utime and stime are fields 14 and 15 of the whole line.
-        (ticks(11) + ticks(12)) / clock_ticks()
+        let hz = clock_ticks();
+        ((ticks(11) + ticks(12)) / hz, ticks(12) / hz)
     }
 
     fn status_mib(&self, key: &str) -> f64 {
@@ -287,6 +291,17 @@ impl Server {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+fn process_report(server: &Server, before: (f64, f64), calls: u64) -> ProcessReport {
+    let (total, system) = server.cpu_seconds();
+    let calls = calls.max(1) as f64;
+    ProcessReport {
+        cpu_seconds: total - before.0,
+        cpu_us_per_rpc: (total - before.0) * 1e6 / calls,
+        system_us_per_rpc: (system - before.1) * 1e6 / calls,
+        peak_rss_mib: server.status_mib("VmHWM:"),
     }
 }
 
@@ -509,12 +524,8 @@ async fn main() {
             false,
         )
         .await;
-        let cpu = server.cpu_seconds() - cpu_before;
-        report.b_gateway_process = ProcessReport {
-            cpu_seconds: cpu,
-            cpu_us_per_rpc: cpu * 1e6 / report.b_gateway.calls.max(1) as f64,
-            peak_rss_mib: server.status_mib("VmHWM:"),
-        };
+        report.b_gateway_process =
+            process_report(&server, cpu_before, report.b_gateway.calls);
         print_row("B gateway", &report.b_gateway);
     }
 
@@ -574,10 +585,11 @@ async fn main() {
     report.b_over_a = report.b_gateway.rps / report.a_bare_tonic.rps.max(1.0);
     report.b_over_c = report.b_gateway.rps / report.c_direct_http.rps.max(1.0);
     println!(
-        "B/A {:.2}  B/C {:.2}  gateway CPU {:.1} us/RPC  peak RSS {:.1} MiB  idle RSS {:.1} MiB  start to SERVING {:.0} ms",
+        "B/A {:.2}  B/C {:.2}  gateway CPU {:.1} us/RPC ({:.1} in the kernel)  peak RSS {:.1} MiB  idle RSS {:.1} MiB  start to SERVING {:.0} ms",
         report.b_over_a,
         report.b_over_c,
         report.b_gateway_process.cpu_us_per_rpc,
+        report.b_gateway_process.system_us_per_rpc,
         report.b_gateway_process.peak_rss_mib,
         report.gateway_idle_rss_mib,
         report.gateway_start_to_serving_ms
@@ -607,12 +619,7 @@ async fn main() {
             false,
         )
         .await;
-        let cpu = server.cpu_seconds() - cpu_before;
-        report.scale_process = Some(ProcessReport {
-            cpu_seconds: cpu,
-            cpu_us_per_rpc: cpu * 1e6 / scale.calls.max(1) as f64,
-            peak_rss_mib: server.status_mib("VmHWM:"),
-        });
+        report.scale_process = Some(process_report(&server, cpu_before, scale.calls));
         print_row("scale (250 ms provider)", &scale);
         println!(
             "scale: gateway peak RSS {:.1} MiB",
