@@ -110,6 +110,8 @@ struct ProcessReport {
 struct Report {
     machine: String,
     a_bare_tonic: LoadReport,
+    /// CPU of the bare tonic server: the floor the gateway is compared to.
+    a_bare_tonic_process: ProcessReport,
     b_gateway: LoadReport,
     b_gateway_process: ProcessReport,
     c_direct_http: LoadReport,
@@ -495,8 +497,16 @@ async fn main() {
             }
         };
         load(args.concurrency, warmup, false, call.clone()).await;
+        let cpu_before = server.cpu_seconds();
         report.a_bare_tonic = load(args.concurrency, duration, false, call).await;
+        report.a_bare_tonic_process =
+            process_report(&server, cpu_before, report.a_bare_tonic.calls);
         print_row("A bare tonic", &report.a_bare_tonic);
+        println!(
+            "A: server CPU {:.1} us/RPC ({:.1} in the kernel)",
+            report.a_bare_tonic_process.cpu_us_per_rpc,
+            report.a_bare_tonic_process.system_us_per_rpc
+        );
     }
 
     // B: the gateway.
@@ -524,8 +534,7 @@ async fn main() {
             false,
         )
         .await;
-        report.b_gateway_process =
-            process_report(&server, cpu_before, report.b_gateway.calls);
+        report.b_gateway_process = process_report(&server, cpu_before, report.b_gateway.calls);
         print_row("B gateway", &report.b_gateway);
     }
 

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use url::Url;
 
 use crate::{
@@ -134,7 +133,8 @@ impl Leegality {
             // Sends real notifications and counts toward the 5-resend cap.
             .retry(RetryPolicy::OnlyBeforeSent);
         let envelope = self.call(ctx, outbound).await?;
-        let data: ResendData = serde_json::from_value(envelope.data)
+        let data: ResendData = envelope
+            .data()
             .map_err(|_| unrecognized_body("resend answer without data.invitations"))?;
         if data.invitations.len() != uuids.len() {
             return Err(unrecognized_body(
@@ -210,7 +210,8 @@ impl Provider for Leegality {
                 })
             })
             .collect();
-        let data: CreateData = serde_json::from_value(envelope.data)
+        let data: CreateData = envelope
+            .data()
             .map_err(|_| unrecognized_body("create answer without documentId and invitees"))?;
         if data.invitees.len() != request.signers.len() {
             return Err(unrecognized_body(
@@ -329,7 +330,7 @@ impl Provider for Leegality {
             .call(ctx, outbound)
             .await
             .map_err(|e| e.with_default_metadata("documentId", document_id))?;
-        self.document_from(envelope.data)
+        self.document_from(&envelope)
     }
 
     async fn delete_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<()> {
@@ -376,13 +377,14 @@ impl Provider for Leegality {
             .call(ctx, outbound)
             .await
             .map_err(|e| e.with_default_metadata("documentId", document_id))?;
-        self.document_from(envelope.data)
+        self.document_from(&envelope)
     }
 }
 
 impl Leegality {
-    fn document_from(&self, data: Value) -> Result<Document> {
-        let data: DocumentData = serde_json::from_value(data)
+    fn document_from(&self, envelope: &Envelope) -> Result<Document> {
+        let data: DocumentData = envelope
+            .data()
             .map_err(|_| unrecognized_body("document answer without documentId"))?;
         let invitations: Vec<Invitation> = data
             .requests
@@ -746,8 +748,15 @@ struct Envelope {
     status: i64,
     #[serde(default)]
     messages: Vec<WireMessage>,
+    /// Kept raw and read once into the operation's own type.
     #[serde(default)]
-    data: Value,
+    data: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl Envelope {
+    fn data<T: serde::de::DeserializeOwned>(&self) -> std::result::Result<T, serde_json::Error> {
+        serde_json::from_str(self.data.as_deref().map_or("null", |raw| raw.get()))
+    }
 }
 
 #[derive(Debug, Deserialize)]
