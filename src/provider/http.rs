@@ -131,6 +131,17 @@ pub struct ProviderResponse {
 }
 
 impl ProviderResponse {
+    /// An answer made up by a test.
+    #[cfg(test)]
+    pub(crate) fn fake(status: u16, body: impl Into<Bytes>) -> ProviderResponse {
+        ProviderResponse {
+            status: StatusCode::from_u16(status).expect("valid status"),
+            headers: HeaderMap::new(),
+            body: body.into(),
+            is_retry_after_possible_delivery: false,
+        }
+    }
+
     pub fn json<T: serde::de::DeserializeOwned>(
         &self,
     ) -> std::result::Result<T, serde_json::Error> {

@@ -951,12 +951,7 @@ mod properties {
     use super::*;
 
     fn response(status: u16, body: Vec<u8>) -> ProviderResponse {
-        ProviderResponse {
-            status: ::http::StatusCode::from_u16(status).unwrap(),
-            headers: Default::default(),
-            body: body.into(),
-            is_retry_after_possible_delivery: false,
-        }
+        ProviderResponse::fake(status, body)
     }
 
     proptest! {

@@ -1716,12 +1716,7 @@ mod properties {
             body in prop::collection::vec(any::<u8>(), 0..512),
             op in prop::sample::select(vec![Op::Invite, Op::Resend, Op::DeleteInvite, Op::ReplaceCreate, Op::Trigger, Op::Cancel, Op::ReadDocument]),
         ) {
-            let response = ProviderResponse {
-                status: StatusCode::from_u16(status).unwrap(),
-                headers: Default::default(),
-                body: body.into(),
-                is_retry_after_possible_delivery: false,
-            };
+            let response = ProviderResponse::fake(status, body);
             let error = map_error(&response, op);
             prop_assert!(!error.message().is_empty());
             let _ = is_invalid_token(&response);
@@ -1730,12 +1725,7 @@ mod properties {
         #[test]
         fn any_code_and_message_maps_cleanly(code in any::<i64>(), message in any::<String>()) {
             let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
-            let response = ProviderResponse {
-                status: StatusCode::BAD_REQUEST,
-                headers: Default::default(),
-                body: body.to_string().into(),
-                is_retry_after_possible_delivery: false,
-            };
+            let response = ProviderResponse::fake(400, body.to_string());
             let error = map_error(&response, Op::Resend);
             let expected = code.to_string();
             prop_assert_eq!(error.metadata("providerCode"), Some(expected.as_str()));
@@ -1753,12 +1743,7 @@ mod tests {
     use super::*;
 
     fn response(status: u16, body: Value) -> ProviderResponse {
-        ProviderResponse {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: Default::default(),
-            body: body.to_string().into(),
-            is_retry_after_possible_delivery: false,
-        }
+        ProviderResponse::fake(status, body.to_string())
     }
 
     fn reason(status: u16, code: i64, message: &str, op: Op) -> Reason {
