@@ -89,10 +89,24 @@ def check_deployment(name, documents, values):
     deployment = by_kind(documents, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    if container["livenessProbe"]["grpc"] != {"port": 50051, "service": "liveness"}:
-        fail(f"{name}: liveness probe is not the gRPC health check")
-    if container["readinessProbe"]["grpc"]["service"] != "esign.v1.InvitationService":
-        fail(f"{name}: readiness probe is not the service's gRPC health")
+    tls = ((values or {}).get("tls") or {}).get("existingSecret")
+    if tls:
+        # The kubelet's gRPC probe cannot speak TLS: plain HTTP on the admin port.
+        if container["livenessProbe"]["httpGet"] != {"path": "/healthz", "port": "metrics"}:
+            fail(f"{name}: with TLS, liveness must use the admin /healthz")
+        if container["readinessProbe"]["httpGet"] != {"path": "/readyz", "port": "metrics"}:
+            fail(f"{name}: with TLS, readiness must use the admin /readyz")
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        for variable in ["GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY", "GATEWAY_TLS_CLIENT_CA"]:
+            if not (env.get(variable) or "").startswith("/etc/esign-gateway/tls/"):
+                fail(f"{name}: {variable} does not point into the TLS secret mount")
+        if env.get("GATEWAY_AUTH_TOKENS_FILE") != "/etc/esign-gateway/auth/callers.toml":
+            fail(f"{name}: the callers file is not mounted")
+    else:
+        if container["livenessProbe"]["grpc"] != {"port": 50051, "service": "liveness"}:
+            fail(f"{name}: liveness probe is not the gRPC health check")
+        if container["readinessProbe"]["grpc"]["service"] != "esign.v1.InvitationService":
+            fail(f"{name}: readiness probe is not the service's gRPC health")
     security = container["securityContext"]
     if not (
         security["readOnlyRootFilesystem"]
