@@ -168,6 +168,14 @@ impl Authenticator {
         ))
     }
 
+    /// The caller of a gRPC request, from its client certificate or token.
+    pub fn authenticate_request<T>(&self, request: &tonic::Request<T>) -> Result<Caller> {
+        let certificates: Option<Vec<Vec<u8>>> = request
+            .peer_certs()
+            .map(|certs| certs.iter().map(|der| der.to_vec()).collect());
+        self.authenticate(request.metadata(), certificates.as_deref())
+    }
+
     /// Whether `caller` may call `rpc` (on `provider`/`account`).
     pub fn authorize(
         &self,

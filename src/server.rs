@@ -132,10 +132,7 @@ impl RunningServer {
         let guard =
             move |request: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
                 if let Some(auth) = &reflection_guard {
-                    let certificates: Option<Vec<Vec<u8>>> = request
-                        .peer_certs()
-                        .map(|certs| certs.iter().map(|der| der.to_vec()).collect());
-                    auth.authenticate(request.metadata(), certificates.as_deref())?;
+                    auth.authenticate_request(&request)?;
                 }
                 Ok(request)
             };

@@ -57,13 +57,10 @@ impl InvitationApi {
 
     /// The caller of `request`; anonymous when auth is off.
     fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller> {
-        let Some(auth) = &self.auth else {
-            return Ok(Caller::anonymous());
-        };
-        let certificates: Option<Vec<Vec<u8>>> = request
-            .peer_certs()
-            .map(|certs| certs.iter().map(|der| der.to_vec()).collect());
-        auth.authenticate(request.metadata(), certificates.as_deref())
+        match &self.auth {
+            Some(auth) => auth.authenticate_request(request),
+            None => Ok(Caller::anonymous()),
+        }
     }
 
     /// Runs one provider RPC: load shedding, span (child of an inbound

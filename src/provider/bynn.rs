@@ -26,7 +26,7 @@ use crate::{
     error::{GatewayError, Reason, Result},
     provider::{
         CallContext, Provider,
-        http::{self, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+        http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     validate,
 };
@@ -52,23 +52,23 @@ pub struct Bynn {
     timeouts: Timeouts,
     requests: SlidingWindow,
     resends: SlidingWindow,
+    /// `Bearer <api key>`, built once.
+    authorization: CredentialHeader,
 }
 
 impl Bynn {
     pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
+        let api_key = match &account.credentials {
+            Credentials::Bynn { api_key } => api_key.expose(),
+            _ => "",
+        };
         Bynn {
             requests: SlidingWindow::new(account.bynn_limits.requests_per_minute),
             resends: SlidingWindow::new(account.bynn_limits.resends_per_minute),
+            authorization: CredentialHeader::new(&format!("Bearer {api_key}")),
             account,
             http,
             timeouts,
-        }
-    }
-
-    fn api_key(&self) -> &str {
-        match &self.account.credentials {
-            Credentials::Bynn { api_key } => api_key.expose(),
-            _ => "",
         }
     }
 
@@ -81,7 +81,7 @@ impl Bynn {
     ) -> Result<Outbound> {
         let url = http::url_with_segments(&self.account.base_url, segments);
         Outbound::new(operation, method, url, template)
-            .secret_header(header::AUTHORIZATION, &format!("Bearer {}", self.api_key()))
+            .credential(header::AUTHORIZATION, &self.authorization)
     }
 
     /// Takes one request (and one resend) from the local budgets, or says

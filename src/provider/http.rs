@@ -40,6 +40,27 @@ pub enum RetryPolicy {
     Safe,
 }
 
+/// A credential as a header value, built once per account (or token) and
+/// marked sensitive so it never shows in debug output; `None` inside when
+/// the configured value cannot be a header, reported on use.
+#[derive(Clone)]
+pub struct CredentialHeader(Option<HeaderValue>);
+
+impl CredentialHeader {
+    pub fn new(value: &str) -> CredentialHeader {
+        CredentialHeader(HeaderValue::from_str(value).ok().map(|mut value| {
+            value.set_sensitive(true);
+            value
+        }))
+    }
+}
+
+impl std::fmt::Debug for CredentialHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialHeader([redacted])")
+    }
+}
+
 /// One provider request, described by the adapter.
 #[derive(Debug)]
 pub struct Outbound {
@@ -75,11 +96,12 @@ impl Outbound {
     }
 
     /// Sets a credential header, marked sensitive so no debug output shows it.
-    pub fn secret_header(mut self, name: HeaderName, value: &str) -> Result<Self> {
-        let mut value = HeaderValue::from_str(value).map_err(|_| {
+    /// Adds a credential header built once by the adapter
+    /// (see [`credential_value`]).
+    pub fn credential(mut self, name: HeaderName, value: &CredentialHeader) -> Result<Self> {
+        let value = value.0.clone().ok_or_else(|| {
             GatewayError::internal("a configured credential is not a valid header value")
         })?;
-        value.set_sensitive(true);
         self.headers.insert(name, value);
         Ok(self)
     }

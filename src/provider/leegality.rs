@@ -23,7 +23,7 @@ use crate::{
     error::{GatewayError, Reason, Result},
     provider::{
         CallContext, Provider,
-        http::{self, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+        http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     validate,
 };
@@ -55,50 +55,77 @@ pub struct Leegality {
     account: AccountConfig,
     http: HttpClient,
     timeouts: Timeouts,
-    /// `PATHS` joined onto the account's base URL.
+    /// Each endpoint's URL on this account, built once: every Leegality
+    /// path is fixed (ids go in the body or the query).
     urls: Vec<Url>,
+    auth_token: CredentialHeader,
 }
 
-const PATHS: &[&str] = &[
-    "/v3.0/sign/request",
-    "/v3.0/sign/request/resend",
-    "/v3.0/sign/request/reactivate",
-    "/v3.0/sign/request/invitation",
-    "/v3.2/sign/request",
-];
+/// The Leegality calls the adapter makes.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Create,
+    Resend,
+    Reactivate,
+    DeleteInvitation,
+    TransactionStatus,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 5] = [
+        Endpoint::Create,
+        Endpoint::Resend,
+        Endpoint::Reactivate,
+        Endpoint::DeleteInvitation,
+        Endpoint::TransactionStatus,
+    ];
+
+    /// (operation name, method, path)
+    fn describe(self) -> (&'static str, Method, &'static str) {
+        match self {
+            Endpoint::Create => ("create", Method::POST, "/v3.0/sign/request"),
+            Endpoint::Resend => ("resend", Method::POST, "/v3.0/sign/request/resend"),
+            Endpoint::Reactivate => ("reactivate", Method::POST, "/v3.0/sign/request/reactivate"),
+            Endpoint::DeleteInvitation => (
+                "delete_invitation",
+                Method::DELETE,
+                "/v3.0/sign/request/invitation",
+            ),
+            Endpoint::TransactionStatus => {
+                ("transaction_status", Method::GET, "/v3.2/sign/request")
+            }
+        }
+    }
+}
 
 impl Leegality {
     pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
-        let urls = PATHS
+        let urls = Endpoint::ALL
             .iter()
-            .map(|path| http::url_with_path(&account.base_url, path))
+            .map(|endpoint| http::url_with_path(&account.base_url, endpoint.describe().2))
             .collect();
+        let auth_token = CredentialHeader::new(match &account.credentials {
+            Credentials::Leegality { auth_token } => auth_token.expose(),
+            _ => "",
+        });
         Leegality {
             account,
             http,
             timeouts,
             urls,
+            auth_token,
         }
     }
 
-    fn request(
-        &self,
-        operation: &'static str,
-        method: Method,
-        path: &'static str,
-    ) -> Result<Outbound> {
-        // Every Leegality path is fixed (ids go in the body or the query),
-        // so each URL is built once.
-        let url = match PATHS.iter().position(|p| *p == path) {
-            Some(index) => self.urls[index].clone(),
-            None => http::url_with_path(&self.account.base_url, path),
-        };
-        let token = match &self.account.credentials {
-            Credentials::Leegality { auth_token } => auth_token.expose(),
-            _ => "",
-        };
-        Outbound::new(operation, method, url, path)
-            .secret_header(HeaderName::from_static("x-auth-token"), token)
+    fn request(&self, endpoint: Endpoint) -> Result<Outbound> {
+        let (operation, method, path) = endpoint.describe();
+        Outbound::new(
+            operation,
+            method,
+            self.urls[endpoint as usize].clone(),
+            path,
+        )
+        .credential(HeaderName::from_static("x-auth-token"), &self.auth_token)
     }
 
     fn sign_url_host(&self) -> &str {
@@ -127,7 +154,7 @@ impl Leegality {
     async fn resend_batch(&self, ctx: &CallContext, uuids: &[String]) -> Result<Vec<ResendItem>> {
         let body = ResendBody { sign_urls: uuids };
         let outbound = self
-            .request("resend", Method::POST, "/v3.0/sign/request/resend")?
+            .request(Endpoint::Resend)?
             .json_body(&body)?
             .timeout(self.timeouts.write)
             // Sends real notifications and counts toward the 5-resend cap.
@@ -186,7 +213,7 @@ impl Provider for Leegality {
     ) -> Result<SendOutcome> {
         let body = create_body(&request)?;
         let outbound = self
-            .request("create", Method::POST, "/v3.0/sign/request")?
+            .request(Endpoint::Create)?
             .json_body(&body)?
             .timeout(self.timeouts.upload)
             // Each call makes a new billed document; irn is not deduplicated.
@@ -320,7 +347,7 @@ impl Provider for Leegality {
             Expiry::At(at) => body.expiry_time = Some(at.timestamp_millis()),
         }
         let outbound = self
-            .request("reactivate", Method::POST, "/v3.0/sign/request/reactivate")?
+            .request(Endpoint::Reactivate)?
             .json_body(&body)?
             .timeout(self.timeouts.write)
             // A repeat answers no.expired.invitation.found, which would hide
@@ -336,11 +363,7 @@ impl Provider for Leegality {
     async fn delete_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<()> {
         let uuid = self.sign_uuid("invitation_id", invitation_id)?;
         let mut outbound = self
-            .request(
-                "delete_invitation",
-                Method::DELETE,
-                "/v3.0/sign/request/invitation",
-            )?
+            .request(Endpoint::DeleteInvitation)?
             .timeout(self.timeouts.write)
             .retry(RetryPolicy::Safe);
         outbound.url.query_pairs_mut().append_pair("signUrl", &uuid);
@@ -366,7 +389,7 @@ impl Provider for Leegality {
     async fn get_document(&self, ctx: &CallContext, document_id: &str) -> Result<Document> {
         validate_document_id(document_id)?;
         let mut outbound = self
-            .request("transaction_status", Method::GET, "/v3.2/sign/request")?
+            .request(Endpoint::TransactionStatus)?
             .timeout(self.timeouts.read)
             .retry(RetryPolicy::Safe);
         outbound

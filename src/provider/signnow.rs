@@ -27,7 +27,7 @@ use crate::{
     error::{GatewayError, Reason, Result},
     provider::{
         CallContext, Provider, Services,
-        http::{self, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+        http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     secret::Secret,
     store::StateStore,
@@ -63,6 +63,10 @@ pub struct SignNow {
     store: std::sync::Arc<dyn StateStore>,
     timeouts: Timeouts,
     tokens: TokenCache,
+    /// `Basic <app token>` for the token endpoint, built once.
+    basic: CredentialHeader,
+    /// A configured ready access token (`SIGNNOW_ACCESS_TOKEN`), as a header.
+    fixed_bearer: Option<CredentialHeader>,
 }
 
 /// The cached bearer token. The async mutex is held while a token is
@@ -72,7 +76,8 @@ struct TokenCache {
 }
 
 struct CachedToken {
-    access: Secret,
+    /// `Bearer <access token>`, built once per token.
+    bearer: CredentialHeader,
     refresh: Option<Secret>,
     refresh_at: DateTime<Utc>,
     generation: u64,
@@ -101,7 +106,23 @@ enum Op {
 
 impl SignNow {
     pub fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
+        let (basic, fixed_bearer) = match &account.credentials {
+            Credentials::SignNowPassword { basic_token, .. } => (
+                CredentialHeader::new(&format!("Basic {}", basic_token.expose())),
+                None,
+            ),
+            Credentials::SignNowAccessToken { access_token } => (
+                CredentialHeader::new(""),
+                Some(CredentialHeader::new(&format!(
+                    "Bearer {}",
+                    access_token.expose()
+                ))),
+            ),
+            _ => (CredentialHeader::new(""), None),
+        };
         SignNow {
+            basic,
+            fixed_bearer,
             account,
             http: services.http,
             clock: services.clock,
@@ -120,16 +141,16 @@ impl SignNow {
     // === token lifecycle ===
 
     /// A bearer token valid for a while yet, fetched or refreshed if needed.
-    async fn bearer(&self, ctx: &CallContext) -> Result<(Secret, u64)> {
-        if let Credentials::SignNowAccessToken { access_token } = &self.account.credentials {
-            return Ok((access_token.clone(), 0));
+    async fn bearer(&self, ctx: &CallContext) -> Result<(CredentialHeader, u64)> {
+        if let Some(fixed) = &self.fixed_bearer {
+            return Ok((fixed.clone(), 0));
         }
         let mut state = self.tokens.state.lock().await;
         let now = self.clock.now();
         if let Some(token) = state.as_ref()
             && now < token.refresh_at
         {
-            return Ok((token.access.clone(), token.generation));
+            return Ok((token.bearer.clone(), token.generation));
         }
         let generation = state.as_ref().map_or(1, |t| t.generation + 1);
         let refresh = state.as_ref().and_then(|t| t.refresh.clone());
@@ -150,12 +171,12 @@ impl SignNow {
         // Refresh a tenth of the lifetime early, at most five minutes.
         let early = (lifetime / 10).min(chrono::Duration::minutes(5));
         let token = CachedToken {
-            access: Secret::new(grant.access_token),
+            bearer: CredentialHeader::new(&format!("Bearer {}", grant.access_token)),
             refresh: grant.refresh_token.map(Secret::new),
             refresh_at: now + lifetime - early,
             generation,
         };
-        let bearer = (token.access.clone(), generation);
+        let bearer = (token.bearer.clone(), generation);
         *state = Some(token);
         tracing::info!(
             expires_in_secs = grant.expires_in,
@@ -180,9 +201,7 @@ impl SignNow {
         refresh_token: Option<&Secret>,
     ) -> Result<TokenGrant> {
         let Credentials::SignNowPassword {
-            basic_token,
-            username,
-            password,
+            username, password, ..
         } = &self.account.credentials
         else {
             return Err(GatewayError::internal(
@@ -207,10 +226,7 @@ impl SignNow {
             self.url(&["oauth2", "token"]),
             "/oauth2/token",
         )
-        .secret_header(
-            HeaderName::from_static("authorization"),
-            &format!("Basic {}", basic_token.expose()),
-        )?
+        .credential(HeaderName::from_static("authorization"), &self.basic)?
         .form_body(&form)
         .timeout(self.timeouts.token)
         .retry(RetryPolicy::Safe);
@@ -260,10 +276,7 @@ impl SignNow {
         if !is_invalid_token(&response) {
             return Ok(response);
         }
-        if matches!(
-            self.account.credentials,
-            Credentials::SignNowAccessToken { .. }
-        ) {
+        if self.fixed_bearer.is_some() {
             return Err(credentials_rejected(&response));
         }
         tracing::info!("signNow refused the access token; refreshing it");
@@ -291,12 +304,9 @@ impl SignNow {
         &self,
         ctx: &CallContext,
         outbound: Outbound,
-        bearer: &Secret,
+        bearer: &CredentialHeader,
     ) -> Result<ProviderResponse> {
-        let outbound = outbound.secret_header(
-            HeaderName::from_static("authorization"),
-            &format!("Bearer {}", bearer.expose()),
-        )?;
+        let outbound = outbound.credential(HeaderName::from_static("authorization"), bearer)?;
         self.http
             .send(ctx, KIND, &self.account.name, outbound)
             .await
@@ -372,8 +382,8 @@ impl SignNow {
                 ("signers[0].role_id", !signer.role_id.is_empty()),
                 ("signers[0].order", signer.order.is_some()),
                 ("signers[0].signnow", signer.signnow.is_some()),
-                ("signnow.cc_steps", !options.cc_steps_empty),
-                ("signnow.viewers", !options.viewers_empty),
+                ("signnow.cc_steps", !options.cc_steps.is_empty()),
+                ("signnow.viewers", !options.viewers.is_empty()),
             ],
             "belongs to field invites; a freeform invite has no roles or steps",
         )?;
@@ -834,8 +844,6 @@ impl Provider for SignNow {
             from: self.sender(from)?,
             cc_subject,
             cc_message,
-            cc_steps_empty: cc_steps.is_empty(),
-            viewers_empty: viewers.is_empty(),
             cc_steps: steps,
             viewers: viewer_list,
         };
@@ -1094,8 +1102,6 @@ struct SignNowSendOptions<'a> {
     from: String,
     cc_subject: &'a str,
     cc_message: &'a str,
-    cc_steps_empty: bool,
-    viewers_empty: bool,
     cc_steps: Vec<Value>,
     viewers: Vec<Value>,
 }

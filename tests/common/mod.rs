@@ -50,7 +50,6 @@ pub async fn start() -> TestGateway {
 /// Starts a simulator and a gateway whose accounts point at it; `tweak`
 /// may change the config (accounts included) before the server starts.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
-    capture_logs();
     let sim = Simulator::start_local().await.expect("simulator");
     let (server, client, channel, config) = gateway_for(&sim, tweak).await;
     TestGateway {
