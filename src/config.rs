@@ -129,6 +129,34 @@ impl Default for BynnLimits {
     }
 }
 
+/// Which id the gateway sends to signNow's `PUT /fieldinvite/{id}/resend`.
+///
+/// signNow's own material conflicts (evidence.md N-3): its newest official
+/// client (the MCP server) sends `field_invites[].id`, while its Postman
+/// collection and a live .NET example send `fields[].field_request_id`.
+/// The default follows the newest client; an operator switches it per
+/// account (`SIGNNOW_RESEND_ID` or `resend_id` in the config file) without
+/// a release once a sandbox shows the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignNowResendId {
+    #[default]
+    FieldInviteId,
+    FieldRequestId,
+}
+
+impl SignNowResendId {
+    fn parse(variable: &str, value: &str) -> Result<Self, ConfigError> {
+        match value {
+            "field_invite_id" => Ok(SignNowResendId::FieldInviteId),
+            "field_request_id" => Ok(SignNowResendId::FieldRequestId),
+            _ => Err(ConfigError::new(
+                variable,
+                format!("{value:?} is not field_invite_id or field_request_id"),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
     pub provider: ProviderKind,
@@ -140,6 +168,8 @@ pub struct AccountConfig {
     /// Leegality: the host of the sign URLs callers may pass.
     pub sign_url_host: Option<String>,
     pub bynn_limits: BynnLimits,
+    /// signNow: the id sent to the resend endpoint.
+    pub signnow_resend_id: SignNowResendId,
 }
 
 impl AccountConfig {
@@ -249,6 +279,7 @@ struct FileAccount {
     api_key: Option<FileSecret>,
     sender_email: Option<String>,
     sign_url_host: Option<String>,
+    resend_id: Option<String>,
     resends_per_minute: Option<u32>,
     requests_per_minute: Option<u32>,
 }
@@ -467,6 +498,7 @@ fn env_accounts<'a>(
             },
             sender_email: None,
             bynn_limits: BynnLimits::default(),
+            signnow_resend_id: SignNowResendId::default(),
         });
     } else if get("LEEGALITY_BASE_URL").is_some() {
         return Err(ConfigError::new(
@@ -533,6 +565,10 @@ fn env_accounts<'a>(
             sender_email,
             sign_url_host: None,
             bynn_limits: BynnLimits::default(),
+            signnow_resend_id: match get("SIGNNOW_RESEND_ID") {
+                Some(value) => SignNowResendId::parse("SIGNNOW_RESEND_ID", value)?,
+                None => SignNowResendId::default(),
+            },
         });
     } else if get("SIGNNOW_BASE_URL").is_some() {
         return Err(ConfigError::new(
@@ -559,6 +595,7 @@ fn env_accounts<'a>(
             sender_email: None,
             sign_url_host: None,
             bynn_limits: limits,
+            signnow_resend_id: SignNowResendId::default(),
         });
     } else if get("BYNN_BASE_URL").is_some() {
         return Err(ConfigError::new(
@@ -699,6 +736,16 @@ fn file_account(
             "is not an email address",
         ));
     }
+    let signnow_resend_id = match (&account.resend_id, provider) {
+        (None, _) => SignNowResendId::default(),
+        (Some(value), ProviderKind::SignNow) => SignNowResendId::parse(&key("resend_id"), value)?,
+        (Some(_), _) => {
+            return Err(ConfigError::new(
+                key("resend_id"),
+                "applies to signNow accounts only",
+            ));
+        }
+    };
     let mut bynn_limits = BynnLimits::default();
     if let Some(value) = account.resends_per_minute {
         if value == 0 {
@@ -729,6 +776,7 @@ fn file_account(
         credentials,
         sender_email: account.sender_email,
         bynn_limits,
+        signnow_resend_id,
     })
 }
 
@@ -829,6 +877,7 @@ mod properties {
         "SIGNNOW_PASSWORD",
         "SIGNNOW_BASIC_TOKEN",
         "SIGNNOW_SENDER_EMAIL",
+        "SIGNNOW_RESEND_ID",
         "BYNN_BASE_URL",
         "BYNN_API_KEY",
         "BYNN_RESENDS_PER_MINUTE",

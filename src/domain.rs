@@ -102,6 +102,25 @@ pub enum InvitationState {
     Failed,
 }
 
+impl InvitationState {
+    /// The proto enum value's suffix, for error metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvitationState::Unspecified => "UNSPECIFIED",
+            InvitationState::Created => "CREATED",
+            InvitationState::Pending => "PENDING",
+            InvitationState::Delivered => "DELIVERED",
+            InvitationState::Opened => "OPENED",
+            InvitationState::Started => "STARTED",
+            InvitationState::Signed => "SIGNED",
+            InvitationState::Rejected => "REJECTED",
+            InvitationState::Expired => "EXPIRED",
+            InvitationState::Cancelled => "CANCELLED",
+            InvitationState::Failed => "FAILED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DocumentState {
     #[default]

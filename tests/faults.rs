@@ -96,6 +96,8 @@ impl Rpc {
 
     /// signNow answers these with a status only; any 2xx is success (a
     /// field invite's ids are read back from the document afterwards).
+    /// A 2xx is success whatever its body (a Bynn resend reads the
+    /// invitation back when the body lacks it).
     fn ignores_success_body(self) -> bool {
         matches!(
             self,
@@ -104,6 +106,8 @@ impl Rpc {
                 | Rpc::SignNowBatch
                 | Rpc::SignNowDelete
                 | Rpc::SignNowCancel
+                | Rpc::BynnResend
+                | Rpc::BynnBatch
         )
     }
 

@@ -563,7 +563,7 @@ async fn send_passes_on_warnings_and_maps_workflow_refusals() {
     assert!(response.invitations[1].expire_time.is_none());
 
     // The simulator's workflow expects two invitees; Leegality's code for a
-    // mismatch is undocumented, so it surfaces as UNKNOWN with the code kept.
+    // mismatch is undocumented, and the simulator answers validator.invalid.
     let mut one_signer = request();
     one_signer.signers.truncate(1);
     let status = gateway
@@ -571,11 +571,12 @@ async fn send_passes_on_warnings_and_maps_workflow_refusals() {
         .send_invitation(one_signer)
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unknown);
+    assert_eq!(status.code(), Code::InvalidArgument);
     let info = common::error_info(&status);
-    assert_eq!(info.reason, "PROVIDER_UNRECOGNIZED_RESPONSE");
-    assert_eq!(info.metadata["providerCode"], "invitee.count.mismatch");
+    assert_eq!(info.reason, "PROVIDER_REJECTED_REQUEST");
+    assert_eq!(info.metadata["providerCode"], "validator.invalid");
 
+    // An unknown profileId is answered with the "fields or file" code.
     let mut unknown_workflow = request();
     if let Some(pb::send_invitation_request::ProviderOptions::Leegality(o)) =
         unknown_workflow.provider_options.as_mut()
@@ -587,9 +588,16 @@ async fn send_passes_on_warnings_and_maps_workflow_refusals() {
         .send_invitation(unknown_workflow)
         .await
         .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let info = common::error_info(&status);
+    assert_eq!(info.reason, "PROVIDER_REJECTED_REQUEST");
     assert_eq!(
-        common::error_info(&status).metadata["providerCode"],
-        "workflow.not.found"
+        info.metadata["providerCode"],
+        "workflow.api.fields.or.file.required"
+    );
+    assert_eq!(
+        common::field_violations(&status),
+        vec!["leegality.profile_id".to_owned()]
     );
 }
 

@@ -136,30 +136,34 @@ fn positive(value: i32) -> Option<u32> {
     u32::try_from(value).ok().filter(|v| *v > 0)
 }
 
-pub fn signer(signer: pb::Signer) -> domain::Signer {
-    domain::Signer {
-        name: signer.name.trim().to_owned(),
-        email: signer.email.trim().to_owned(),
-        phone: signer.phone.trim().to_owned(),
-        role: signer.role,
-        role_id: signer.role_id,
-        order: positive(signer.order),
-        signnow: signer.signnow.map(|o| domain::SignNowSignerOptions {
+/// An enum field's number as one of its known values; an unknown number
+/// (a newer client, or a bug) is refused rather than read as the default.
+fn known<E: TryFrom<i32>>(field: impl FnOnce() -> String, value: i32) -> Result<E> {
+    E::try_from(value)
+        .map_err(|_| GatewayError::invalid_field(field(), format!("{value} is not a known value")))
+}
+
+/// A signer in domain terms; `path` names it in errors (`signers[1]`).
+pub fn signer(path: &str, signer: pb::Signer) -> Result<domain::Signer> {
+    let signnow = match signer.signnow {
+        None => None,
+        Some(o) => Some(domain::SignNowSignerOptions {
             expiration_days: positive(o.expiration_days),
             reminder_days: positive(o.reminder_days),
-            authentication: match pb::SignNowAuthenticationType::try_from(o.authentication_type) {
-                Ok(pb::SignNowAuthenticationType::Password) => {
-                    domain::SignNowAuthentication::Password
-                }
-                Ok(pb::SignNowAuthenticationType::Phone) => domain::SignNowAuthentication::Phone,
-                _ => domain::SignNowAuthentication::None,
+            authentication: match known(
+                || format!("{path}.signnow.authentication_type"),
+                o.authentication_type,
+            )? {
+                pb::SignNowAuthenticationType::Password => domain::SignNowAuthentication::Password,
+                pb::SignNowAuthenticationType::Phone => domain::SignNowAuthentication::Phone,
+                pb::SignNowAuthenticationType::Unspecified => domain::SignNowAuthentication::None,
             },
             password: o.password,
             authentication_phone: o.authentication_phone,
-            phone_method: match pb::SignNowPhoneMethod::try_from(o.phone_method) {
-                Ok(pb::SignNowPhoneMethod::Sms) => domain::SignNowPhoneMethod::Sms,
-                Ok(pb::SignNowPhoneMethod::PhoneCall) => domain::SignNowPhoneMethod::PhoneCall,
-                _ => domain::SignNowPhoneMethod::Default,
+            phone_method: match known(|| format!("{path}.signnow.phone_method"), o.phone_method)? {
+                pb::SignNowPhoneMethod::Sms => domain::SignNowPhoneMethod::Sms,
+                pb::SignNowPhoneMethod::PhoneCall => domain::SignNowPhoneMethod::PhoneCall,
+                pb::SignNowPhoneMethod::Unspecified => domain::SignNowPhoneMethod::Default,
             },
             subject: o.subject,
             message: o.message,
@@ -170,7 +174,16 @@ pub fn signer(signer: pb::Signer) -> domain::Signer {
             signing_instructions: o.signing_instructions,
             prefill_signature_name: o.prefill_signature_name,
         }),
-    }
+    };
+    Ok(domain::Signer {
+        name: signer.name.trim().to_owned(),
+        email: signer.email.trim().to_owned(),
+        phone: signer.phone.trim().to_owned(),
+        role: signer.role,
+        role_id: signer.role_id,
+        order: positive(signer.order),
+        signnow,
+    })
 }
 
 /// The send request in domain terms; the options must match the provider.
@@ -191,12 +204,10 @@ pub fn send_request(
         (ProviderKind::SignNow, Some(ProviderOptions::Signnow(o))) => {
             domain::SendOptions::SignNow {
                 from: o.from,
-                mode: match pb::SignNowInviteMode::try_from(o.mode) {
-                    Ok(pb::SignNowInviteMode::Freeform) => {
-                        Some(domain::SignNowInviteMode::Freeform)
-                    }
-                    Ok(pb::SignNowInviteMode::Field) => Some(domain::SignNowInviteMode::Field),
-                    _ => None,
+                mode: match known(|| "signnow.mode".into(), o.mode)? {
+                    pb::SignNowInviteMode::Freeform => Some(domain::SignNowInviteMode::Freeform),
+                    pb::SignNowInviteMode::Field => Some(domain::SignNowInviteMode::Field),
+                    pb::SignNowInviteMode::Unspecified => None,
                 },
                 cc_steps: o
                     .cc_steps
@@ -222,10 +233,10 @@ pub fn send_request(
         }
         (ProviderKind::Bynn, Some(ProviderOptions::Bynn(o))) => domain::SendOptions::Bynn {
             workflow_token: o.workflow_token,
-            channel: match pb::BynnChannel::try_from(o.channel) {
-                Ok(pb::BynnChannel::Email) => Some(domain::BynnChannel::Email),
-                Ok(pb::BynnChannel::Sms) => Some(domain::BynnChannel::Sms),
-                _ => None,
+            channel: match known(|| "bynn.channel".into(), o.channel)? {
+                pb::BynnChannel::Email => Some(domain::BynnChannel::Email),
+                pb::BynnChannel::Sms => Some(domain::BynnChannel::Sms),
+                pb::BynnChannel::Unspecified => None,
             },
             locale: o.locale,
         },
@@ -246,7 +257,12 @@ pub fn send_request(
     };
     Ok(domain::SendRequest {
         document_id: request.document_id,
-        signers: request.signers.into_iter().map(signer).collect(),
+        signers: request
+            .signers
+            .into_iter()
+            .enumerate()
+            .map(|(index, s)| signer(&format!("signers[{index}]"), s))
+            .collect::<Result<_>>()?,
         subject: request.subject,
         message: request.message,
         cc: request

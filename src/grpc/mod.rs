@@ -224,6 +224,28 @@ struct AuditContext {
 }
 
 /// gRPC code names as the gRPC spec spells them, for metric labels.
+/// The optional `document_id` of an invitation call: checked, and refused
+/// for providers that do not use it, before any provider call.
+fn invitation_document<'a>(
+    account: &crate::provider::Account,
+    document_id: &'a str,
+) -> Result<Option<&'a str>> {
+    if document_id.is_empty() {
+        return Ok(None);
+    }
+    if !account.provider.uses_invitation_document() {
+        return Err(crate::error::GatewayError::invalid_field(
+            "document_id",
+            format!(
+                "is not used by {} invitation calls; leave it empty",
+                account.config.provider.display_name()
+            ),
+        ));
+    }
+    convert::id("document_id", document_id)?;
+    Ok(Some(document_id))
+}
+
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
@@ -382,9 +404,10 @@ impl InvitationService for InvitationApi {
             request,
             |account, ctx, message| async move {
                 convert::id("invitation_id", &message.invitation_id)?;
+                let document_id = invitation_document(&account, &message.document_id)?;
                 let invitation = account
                     .provider
-                    .resend_invitation(&ctx, &message.invitation_id)
+                    .resend_invitation(&ctx, &message.invitation_id, document_id)
                     .await?;
                 Ok(pb::ResendInvitationResponse {
                     invitation: Some(convert::invitation(invitation)),
@@ -403,12 +426,13 @@ impl InvitationService for InvitationApi {
             request,
             |account, ctx, message| async move {
                 convert::batch_ids(&message.invitation_ids)?;
+                let document_id = invitation_document(&account, &message.document_id)?;
                 account
                     .provider
                     .validate_batch_ids(&message.invitation_ids)?;
                 let outcomes = account
                     .provider
-                    .batch_resend(&ctx, &message.invitation_ids)
+                    .batch_resend(&ctx, &message.invitation_ids, document_id)
                     .await?;
                 let results = outcomes
                     .into_iter()
@@ -480,9 +504,10 @@ impl InvitationService for InvitationApi {
             request,
             |account, ctx, message| async move {
                 convert::id("invitation_id", &message.invitation_id)?;
+                let document_id = invitation_document(&account, &message.document_id)?;
                 account
                     .provider
-                    .delete_invitation(&ctx, &message.invitation_id)
+                    .delete_invitation(&ctx, &message.invitation_id, document_id)
                     .await?;
                 Ok(pb::DeleteInvitationResponse {
                     invitation_id: message.invitation_id,
@@ -512,7 +537,7 @@ impl InvitationService for InvitationApi {
                         ReplaceSignerRequest {
                             document_id: message.document_id,
                             invitation_id: message.invitation_id,
-                            new_signer: convert::signer(new_signer),
+                            new_signer: convert::signer("new_signer", new_signer)?,
                             keep_invite_settings: message.keep_invite_settings,
                         },
                     )

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    clock::Clock,
     config::{AccountConfig, Credentials, Timeouts},
     domain::{
         BynnChannel, Invitation, InvitationState, ProviderKind, Rpc, SendOptions, SendOutcome,
@@ -49,6 +50,7 @@ const SUPPORTED: &[Rpc] = &[
 pub struct Bynn {
     account: AccountConfig,
     http: HttpClient,
+    clock: Clock,
     timeouts: Timeouts,
     requests: SlidingWindow,
     resends: SlidingWindow,
@@ -57,7 +59,7 @@ pub struct Bynn {
 }
 
 impl Bynn {
-    pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
+    pub fn new(account: AccountConfig, http: HttpClient, clock: Clock, timeouts: Timeouts) -> Self {
         let api_key = match &account.credentials {
             Credentials::Bynn { api_key } => api_key.expose(),
             _ => "",
@@ -68,6 +70,7 @@ impl Bynn {
             authorization: CredentialHeader::new(&format!("Bearer {api_key}")),
             account,
             http,
+            clock,
             timeouts,
         }
     }
@@ -162,7 +165,7 @@ impl Provider for Bynn {
         if !response.status.is_success() {
             return Err(map_error(&response, Operation::Create, None));
         }
-        let invitation = parse_invitation(&response)?;
+        let invitation = parse_invitation(&response, self.clock.now())?;
         Ok(SendOutcome {
             document_id: None,
             invitations: vec![invitation],
@@ -174,6 +177,7 @@ impl Provider for Bynn {
         &self,
         ctx: &CallContext,
         invitation_id: &str,
+        _document_id: Option<&str>,
     ) -> Result<Invitation> {
         validate_token("invitation_id", invitation_id)?;
         let outbound = self
@@ -190,7 +194,28 @@ impl Provider for Bynn {
         if !response.status.is_success() {
             return Err(map_error(&response, Operation::Resend, Some(invitation_id)));
         }
-        parse_invitation(&response)
+        // Any 2xx is a resend Bynn accepted and billed. Its body is
+        // undocumented (evidence.md B-7): when it is not the invitation,
+        // the invitation is read back, and if even that fails the resend
+        // is still reported as done, with the state left unknown.
+        if let Ok(invitation) = parse_invitation(&response, self.clock.now()) {
+            return Ok(invitation);
+        }
+        tracing::info!(
+            http_status = response.status.as_u16(),
+            "bynn resend answered without the invitation; reading it back"
+        );
+        match self.get_invitation(ctx, invitation_id).await {
+            Ok(invitation) => Ok(invitation),
+            Err(error) => {
+                tracing::warn!(error = %error, "bynn resend done; could not read the invitation back");
+                Ok(Invitation {
+                    id: invitation_id.to_owned(),
+                    state: InvitationState::Unspecified,
+                    ..Invitation::default()
+                })
+            }
+        }
     }
 
     fn validate_batch_ids(&self, ids: &[String]) -> Result<()> {
@@ -215,7 +240,7 @@ impl Provider for Bynn {
         if !response.status.is_success() {
             return Err(map_error(&response, Operation::Get, Some(invitation_id)));
         }
-        parse_invitation(&response)
+        parse_invitation(&response, self.clock.now())
     }
 }
 
@@ -431,13 +456,13 @@ struct WireError {
     status: Option<String>,
 }
 
-fn parse_invitation(response: &ProviderResponse) -> Result<Invitation> {
+fn parse_invitation(response: &ProviderResponse, now: DateTime<Utc>) -> Result<Invitation> {
     let wire = match response.json::<InvitationEnvelope>() {
         Ok(InvitationEnvelope::Wrapped { data }) => data,
         Ok(InvitationEnvelope::Bare(invitation)) => invitation,
         Err(_) => return Err(http::unrecognized(KIND, response)),
     };
-    Ok(to_invitation(wire, Utc::now()))
+    Ok(to_invitation(wire, now))
 }
 
 /// An RFC 3339 time; anything else is treated as absent, not as an error.
@@ -571,6 +596,19 @@ fn map_error(
             )
             .with_metadata("status", current)
         }
+        // Another type for a state refusal (evidence.md B-1, D-B3): a
+        // message naming the status still says why.
+        (409 | 422, _)
+            if operation == Operation::Resend
+                && message.to_ascii_lowercase().contains("status")
+                && status_in_message(message).is_some() =>
+        {
+            GatewayError::new(
+                Reason::InvitationNotResendable,
+                "only invitations in status sent can be resent",
+            )
+            .with_metadata("status", status_in_message(message).unwrap_or_default())
+        }
         (422, _) | (413, _) | (415, _) => GatewayError::new(
             Reason::ProviderRejectedRequest,
             "Bynn rejected the request as invalid",
@@ -677,7 +715,7 @@ mod properties {
 
         #[test]
         fn any_success_body_parses_or_is_unrecognized(body in prop::collection::vec(any::<u8>(), 0..512)) {
-            if let Err(error) = parse_invitation(&response(200, body)) {
+            if let Err(error) = parse_invitation(&response(200, body), Utc::now()) {
                 prop_assert_eq!(error.reason(), Reason::ProviderUnrecognizedResponse);
             }
         }

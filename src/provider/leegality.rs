@@ -40,7 +40,14 @@ pub const MAX_FILE_BYTES: usize = 15_000_000;
 const MAX_IRN_LEN: usize = 255;
 const MAX_PROFILE_ID_LEN: usize = 64;
 const MAX_NAME_LEN: usize = 200;
-const SUCCESS_CODES: &[&str] = &["simpleWorkFlow.success"];
+/// Codes Leegality uses for success (evidence.md D-L6); anything else on a
+/// successful answer is passed on as a warning.
+const SUCCESS_CODES: &[&str] = &[
+    "simpleWorkFlow.success",
+    "signinvitation.activate.success",
+    "invitation.deleted.success",
+    "document.delete.success",
+];
 
 const SUPPORTED: &[Rpc] = &[
     Rpc::SendInvitation,
@@ -163,12 +170,44 @@ impl Leegality {
         let data: ResendData = envelope
             .data()
             .map_err(|_| unrecognized_body("resend answer without data.invitations"))?;
-        if data.invitations.len() != uuids.len() {
-            return Err(unrecognized_body(
-                "resend answer has a different number of items",
-            ));
-        }
         Ok(data.invitations)
+    }
+
+    /// Pairs each requested UUID with its item by the item's `signUrl`
+    /// (evidence.md D-L5): Leegality documents no order. Only when no item
+    /// carries a sign URL and the counts agree is position used. A UUID
+    /// without an item gets an error that says its outcome is unknown:
+    /// notifications may have gone out, so it is never resent blindly.
+    fn match_items(&self, uuids: &[String], items: Vec<ResendItem>) -> Vec<Result<ResendItem>> {
+        let by_position = items.len() == uuids.len() && items.iter().all(|i| i.sign_url.is_none());
+        if by_position {
+            return items.into_iter().map(Ok).collect();
+        }
+        let mut items: Vec<Option<ResendItem>> = items.into_iter().map(Some).collect();
+        let mut matched = Vec::with_capacity(uuids.len());
+        for uuid in uuids {
+            let slot = items.iter_mut().find(|slot| {
+                slot.as_ref()
+                    .and_then(|item| item.sign_url.as_deref())
+                    .is_some_and(|url| sign_url_uuid(url).eq_ignore_ascii_case(uuid))
+            });
+            matched.push(match slot.and_then(Option::take) {
+                Some(item) => Ok(item),
+                None => Err(
+                    unrecognized_body("resend answer has no item for a sign URL")
+                        .with_metadata("outcome", "unknown")
+                        .with_metadata("invitationId", uuid.clone()),
+                ),
+            });
+        }
+        let unmatched = items.iter().flatten().count();
+        if unmatched > 0 {
+            tracing::warn!(
+                unmatched,
+                "leegality resend answer has items for sign URLs not asked for"
+            );
+        }
+        matched
     }
 
     fn item_outcome(&self, requested: &str, uuid: &str, item: ResendItem) -> BatchItemOutcome {
@@ -226,7 +265,7 @@ impl Provider for Leegality {
                 e.with_default_metadata("reference", &request.reference)
             }
         })?;
-        let warnings = envelope
+        let mut warnings: Vec<ProviderWarning> = envelope
             .messages
             .iter()
             .filter_map(|m| {
@@ -240,10 +279,18 @@ impl Provider for Leegality {
         let data: CreateData = envelope
             .data()
             .map_err(|_| unrecognized_body("create answer without documentId and invitees"))?;
+        // The document exists and is billed: whatever Leegality lists is
+        // the truth. A workflow can preset invitees in the dashboard, so the
+        // count may differ from the request (evidence.md D-L3).
         if data.invitees.len() != request.signers.len() {
-            return Err(unrecognized_body(
-                "create answer has a different number of invitees",
-            ));
+            warnings.push(ProviderWarning {
+                code: "gateway.invitees.count_differs".into(),
+                message: format!(
+                    "Leegality created {} invitees for {} requested; the workflow may preset invitees",
+                    data.invitees.len(),
+                    request.signers.len()
+                ),
+            });
         }
         let invitations = data
             .invitees
@@ -265,10 +312,12 @@ impl Provider for Leegality {
         &self,
         ctx: &CallContext,
         invitation_id: &str,
+        _document_id: Option<&str>,
     ) -> Result<Invitation> {
         let uuid = self.sign_uuid("invitation_id", invitation_id)?;
-        let mut items = self.resend_batch(ctx, std::slice::from_ref(&uuid)).await?;
-        let item = items.remove(0);
+        let uuids = std::slice::from_ref(&uuid);
+        let items = self.resend_batch(ctx, uuids).await?;
+        let item = self.match_items(uuids, items).remove(0)?;
         self.item_outcome(invitation_id, &uuid, item).result
     }
 
@@ -292,6 +341,7 @@ impl Provider for Leegality {
         &self,
         ctx: &CallContext,
         invitation_ids: &[String],
+        _document_id: Option<&str>,
     ) -> Result<Vec<BatchItemOutcome>> {
         // The service already ran `validate_batch_ids`; this only converts.
         let uuids: Vec<String> = invitation_ids
@@ -300,11 +350,18 @@ impl Provider for Leegality {
             .map(|(index, id)| self.sign_uuid(&format!("invitation_ids[{index}]"), id))
             .collect::<Result<_>>()?;
         let items = self.resend_batch(ctx, &uuids).await?;
+        let items = self.match_items(&uuids, items);
         Ok(invitation_ids
             .iter()
             .zip(uuids.iter())
             .zip(items)
-            .map(|((requested, uuid), item)| self.item_outcome(requested, uuid, item))
+            .map(|((requested, uuid), item)| match item {
+                Ok(item) => self.item_outcome(requested, uuid, item),
+                Err(error) => BatchItemOutcome {
+                    invitation_id: requested.clone(),
+                    result: Err(error),
+                },
+            })
             .collect())
     }
 
@@ -360,7 +417,12 @@ impl Provider for Leegality {
         self.document_from(&envelope)
     }
 
-    async fn delete_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<()> {
+    async fn delete_invitation(
+        &self,
+        ctx: &CallContext,
+        invitation_id: &str,
+        _document_id: Option<&str>,
+    ) -> Result<()> {
         let uuid = self.sign_uuid("invitation_id", invitation_id)?;
         let mut outbound = self
             .request(Endpoint::DeleteInvitation)?
@@ -800,6 +862,8 @@ struct ResendData {
 struct ResendItem {
     status: i64,
     #[serde(default)]
+    sign_url: Option<String>,
+    #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     email: Option<String>,
@@ -853,21 +917,30 @@ fn unrecognized_body(what: &str) -> GatewayError {
     .with_provider(KIND)
 }
 
-/// The envelope of a 200 answer with `status: 1`, or the mapped error.
+/// The envelope of a 2xx answer with `status: 1`, or the mapped error.
+///
+/// Leegality sends most errors as HTTP 200 with `status: 0`, but a
+/// malformed create can come back as HTTP 400 with the same envelope
+/// (evidence.md L-12): any 4xx is read as an envelope first.
 fn decode(response: &ProviderResponse) -> Result<Envelope> {
-    if response.status.as_u16() == 401 || response.status.as_u16() == 403 {
-        return Err(GatewayError::new(
-            Reason::ProviderCredentialsRejected,
-            "Leegality rejected the gateway's auth token",
-        )
-        .with_provider(KIND)
-        .with_metadata("providerHttpStatus", response.status.as_u16().to_string()));
+    let status = response.status.as_u16();
+    if status == 401 || status == 403 {
+        return Err(credentials_rejected(status));
     }
+    let envelope = response.json::<Envelope>().ok();
     if !response.status.is_success() {
-        return Err(http::common_status_error(KIND, response)
-            .unwrap_or_else(|| http::unrecognized(KIND, response)));
+        let enveloped_4xx = response.status.is_client_error() && status != 429;
+        match envelope {
+            Some(envelope) if enveloped_4xx && envelope.status != 1 => {
+                return Err(envelope_error(status, &envelope));
+            }
+            _ => {
+                return Err(http::common_status_error(KIND, response)
+                    .unwrap_or_else(|| http::unrecognized(KIND, response)));
+            }
+        }
     }
-    let Ok(envelope) = response.json::<Envelope>() else {
+    let Some(envelope) = envelope else {
         return Err(http::unrecognized(KIND, response));
     };
     for message in &envelope.messages {
@@ -880,21 +953,63 @@ fn decode(response: &ProviderResponse) -> Result<Envelope> {
     if envelope.status == 1 {
         return Ok(envelope);
     }
-    let code = envelope.messages.first().and_then(|m| m.code.clone());
+    Err(envelope_error(status, &envelope))
+}
+
+fn credentials_rejected(status: u16) -> GatewayError {
+    GatewayError::new(
+        Reason::ProviderCredentialsRejected,
+        "Leegality rejected the gateway's auth token",
+    )
+    .with_provider(KIND)
+    .with_metadata("providerHttpStatus", status.to_string())
+}
+
+/// The error a `status: 0` envelope stands for, from its first code (and,
+/// for the null code, its text).
+fn envelope_error(http_status: u16, envelope: &Envelope) -> GatewayError {
+    let first = envelope.messages.first();
+    let code = first.and_then(|m| m.code.clone()).filter(|c| !c.is_empty());
+    let text = first
+        .and_then(|m| m.message.as_deref())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     tracing::info!(
         code = code.as_deref().unwrap_or("null"),
+        http_status,
         "leegality answered status 0"
     );
+    let rejected = || {
+        GatewayError::new(
+            Reason::ProviderRejectedRequest,
+            "Leegality rejected the request as invalid",
+        )
+    };
     let error = match code.as_deref() {
+        // A missing or empty X-Auth-Token (evidence.md L-5, D-L4).
+        None if text.contains("access denied") => {
+            return credentials_rejected(http_status).with_metadata("providerCode", "null");
+        }
+        None if text.contains("profileid") => rejected()
+            .with_field_violation("leegality.profile_id", "Leegality requires the workflow id"),
+        None if text.contains("property file") => {
+            rejected().with_field_violation("leegality.file", "Leegality requires the file")
+        }
         None
         | Some("validator.invalid")
         | Some("sign.url.required")
         | Some("invalid.expiry.days.value")
         | Some("invalid.expiry.time")
         | Some("invalid.expiry.time.maxerror")
-        | Some("irn.length.invalid") => GatewayError::new(
-            Reason::ProviderRejectedRequest,
-            "Leegality rejected the request as invalid",
+        | Some("irn.length.invalid") => rejected(),
+        // Also Leegality's answer to an unknown or unpublished profileId.
+        Some("workflow.api.fields.or.file.required") => rejected().with_field_violation(
+            "leegality.profile_id",
+            "Leegality found no published workflow with this id taking a file",
+        ),
+        Some("simpleWorkFlow.no.payload.invitee") => rejected().with_field_violation(
+            "signers",
+            "Leegality needs invitees: the workflow configures none in the dashboard",
         ),
         Some("no.document.found") => {
             GatewayError::new(Reason::DocumentNotFound, "Leegality has no such document")
@@ -912,10 +1027,15 @@ fn decode(response: &ProviderResponse) -> Result<Envelope> {
             "Leegality answered with an error code the gateway does not know",
         ),
     };
-    Err(error
+    error
         .with_provider(KIND)
-        .with_metadata("providerHttpStatus", response.status.as_u16().to_string())
-        .with_metadata("providerCode", code.unwrap_or_else(|| "null".into())))
+        .with_metadata("providerHttpStatus", http_status.to_string())
+        .with_metadata("providerCode", code.unwrap_or_else(|| "null".into()))
+}
+
+/// The UUID at the end of a sign URL (or the value itself).
+fn sign_url_uuid(url: &str) -> &str {
+    url.trim_end_matches('/').rsplit('/').next().unwrap_or(url)
 }
 
 /// Per-item resend failures come as text only; matched loosely (case,
@@ -1052,6 +1172,7 @@ mod tests {
     #[test]
     fn per_item_messages_are_matched_loosely() {
         let item = |message: &str| ResendItem {
+            sign_url: None,
             status: 0,
             name: Some("A".into()),
             email: Some("a@example.com".into()),
@@ -1082,6 +1203,7 @@ mod tests {
             Reason::ProviderUnrecognizedResponse
         );
         let unknown = ResendItem {
+            sign_url: None,
             status: 0,
             name: None,
             email: None,

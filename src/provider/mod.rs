@@ -94,10 +94,18 @@ pub trait Provider: Send + Sync + 'static {
         ))
     }
 
+    /// Whether invitation calls take the optional `document_id` hint
+    /// (signNow reads the document to tell invite kinds apart); others
+    /// refuse it before any provider call.
+    fn uses_invitation_document(&self) -> bool {
+        false
+    }
+
     async fn resend_invitation(
         &self,
         _ctx: &CallContext,
         _invitation_id: &str,
+        _document_id: Option<&str>,
     ) -> Result<Invitation> {
         Err(GatewayError::unsupported(
             self.kind(),
@@ -118,6 +126,7 @@ pub trait Provider: Send + Sync + 'static {
         &self,
         ctx: &CallContext,
         invitation_ids: &[String],
+        document_id: Option<&str>,
     ) -> Result<Vec<BatchItemOutcome>> {
         if !self.supported_rpcs().contains(&Rpc::BatchResendInvitations) {
             return Err(GatewayError::unsupported(
@@ -127,7 +136,9 @@ pub trait Provider: Send + Sync + 'static {
         }
         let outcomes = stream::iter(invitation_ids.iter().cloned())
             .map(|invitation_id| async move {
-                let result = self.resend_invitation(ctx, &invitation_id).await;
+                let result = self
+                    .resend_invitation(ctx, &invitation_id, document_id)
+                    .await;
                 BatchItemOutcome {
                     invitation_id,
                     result,
@@ -151,7 +162,12 @@ pub trait Provider: Send + Sync + 'static {
         ))
     }
 
-    async fn delete_invitation(&self, _ctx: &CallContext, _invitation_id: &str) -> Result<()> {
+    async fn delete_invitation(
+        &self,
+        _ctx: &CallContext,
+        _invitation_id: &str,
+        _document_id: Option<&str>,
+    ) -> Result<()> {
         Err(GatewayError::unsupported(
             self.kind(),
             Rpc::DeleteInvitation.name(),
@@ -289,6 +305,7 @@ impl Registry {
                 ProviderKind::Bynn => Arc::new(bynn::Bynn::new(
                     account.clone(),
                     http.clone(),
+                    services.clock.clone(),
                     config.timeouts,
                 )),
             };

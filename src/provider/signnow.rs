@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     clock::Clock,
-    config::{AccountConfig, Credentials, Timeouts},
+    config::{AccountConfig, Credentials, SignNowResendId, Timeouts},
     domain::{
         Document, DocumentState, Invitation, InvitationState, ProviderKind, ProviderWarning,
         ReplaceSignerRequest, Rpc, SendOptions, SendOutcome, SendRequest, SignNowAuthentication,
@@ -101,6 +101,7 @@ enum Op {
     ReplaceCreate,
     Trigger,
     Cancel,
+    CancelFreeform,
     ReadDocument,
 }
 
@@ -423,7 +424,8 @@ impl SignNow {
                     ..Signer::default()
                 },
                 state: InvitationState::Pending,
-                provider_status: "pending".into(),
+                // Freeform invites carry no status word at signNow.
+                provider_status: String::new(),
                 is_signers_turn: true,
                 document_id: Some(request.document_id.clone()),
                 send_time: Some(self.clock.now()),
@@ -510,6 +512,7 @@ impl SignNow {
                 None
             }
         };
+        let now = self.clock.now();
         let invitations = request
             .signers
             .iter()
@@ -522,9 +525,9 @@ impl SignNow {
                         .find(|invite| {
                             invite.email.eq_ignore_ascii_case(&signer.email)
                                 && (invite.role_id == signer.role_id || invite.role == signer.role)
-                                && is_open(&invite.status)
+                                && invite.is_open(now)
                         })
-                        .map(|invite| field_invitation(document_id, invite))
+                        .map(|invite| field_invitation(document, invite, now))
                 });
                 found.unwrap_or_else(|| Invitation {
                     signer: Signer {
@@ -546,32 +549,18 @@ impl SignNow {
     }
 
     fn document_from(&self, document: WireDocument) -> Document {
+        let now = self.clock.now();
         let mut invitations: Vec<Invitation> = document
             .field_invites
             .iter()
-            .map(|invite| field_invitation(&document.id, invite))
+            .map(|invite| field_invitation(&document, invite, now))
             .collect();
-        invitations.extend(document.requests.iter().map(|request| {
-            let status = request.status.clone().unwrap_or_default();
-            let state = invitation_state(&status);
-            Invitation {
-                id: request.id.clone(),
-                signer: Signer {
-                    email: request
-                        .signer_email
-                        .clone()
-                        .or_else(|| request.email.clone())
-                        .unwrap_or_default(),
-                    ..Signer::default()
-                },
-                state,
-                is_signers_turn: state == InvitationState::Pending,
-                provider_status: status,
-                send_time: request.created.as_ref().and_then(epoch),
-                document_id: Some(document.id.clone()),
-                ..Invitation::default()
-            }
-        }));
+        invitations.extend(
+            document
+                .requests
+                .iter()
+                .map(|request| freeform_invitation(&document.id, request)),
+        );
         let state = document_state(&invitations);
         Document {
             id: document.id,
@@ -738,6 +727,7 @@ impl SignNow {
                 return Ok(fallback());
             }
         };
+        let now = self.clock.now();
         let found = document
             .field_invites
             .iter()
@@ -746,11 +736,11 @@ impl SignNow {
                 Some(id) => invite.id == id,
                 None => {
                     invite.email.eq_ignore_ascii_case(&request.new_signer.email)
-                        && is_open(&invite.status)
+                        && invite.is_open(now)
                 }
             });
         Ok(found
-            .map(|invite| field_invitation(&document.id, invite))
+            .map(|invite| field_invitation(&document, invite, now))
             .unwrap_or_else(fallback))
     }
 }
@@ -765,11 +755,27 @@ impl Provider for SignNow {
         SUPPORTED
     }
 
+    fn uses_invitation_document(&self) -> bool {
+        true
+    }
+
     async fn send_invitation(
         &self,
         ctx: &CallContext,
         request: SendRequest,
     ) -> Result<SendOutcome> {
+        let no_options = SendOptions::SignNow {
+            from: String::new(),
+            mode: None,
+            cc_steps: Vec::new(),
+            viewers: Vec::new(),
+            cc_subject: String::new(),
+            cc_message: String::new(),
+        };
+        let options = match &request.options {
+            SendOptions::None => &no_options,
+            options => options,
+        };
         let SendOptions::SignNow {
             from,
             mode,
@@ -777,11 +783,11 @@ impl Provider for SignNow {
             viewers,
             cc_subject,
             cc_message,
-        } = &request.options
+        } = options
         else {
             return Err(GatewayError::invalid_field(
                 "signnow",
-                "signNow options (mode, and from unless a sender is configured) are required",
+                "these options are for another provider than signNow",
             ));
         };
         validate_id("document_id", &request.document_id)?;
@@ -847,13 +853,22 @@ impl Provider for SignNow {
             cc_steps: steps,
             viewers: viewer_list,
         };
+        // As the proto documents: without a mode, any role makes it a
+        // field invite; otherwise it is a freeform invite.
+        let mode = mode.unwrap_or_else(|| {
+            if request
+                .signers
+                .iter()
+                .any(|s| !s.role.is_empty() || !s.role_id.is_empty())
+            {
+                SignNowInviteMode::Field
+            } else {
+                SignNowInviteMode::Freeform
+            }
+        });
         match mode {
-            Some(SignNowInviteMode::Freeform) => self.send_freeform(ctx, &request, &options).await,
-            Some(SignNowInviteMode::Field) => self.send_field(ctx, &request, &options).await,
-            None => Err(GatewayError::invalid_field(
-                "signnow.mode",
-                "must be FREEFORM (one signer, no fields) or FIELD (signers by role)",
-            )),
+            SignNowInviteMode::Freeform => self.send_freeform(ctx, &request, &options).await,
+            SignNowInviteMode::Field => self.send_field(ctx, &request, &options).await,
         }
     }
 
@@ -861,31 +876,92 @@ impl Provider for SignNow {
         &self,
         ctx: &CallContext,
         invitation_id: &str,
+        document_id: Option<&str>,
     ) -> Result<Invitation> {
         validate_id("invitation_id", invitation_id)?;
+        // With the document, the kind and state are known before anything
+        // is sent, and either id the caller has is turned into the one the
+        // account's setting names. Without it, the id goes as given.
+        let (target, known) = match document_id {
+            None => (invitation_id.to_owned(), None),
+            Some(document_id) => {
+                let document = self.read_document_for(ctx, document_id).await?;
+                let now = self.clock.now();
+                match document.find(invitation_id) {
+                    None => return Err(not_on_document(invitation_id, document_id)),
+                    Some(FoundInvite::Freeform(_)) => {
+                        return Err(GatewayError::new(
+                            Reason::InvitationNotResendable,
+                            "signNow offers no resend for a freeform invite; cancel it with DeleteInvitation and send a new one",
+                        )
+                        .with_provider(KIND)
+                        .with_metadata("inviteKind", "freeform")
+                        .with_metadata("invitationId", invitation_id));
+                    }
+                    Some(FoundInvite::Field(invite)) => {
+                        let invitation = field_invitation(&document, invite, now);
+                        check_resendable(&invitation)?;
+                        let target = match self.account.signnow_resend_id {
+                            SignNowResendId::FieldInviteId => invite.id.clone(),
+                            SignNowResendId::FieldRequestId => document
+                                .field_request_id(&invite.role_id)
+                                .map(str::to_owned)
+                                .ok_or_else(|| {
+                                    GatewayError::new(
+                                        Reason::ProviderUnrecognizedResponse,
+                                        "signNow lists no field request for this invite's role",
+                                    )
+                                    .with_provider(KIND)
+                                    .with_metadata("invitationId", invitation_id)
+                                })?,
+                        };
+                        (target, Some(invitation))
+                    }
+                }
+            }
+        };
+        let body = json!({"client_timestamp": self.clock.now().timestamp()});
         let response = self
             .send(ctx, Replay::Unsafe, || {
-                Ok(Outbound::new(
+                Outbound::new(
                     "resend",
                     Method::PUT,
-                    self.url(&["fieldinvite", invitation_id, "resend"]),
+                    self.url(&["fieldinvite", &target, "resend"]),
                     "/fieldinvite/{id}/resend",
                 )
-                .timeout(self.timeouts.write)
-                // Sends a real email: never repeated once it may have arrived.
-                .retry(RetryPolicy::OnlyBeforeSent))
+                .json_body(&body)
+                .map(|o| {
+                    // Sends a real email: never repeated once it may have
+                    // arrived, and never retried with the other kind of id.
+                    o.timeout(self.timeouts.write)
+                        .retry(RetryPolicy::OnlyBeforeSent)
+                })
             })
             .await?;
         if !response.status.is_success() {
-            return Err(map_error(&response, Op::Resend)
-                .with_default_metadata("invitationId", invitation_id));
+            let error = map_error(&response, Op::Resend)
+                .with_default_metadata("invitationId", invitation_id);
+            if document_id.is_none() && error.reason() == Reason::InvitationNotFound {
+                return Err(error.with_metadata(
+                    "hint",
+                    "freeform invites cannot be resent; pass document_id to have the gateway check the invite",
+                ));
+            }
+            return Err(error);
         }
-        Ok(Invitation {
-            id: invitation_id.to_owned(),
-            state: InvitationState::Pending,
-            provider_status: "pending".into(),
-            is_signers_turn: true,
-            ..Invitation::default()
+        Ok(match known {
+            Some(invitation) => Invitation {
+                state: InvitationState::Pending,
+                is_signers_turn: true,
+                ..invitation
+            },
+            None => Invitation {
+                id: invitation_id.to_owned(),
+                state: InvitationState::Pending,
+                provider_status: "pending".into(),
+                is_signers_turn: true,
+                ..Invitation::default()
+            },
         })
     }
 
@@ -896,29 +972,45 @@ impl Provider for SignNow {
         Ok(())
     }
 
-    async fn delete_invitation(&self, ctx: &CallContext, invitation_id: &str) -> Result<()> {
+    async fn delete_invitation(
+        &self,
+        ctx: &CallContext,
+        invitation_id: &str,
+        document_id: Option<&str>,
+    ) -> Result<()> {
         validate_id("invitation_id", invitation_id)?;
-        let response = self
-            .send(ctx, Replay::Safe, || {
-                Ok(Outbound::new(
-                    "delete_invite",
-                    Method::DELETE,
-                    self.url(&["field_invite", invitation_id]),
-                    "/field_invite/{field_invite_id}",
-                )
-                .timeout(self.timeouts.write)
-                .retry(RetryPolicy::Safe))
-            })
-            .await?;
-        if response.status.is_success() {
-            return Ok(());
-        }
-        let error = map_error(&response, Op::DeleteInvite);
-        if error.reason() == Reason::InvitationNotFound && response.is_retry_after_possible_delivery
-        {
-            return Ok(());
-        }
-        Err(error.with_default_metadata("invitationId", invitation_id))
+        let outcome = match document_id {
+            Some(document_id) => {
+                let document = self.read_document_for(ctx, document_id).await?;
+                match document.find(invitation_id) {
+                    None => Err(not_on_document(invitation_id, document_id)),
+                    Some(FoundInvite::Field(invite)) => {
+                        let state = invite.state(self.clock.now());
+                        if state == InvitationState::Signed {
+                            return Err(signed_cannot_go(invitation_id));
+                        }
+                        self.delete_field_invite(ctx, &invite.id).await
+                    }
+                    Some(FoundInvite::Freeform(row)) => match freeform_state(row) {
+                        InvitationState::Cancelled => Ok(()),
+                        InvitationState::Signed => Err(signed_cannot_go(invitation_id)),
+                        _ => self.cancel_freeform(ctx, row.invite_id()).await,
+                    },
+                }
+            }
+            // Both kinds are 40-hex ids: try the field invite, and on
+            // "not found" the freeform invite of that id.
+            None => match self.delete_field_invite(ctx, invitation_id).await {
+                Err(error) if error.reason() == Reason::InvitationNotFound => {
+                    match self.cancel_freeform(ctx, invitation_id).await {
+                        Err(other) if other.reason() == Reason::InvitationNotFound => Err(error),
+                        outcome => outcome,
+                    }
+                }
+                outcome => outcome,
+            },
+        };
+        outcome.map_err(|e| e.with_default_metadata("invitationId", invitation_id))
     }
 
     async fn replace_signer(
@@ -1040,6 +1132,65 @@ impl Provider for SignNow {
 }
 
 impl SignNow {
+    async fn read_document_for(
+        &self,
+        ctx: &CallContext,
+        document_id: &str,
+    ) -> Result<WireDocument> {
+        self.read_document(ctx, document_id)
+            .await
+            .map_err(|e| e.with_default_metadata("documentId", document_id))
+    }
+
+    async fn delete_field_invite(&self, ctx: &CallContext, invite_id: &str) -> Result<()> {
+        let response = self
+            .send(ctx, Replay::Safe, || {
+                Ok(Outbound::new(
+                    "delete_invite",
+                    Method::DELETE,
+                    self.url(&["field_invite", invite_id]),
+                    "/field_invite/{field_invite_id}",
+                )
+                .timeout(self.timeouts.write)
+                .retry(RetryPolicy::Safe))
+            })
+            .await?;
+        if response.status.is_success() {
+            return Ok(());
+        }
+        let error = map_error(&response, Op::DeleteInvite);
+        if error.reason() == Reason::InvitationNotFound && response.is_retry_after_possible_delivery
+        {
+            return Ok(());
+        }
+        Err(error)
+    }
+
+    /// `PUT /invite/{id}/cancel`: how signNow withdraws one freeform invite.
+    async fn cancel_freeform(&self, ctx: &CallContext, invite_id: &str) -> Result<()> {
+        let response = self
+            .send(ctx, Replay::Safe, || {
+                Outbound::new(
+                    "cancel_freeform_invite",
+                    Method::PUT,
+                    self.url(&["invite", invite_id, "cancel"]),
+                    "/invite/{invite_id}/cancel",
+                )
+                .json_body(&json!({}))
+                .map(|o| o.timeout(self.timeouts.write).retry(RetryPolicy::Safe))
+            })
+            .await?;
+        if response.status.is_success() {
+            return Ok(());
+        }
+        let error = map_error(&response, Op::CancelFreeform);
+        if error.reason() == Reason::InvitationNotFound && response.is_retry_after_possible_delivery
+        {
+            return Ok(());
+        }
+        Err(error)
+    }
+
     /// Step 0 of the saga: the invite exists on the document and is still
     /// open; returns its role id (checked against the caller's).
     async fn check_replaceable(
@@ -1064,7 +1215,7 @@ impl SignNow {
             .with_metadata("invitationId", &request.invitation_id)
             .with_missing_resource("field_invite", &request.invitation_id));
         };
-        if !is_open(&invite.status) {
+        if !invite.is_open(self.clock.now()) {
             return Err(GatewayError::new(
                 Reason::InvalidInvitationState,
                 "only a created or pending invite can get a new signer",
@@ -1225,7 +1376,12 @@ fn field_recipient(index: usize, signer: &Signer) -> Result<Value> {
             entry["decline_by_signature"] = json!("1");
         }
         if options.reassign {
-            // Polarity of signNow's flag is unconfirmed; sent as given.
+            // Documented choice (evidence.md N-4): the invite endpoint's own
+            // reference page says `reassign` is "whether or not to allow
+            // recipients reassign this invite", so "1" allows it. signNow's
+            // MCP server describes "1" as "cannot forward"; its Postman
+            // examples send "1" without saying. The endpoint page wins
+            // until a sandbox shows otherwise.
             entry["reassign"] = json!("1");
         }
         if options.force_new_signature {
@@ -1405,12 +1561,10 @@ fn check_text(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn is_open(status: &str) -> bool {
-    matches!(status, "created" | "pending")
-}
-
 /// signNow's raw status vocabulary (the full set is unconfirmed; the
-/// synonyms follow signNow's own MCP server).
+/// synonyms follow signNow's own MCP server). `skipped` is a step whose
+/// conditional fields were skipped (.NET SDK `InviteStatus`): nobody will
+/// sign it, so it reads as cancelled.
 fn invitation_state(status: &str) -> InvitationState {
     match status.to_ascii_lowercase().as_str() {
         "created" | "new" => InvitationState::Created,
@@ -1418,7 +1572,7 @@ fn invitation_state(status: &str) -> InvitationState {
         "fulfilled" | "signed" | "completed" | "done" => InvitationState::Signed,
         "declined" | "rejected" => InvitationState::Rejected,
         "expired" => InvitationState::Expired,
-        "canceled" | "cancelled" => InvitationState::Cancelled,
+        "canceled" | "cancelled" | "skipped" => InvitationState::Cancelled,
         _ => InvitationState::Unspecified,
     }
 }
@@ -1427,8 +1581,13 @@ fn document_state(invitations: &[Invitation]) -> DocumentState {
     if invitations.is_empty() {
         return DocumentState::Draft;
     }
-    let all = |state| invitations.iter().all(|i| i.state == state);
-    let any = |state| invitations.iter().any(|i| i.state == state);
+    // A skipped step neither blocks completion nor completes anything.
+    let live: Vec<&Invitation> = invitations
+        .iter()
+        .filter(|i| i.provider_status != "skipped")
+        .collect();
+    let all = |state| live.iter().all(|i| i.state == state);
+    let any = |state| live.iter().any(|i| i.state == state);
     if all(InvitationState::Signed) {
         DocumentState::Completed
     } else if any(InvitationState::Rejected) {
@@ -1445,8 +1604,12 @@ fn document_state(invitations: &[Invitation]) -> DocumentState {
     }
 }
 
-fn field_invitation(document_id: &str, invite: &WireFieldInvite) -> Invitation {
-    let state = invitation_state(&invite.status);
+fn field_invitation(
+    document: &WireDocument,
+    invite: &WireFieldInvite,
+    now: DateTime<Utc>,
+) -> Invitation {
+    let state = invite.state(now);
     Invitation {
         id: invite.id.clone(),
         sign_url: None,
@@ -1454,7 +1617,8 @@ fn field_invitation(document_id: &str, invite: &WireFieldInvite) -> Invitation {
             email: invite.email.clone(),
             role: invite.role.clone(),
             role_id: invite.role_id.clone(),
-            order: invite.order.as_ref().and_then(number).map(|o| o as u32),
+            // Field invites carry no order: it is their role's step.
+            order: document.signing_order(&invite.role_id),
             ..Signer::default()
         },
         state,
@@ -1462,9 +1626,106 @@ fn field_invitation(document_id: &str, invite: &WireFieldInvite) -> Invitation {
         is_signers_turn: state == InvitationState::Pending,
         expire_time: invite.expiration_time.as_ref().and_then(epoch),
         delivery_attempts: None,
-        document_id: Some(document_id.to_owned()),
+        document_id: Some(document.id.clone()),
         reference: None,
         send_time: invite.created.as_ref().and_then(epoch),
+    }
+}
+
+/// A freeform row has no status (evidence.md N-12): signed once it has a
+/// `signature_id`, withdrawn when `canceled`, awaiting the signer otherwise.
+fn freeform_state(row: &WireFreeform) -> InvitationState {
+    if row.canceled.as_ref().is_some_and(truthy) {
+        InvitationState::Cancelled
+    } else if row
+        .signature_id
+        .as_ref()
+        .is_some_and(|id| !id.is_null() && id.as_str() != Some(""))
+    {
+        InvitationState::Signed
+    } else {
+        InvitationState::Pending
+    }
+}
+
+fn freeform_invitation(document_id: &str, row: &WireFreeform) -> Invitation {
+    let state = freeform_state(row);
+    Invitation {
+        id: row.invite_id().to_owned(),
+        signer: Signer {
+            email: row.signer_email.clone().unwrap_or_default(),
+            ..Signer::default()
+        },
+        state,
+        is_signers_turn: state == InvitationState::Pending,
+        provider_status: String::new(),
+        send_time: row.created.as_ref().and_then(epoch),
+        document_id: Some(document_id.to_owned()),
+        ..Invitation::default()
+    }
+}
+
+/// Resend needs an invite that is the signer's turn now.
+fn check_resendable(invitation: &Invitation) -> Result<()> {
+    let refuse = |reason, message| {
+        Err(GatewayError::new(reason, message)
+            .with_provider(KIND)
+            .with_metadata("invitationId", &invitation.id)
+            .with_metadata("status", &invitation.provider_status)
+            .with_metadata("state", invitation.state.name()))
+    };
+    match invitation.state {
+        InvitationState::Pending => Ok(()),
+        InvitationState::Created => refuse(
+            Reason::InvalidInvitationState,
+            "it is not this signer's turn yet",
+        ),
+        InvitationState::Expired => refuse(
+            Reason::InvitationNotResendable,
+            "the invite has expired; send a new one",
+        ),
+        InvitationState::Rejected => refuse(
+            Reason::InvitationNotResendable,
+            "the signer declined the invite",
+        ),
+        InvitationState::Signed => refuse(
+            Reason::InvitationNotResendable,
+            "the signer has already signed",
+        ),
+        _ => refuse(
+            Reason::InvitationNotResendable,
+            "only an invite awaiting its signer can be resent",
+        ),
+    }
+}
+
+fn not_on_document(invitation_id: &str, document_id: &str) -> GatewayError {
+    GatewayError::new(
+        Reason::InvitationNotFound,
+        "the document has no invite with this id",
+    )
+    .with_provider(KIND)
+    .with_metadata("invitationId", invitation_id)
+    .with_metadata("documentId", document_id)
+    .with_missing_resource("invite", invitation_id)
+}
+
+fn signed_cannot_go(invitation_id: &str) -> GatewayError {
+    GatewayError::new(
+        Reason::InvalidInvitationState,
+        "a signed invite cannot be removed",
+    )
+    .with_provider(KIND)
+    .with_metadata("invitationId", invitation_id)
+}
+
+/// signNow writes flags as booleans, numbers or strings ("1", "0").
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+        Value::String(s) => !s.is_empty() && s != "0" && !s.eq_ignore_ascii_case("false"),
+        _ => false,
     }
 }
 
@@ -1542,7 +1803,15 @@ fn map_error(response: &ProviderResponse, op: Op) -> GatewayError {
             Reason::ProviderRejectedRequest,
             "the role does not exist on the document",
         ),
-        (Some(65582), _) => (Reason::DocumentNotFound, "signNow has no such document"),
+        // 65582 also carries other refusals ("unable to find document
+        // group template", plan limits on personalised invites).
+        (Some(65582), _) if text.contains("document not found") => {
+            (Reason::DocumentNotFound, "signNow has no such document")
+        }
+        (Some(65582), _) => (
+            Reason::ProviderRejectedRequest,
+            "signNow refused the request (code 65582)",
+        ),
         (Some(65536), Op::Resend) if text.contains("routing out of order") => (
             Reason::InvalidInvitationState,
             "it is not this signer's turn yet",
@@ -1633,38 +1902,176 @@ struct WireDocument {
     field_invites: Vec<WireFieldInvite>,
     #[serde(default)]
     requests: Vec<WireFreeform>,
+    /// Each field of a role carries the role's field request id, which
+    /// is not the field invite id (evidence.md T-N7).
+    #[serde(default)]
+    fields: Vec<WireField>,
+    #[serde(default)]
+    roles: Vec<WireRole>,
+}
+
+/// An invite found on a document, of either kind.
+enum FoundInvite<'a> {
+    Field(&'a WireFieldInvite),
+    Freeform(&'a WireFreeform),
+}
+
+impl WireDocument {
+    /// The invite a caller's id names: a field invite id, a field request
+    /// id (resolved through its role to the role's latest invite), or a
+    /// freeform invite id.
+    fn find(&self, id: &str) -> Option<FoundInvite<'_>> {
+        if let Some(invite) = self.field_invites.iter().find(|i| i.id == id) {
+            return Some(FoundInvite::Field(invite));
+        }
+        let by_request = self
+            .fields
+            .iter()
+            .find(|f| {
+                f.field_request_id.as_deref() == Some(id) || f.field_id.as_deref() == Some(id)
+            })
+            .and_then(|field| {
+                let role_id = field.role_id.as_deref()?;
+                self.field_invites
+                    .iter()
+                    .rev()
+                    .find(|i| i.role_id == role_id)
+            });
+        if let Some(invite) = by_request {
+            return Some(FoundInvite::Field(invite));
+        }
+        self.requests
+            .iter()
+            .find(|r| r.invite_id() == id || r.id.as_deref() == Some(id))
+            .map(FoundInvite::Freeform)
+    }
+
+    fn field_request_id(&self, role_id: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .filter(|f| f.role_id.as_deref() == Some(role_id))
+            .find_map(|f| f.field_request_id.as_deref().filter(|id| !id.is_empty()))
+    }
+
+    fn signing_order(&self, role_id: &str) -> Option<u32> {
+        self.roles
+            .iter()
+            .find(|r| r.unique_id == role_id)
+            .and_then(|r| r.signing_order.as_ref().and_then(number))
+            .and_then(|o| u32::try_from(o).ok())
+            .filter(|o| *o > 0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireField {
+    #[serde(default)]
+    role_id: Option<String>,
+    #[serde(default)]
+    field_request_id: Option<String>,
+    #[serde(default)]
+    field_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireRole {
+    #[serde(default)]
+    unique_id: String,
+    #[serde(default)]
+    signing_order: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
 struct WireFieldInvite {
     id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_null")]
     status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_null")]
     email: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_null")]
     role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_null")]
     role_id: String,
-    #[serde(default)]
-    order: Option<Value>,
     #[serde(default)]
     created: Option<Value>,
     #[serde(default)]
     expiration_time: Option<Value>,
+    #[serde(default)]
+    is_full_declined: Option<Value>,
+    #[serde(default)]
+    declined: Option<Value>,
 }
 
+impl WireFieldInvite {
+    fn is_declined(&self) -> bool {
+        self.is_full_declined.as_ref().is_some_and(truthy)
+            || self
+                .declined
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|d| !d.is_empty())
+    }
+
+    /// The state from the whole row (evidence.md N-6): a decline shows in
+    /// `is_full_declined`/`declined[]`, and an invite past its
+    /// `expiration_time` is expired while its status still says pending.
+    fn state(&self, now: DateTime<Utc>) -> InvitationState {
+        if self.is_declined() {
+            return InvitationState::Rejected;
+        }
+        let state = invitation_state(&self.status);
+        let expired = self
+            .expiration_time
+            .as_ref()
+            .and_then(epoch)
+            .is_some_and(|at| at <= now);
+        if expired && matches!(state, InvitationState::Created | InvitationState::Pending) {
+            InvitationState::Expired
+        } else {
+            state
+        }
+    }
+
+    fn is_open(&self, now: DateTime<Utc>) -> bool {
+        matches!(
+            self.state(now),
+            InvitationState::Created | InvitationState::Pending
+        )
+    }
+}
+
+/// A freeform invite row in `requests[]` (fields per signNow's Node SDK;
+/// there is no `status`).
 #[derive(Debug, Deserialize)]
 struct WireFreeform {
-    id: String,
+    #[serde(default)]
+    id: Option<String>,
+    /// The id `POST /document/{id}/invite` returned.
+    #[serde(default)]
+    unique_id: Option<String>,
     #[serde(default)]
     signer_email: Option<String>,
     #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
     created: Option<Value>,
+    #[serde(default)]
+    signature_id: Option<Value>,
+    #[serde(default)]
+    canceled: Option<Value>,
+}
+
+impl WireFreeform {
+    fn invite_id(&self) -> &str {
+        self.unique_id
+            .as_deref()
+            .or(self.id.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+fn string_or_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Either envelope: `{"errors": [{code, message}]}` or `{"error", "code"}`.

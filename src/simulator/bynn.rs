@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::{CooldownHint, Shared, SimRequest, SimResponse, SimulatorConfig, lock, random_hex};
-use crate::validate;
+use super::{looks_like_e164, looks_like_email};
 
 pub const MAX_ATTEMPTS: u32 = 10;
 pub const COOLDOWN_SECONDS: i64 = 180;
@@ -88,6 +88,23 @@ pub struct State {
     request_times: Vec<DateTime<Utc>>,
     resend_times: Vec<DateTime<Utc>>,
     cooldown_hint: CooldownHint,
+    /// What a successful resend answers. Bynn documents no response body
+    /// for it (evidence.md B-7), so the simulator can answer each shape.
+    pub resend_answer: ResendAnswer,
+}
+
+/// The body of a successful resend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResendAnswer {
+    /// 200 with the invitation object.
+    #[default]
+    Invitation,
+    /// 200 with no body.
+    Empty,
+    /// 200 with `{}`.
+    EmptyObject,
+    /// 202 Accepted with `{"success": true}`.
+    Accepted,
 }
 
 impl State {
@@ -100,6 +117,7 @@ impl State {
             request_times: Vec::new(),
             resend_times: Vec::new(),
             cooldown_hint: config.bynn_cooldown_hint,
+            resend_answer: ResendAnswer::default(),
         }
     }
 
@@ -222,8 +240,8 @@ fn create(state: &mut State, request: &SimRequest<'_>) -> SimResponse {
         );
     }
     let recipient_ok = match channel.as_str() {
-        "email" => validate::is_email(&recipient),
-        "sms" => validate::is_e164(&recipient),
+        "email" => looks_like_email(&recipient),
+        "sms" => looks_like_e164(&recipient),
         _ => {
             return error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -339,5 +357,10 @@ fn resend(state: &mut State, token: &str, now: DateTime<Utc>) -> SimResponse {
     invitation.delivery_attempts += 1;
     let answer = invitation.to_json();
     state.resend_times.push(now);
-    SimResponse::ok(answer)
+    match state.resend_answer {
+        ResendAnswer::Invitation => SimResponse::ok(answer),
+        ResendAnswer::Empty => SimResponse::json(StatusCode::OK, Value::Null).without_body(),
+        ResendAnswer::EmptyObject => SimResponse::ok(json!({})),
+        ResendAnswer::Accepted => SimResponse::json(StatusCode::ACCEPTED, json!({"success": true})),
+    }
 }

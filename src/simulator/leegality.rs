@@ -1,19 +1,23 @@
 //! Simulated Leegality Document Execution API v3 (paths below `/api`).
 //!
-//! As documented: every answer is HTTP 200 with the `{status, messages,
-//! data}` envelope, failures carry `status: 0` and a dotted code. A bad
-//! `X-Auth-Token` is undocumented; the simulator answers HTTP 401 with the
-//! envelope (an assumption, see the provider notes).
+//! As documented: answers carry the `{status, messages, data}` envelope and
+//! most failures are HTTP 200 with `status: 0` and a dotted code. Where the
+//! evidence shows otherwise the simulator follows it (evidence.md L-3, L-5,
+//! L-12): a create missing `profileId` or `file` is HTTP 400 with the
+//! envelope and a null code; an unknown workflow answers
+//! `workflow.api.fields.or.file.required`; a missing `X-Auth-Token` is
+//! code null "Access Denied" (HTTP status undocumented: the simulator uses
+//! 200), a wrong one a bare HTTP 401. Workflows may preset invitees in the
+//! dashboard; those join the document after the request's invitees.
 
 use std::collections::HashMap;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
-use chrono::{DateTime, Duration, NaiveTime, TimeZone as _, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
 
 use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock};
-use crate::provider::leegality::ist;
 
 pub const RESEND_CAP: u32 = 5;
 pub const MAX_SIGN_URLS: usize = 15;
@@ -66,8 +70,20 @@ pub struct State {
     sign_host: String,
     unlimited_resends: bool,
     pub documents: HashMap<String, LeegalityDocument>,
-    /// Published workflows: profile id -> number of invitees it expects.
-    pub workflows: HashMap<String, usize>,
+    /// Published workflows by profile id.
+    pub workflows: HashMap<String, Workflow>,
+    /// Leegality documents no order for resend items (each carries its
+    /// `signUrl`); when set, the simulator answers them in reverse order.
+    pub reverse_resend_items: bool,
+}
+
+/// A published workflow as configured in the dashboard.
+#[derive(Debug, Clone, Default)]
+pub struct Workflow {
+    /// How many invitees the request must carry (0: none required).
+    pub request_invitees: usize,
+    /// Invitees configured in the dashboard, added to every document.
+    pub preset: Vec<(String, String)>,
 }
 
 impl State {
@@ -76,7 +92,38 @@ impl State {
             sign_host: config.leegality_sign_host.clone(),
             unlimited_resends: config.unlimited_resends,
             documents: HashMap::new(),
-            workflows: HashMap::from([("wfDemo01".to_owned(), 1), ("wfTwoSigners".to_owned(), 2)]),
+            reverse_resend_items: false,
+            workflows: HashMap::from([
+                (
+                    "wfDemo01".to_owned(),
+                    Workflow {
+                        request_invitees: 1,
+                        preset: Vec::new(),
+                    },
+                ),
+                (
+                    "wfTwoSigners".to_owned(),
+                    Workflow {
+                        request_invitees: 2,
+                        preset: Vec::new(),
+                    },
+                ),
+                (
+                    "wfWithWitness".to_owned(),
+                    Workflow {
+                        request_invitees: 1,
+                        preset: vec![("Office Witness".into(), "witness@example.com".into())],
+                    },
+                ),
+                (
+                    "wfPresetOnly".to_owned(),
+                    Workflow {
+                        request_invitees: 0,
+                        preset: vec![("Registrar".into(), "registrar@example.com".into())],
+                    },
+                ),
+                ("wfOpen".to_owned(), Workflow::default()),
+            ]),
         }
     }
 
@@ -170,6 +217,14 @@ fn end_of_day(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// Leegality states no zone for its `dd-MM-yyyy HH:mm:ss` times; the
+/// simulator plays India Standard Time, as the one third-party trace of a
+/// Leegality expiry suggests (evidence.md L-6). Kept here, not shared with
+/// the adapter, so a wrong guess in one shows against the other.
+fn ist() -> FixedOffset {
+    FixedOffset::east_opt(5 * 3600 + 30 * 60).expect("valid offset")
+}
+
 fn ulid_like() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     uuid::Uuid::new_v4()
@@ -182,11 +237,29 @@ fn ulid_like() -> String {
 }
 
 fn envelope(status: u8, code: Option<&str>, message: &str, data: Value) -> SimResponse {
-    SimResponse::ok(json!({
-        "status": status,
-        "messages": [{ "code": code, "message": message }],
-        "data": data,
-    }))
+    envelope_with(StatusCode::OK, status, code, message, data)
+}
+
+fn envelope_with(
+    http: StatusCode,
+    status: u8,
+    code: Option<&str>,
+    message: &str,
+    data: Value,
+) -> SimResponse {
+    SimResponse::json(
+        http,
+        json!({
+            "status": status,
+            "messages": [{ "code": code, "message": message }],
+            "data": data,
+        }),
+    )
+}
+
+/// A malformed create: HTTP 400 with the envelope and a null code.
+fn bad_request(message: &str) -> SimResponse {
+    envelope_with(StatusCode::BAD_REQUEST, 0, None, message, json!({}))
 }
 
 fn failure(code: &str, message: &str) -> SimResponse {
@@ -195,11 +268,12 @@ fn failure(code: &str, message: &str) -> SimResponse {
 
 pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
     let expected = &shared.config.credentials.leegality_auth_token;
-    if request.header("x-auth-token") != Some(expected.as_str()) {
-        return SimResponse::json(
-            StatusCode::UNAUTHORIZED,
-            json!({"status": 0, "messages": [{"code": "auth.token.invalid", "message": "Invalid auth token."}], "data": {}}),
-        );
+    match request.header("x-auth-token").filter(|t| !t.is_empty()) {
+        None => return envelope_with(StatusCode::OK, 0, None, "Access Denied", json!({})),
+        Some(token) if token != expected.as_str() => {
+            return SimResponse::json(StatusCode::UNAUTHORIZED, Value::Null).without_body();
+        }
+        Some(_) => {}
     }
     let mut state = lock(&shared.leegality);
     let body: Value = serde_json::from_slice(request.body).unwrap_or(Value::Null);
@@ -222,14 +296,24 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
 
 fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
     let Some(profile_id) = body["profileId"].as_str() else {
-        return failure("validator.invalid", "Property profileId cannot be null");
+        return bad_request("Property profileId cannot be null");
     };
-    let Some(expected_invitees) = state.workflows.get(profile_id).copied() else {
-        return failure("workflow.not.found", "Workflow not found or not published.");
+    if body["file"].is_null() {
+        return bad_request("Property file cannot be null");
+    }
+    let Some(workflow) = state.workflows.get(profile_id).cloned() else {
+        // Leegality answers an unknown profileId with this code too.
+        return failure(
+            "workflow.api.fields.or.file.required",
+            "Either file base64 or fields required for file.",
+        );
     };
     let file = &body["file"];
     let Some(encoded) = file["file"].as_str() else {
-        return failure("validator.invalid", "Property file cannot be null");
+        return failure(
+            "workflow.api.fields.or.file.required",
+            "Either file base64 or fields required for file.",
+        );
     };
     match base64::engine::general_purpose::STANDARD.decode(encoded) {
         Ok(bytes) if bytes.len() > MAX_FILE_BYTES => {
@@ -238,14 +322,16 @@ fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
         Ok(_) => {}
         Err(_) => return failure("validator.invalid", "File is not valid Base64."),
     }
-    let Some(invitees) = body["invitees"].as_array() else {
-        return failure("validator.invalid", "Property invitees cannot be null");
-    };
-    if invitees.len() != expected_invitees {
+    let empty = Vec::new();
+    let invitees = body["invitees"].as_array().unwrap_or(&empty);
+    if invitees.is_empty() && workflow.preset.is_empty() {
         return failure(
-            "invitee.count.mismatch",
-            "Invitees do not match the workflow.",
+            "simpleWorkFlow.no.payload.invitee",
+            "Either send Invitees data or configure at least one Invitees in dashboard",
         );
+    }
+    if workflow.request_invitees > 0 && invitees.len() != workflow.request_invitees {
+        return failure("validator.invalid", "Invitees do not match the workflow.");
     }
     if let Some(irn) = body["irn"].as_str()
         && irn.len() > 255
@@ -272,6 +358,21 @@ fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
             rejected: false,
             expired: false,
             active: index == 0,
+            deleted: false,
+            expiry: end_of_day(now, 10),
+            resends: 0,
+        });
+    }
+    for (name, email) in &workflow.preset {
+        created.push(Invitee {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            name: name.clone(),
+            email: Some(email.clone()),
+            phone: None,
+            signed: false,
+            rejected: false,
+            expired: false,
+            active: created.is_empty(),
             deleted: false,
             expiry: end_of_day(now, 10),
             resends: 0,
@@ -360,6 +461,9 @@ fn resend(state: &mut State, body: &Value) -> SimResponse {
             }
         };
         results.push(item);
+    }
+    if state.reverse_resend_items {
+        results.reverse();
     }
     envelope(
         1,

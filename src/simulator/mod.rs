@@ -218,6 +218,8 @@ pub struct SimResponse {
     pub status: StatusCode,
     pub headers: Vec<(header::HeaderName, String)>,
     pub body: serde_json::Value,
+    /// Send no body at all (not even `null`).
+    pub empty: bool,
 }
 
 impl SimResponse {
@@ -226,7 +228,13 @@ impl SimResponse {
             status,
             headers: Vec::new(),
             body,
+            empty: false,
         }
+    }
+
+    pub fn without_body(mut self) -> SimResponse {
+        self.empty = true;
+        self
     }
 
     pub fn ok(body: serde_json::Value) -> SimResponse {
@@ -388,6 +396,7 @@ impl Simulator {
             sign_url_host: (provider == ProviderKind::Leegality)
                 .then(|| self.shared.config.leegality_sign_host.clone()),
             bynn_limits: BynnLimits::default(),
+            signnow_resend_id: Default::default(),
         };
         vec![
             account(
@@ -510,7 +519,11 @@ async fn handle(
     if matches!(fault, Some(FaultKind::LoseAnswer)) {
         return reset_response();
     }
-    let mut response = (answer.status, axum::Json(answer.body)).into_response();
+    let mut response = if answer.empty {
+        (answer.status, Body::empty()).into_response()
+    } else {
+        (answer.status, axum::Json(answer.body)).into_response()
+    };
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);
@@ -559,6 +572,28 @@ fn take_fault(
 }
 
 /// A random lowercase hex string of `len` characters.
+/// The simulated providers' own address check, deliberately not the
+/// gateway's: a shared helper would hide a wrong assumption on both sides.
+/// One `@`, a non-empty local part, a dotted domain, no spaces.
+pub(crate) fn looks_like_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value.chars().any(char::is_whitespace)
+}
+
+/// International number as Bynn loosely takes it: `+` and 8 to 15 digits.
+pub(crate) fn looks_like_e164(value: &str) -> bool {
+    value.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 pub(crate) fn random_hex(len: usize) -> String {
     let mut out = String::with_capacity(len);
     while out.len() < len {

@@ -3,6 +3,14 @@
 //! and field invites, freeform invites, resend, the three replace-signer
 //! calls, cancel, and signNow's error bodies (mostly HTTP 400, with either
 //! `{"error", "code"}` or `{"errors": [{code, message}]}`).
+//!
+//! Payloads follow the shapes signNow's own material shows (evidence.md
+//! T-N7..T-N10): freeform rows in `requests[]` carry `unique_id`,
+//! `signature_id` and `canceled` but no `status`; field invites carry no
+//! `order`, and a declined invite keeps its status with `is_full_declined`
+//! and `declined[]`; an invite whose `expiration_time` passed still says
+//! `pending`; `fields[]` carry the role's `field_request_id`, which differs
+//! from the field invite id.
 
 use std::collections::HashMap;
 
@@ -10,8 +18,8 @@ use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
+use super::looks_like_email;
 use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock, random_hex};
-use crate::validate;
 
 #[derive(Debug, Clone)]
 pub struct Role {
@@ -26,9 +34,15 @@ pub struct FieldInvite {
     pub email: String,
     pub role: String,
     pub role_id: String,
+    /// Signing step, kept internally: signNow does not list it per invite.
     pub order: u32,
-    /// created, pending, fulfilled, declined, expired, canceled.
+    /// created, pending, fulfilled, canceled (never "expired" or
+    /// "declined": those show in `expiration_time` and `declined`).
     pub status: String,
+    /// The role's field request id while this invite is its latest.
+    pub field_request_id: String,
+    /// Texts the signer gave when declining; non-empty means declined.
+    pub declined: Vec<String>,
     pub created: DateTime<Utc>,
     pub expiration_time: DateTime<Utc>,
     /// Created by `POST /field_invite` and not yet triggered.
@@ -38,10 +52,23 @@ pub struct FieldInvite {
 
 #[derive(Debug, Clone)]
 pub struct FreeformInvite {
+    /// The row id, which signNow lists but does not hand out on create.
     pub id: String,
+    /// The invite id `POST /document/{id}/invite` returns.
+    pub unique_id: String,
     pub email: String,
-    pub status: String,
     pub created: DateTime<Utc>,
+    pub signature_id: Option<String>,
+    pub canceled: bool,
+}
+
+/// Which id `PUT /fieldinvite/{id}/resend` accepts. signNow's own material
+/// conflicts (evidence.md N-3), so the simulator can play either reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResendIdKind {
+    #[default]
+    FieldInviteId,
+    FieldRequestId,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +118,7 @@ pub struct State {
     token_lifetime: Duration,
     /// How many tokens `POST /oauth2/token` has issued.
     pub tokens_issued: u32,
+    pub resend_id_kind: ResendIdKind,
 }
 
 impl State {
@@ -101,6 +129,43 @@ impl State {
             refresh_tokens: HashMap::new(),
             token_lifetime: Duration::seconds(config.signnow_token_lifetime_secs),
             tokens_issued: 0,
+            resend_id_kind: ResendIdKind::default(),
+        }
+    }
+
+    /// The signer of a field invite signs: it becomes fulfilled and the
+    /// next step's invites become pending.
+    pub fn sign_field_invite(&mut self, invite_id: &str) -> bool {
+        let Some((document, index)) = self.document_of_invite(invite_id) else {
+            return false;
+        };
+        document.field_invites[index].status = "fulfilled".into();
+        document.advance_routing();
+        true
+    }
+
+    /// The signer declines: signNow keeps the status and records the text.
+    pub fn decline_field_invite(&mut self, invite_id: &str, text: &str) -> bool {
+        let Some((document, index)) = self.document_of_invite(invite_id) else {
+            return false;
+        };
+        document.field_invites[index].declined.push(text.into());
+        true
+    }
+
+    /// The signer of a freeform invite signs: a signature id appears.
+    pub fn sign_freeform_invite(&mut self, unique_id: &str) -> bool {
+        let found = self
+            .documents
+            .values_mut()
+            .flat_map(|d| d.requests.iter_mut())
+            .find(|r| r.unique_id == unique_id);
+        match found {
+            Some(request) => {
+                request.signature_id = Some(random_hex(40));
+                true
+            }
+            None => false,
         }
     }
 
@@ -184,6 +249,23 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
         },
         (&Method::POST, ["document", id, "invite"]) => invite(&mut state, id, &body, now),
         (&Method::PUT, ["fieldinvite", id, "resend"]) => resend(&mut state, id, now),
+        (&Method::PUT, ["invite", id, "cancel"]) => {
+            let found = state
+                .documents
+                .values_mut()
+                .flat_map(|d| d.requests.iter_mut())
+                .find(|r| r.unique_id == *id);
+            match found {
+                Some(request) => {
+                    request.canceled = true;
+                    SimResponse::ok(json!({}))
+                }
+                None => SimResponse::json(
+                    StatusCode::NOT_FOUND,
+                    json!({"errors": [{"code": 404, "message": "Invite not found"}]}),
+                ),
+            }
+        }
         (&Method::DELETE, ["field_invite", id]) => match state.document_of_invite(id) {
             Some((document, index)) => {
                 document.field_invites.remove(index);
@@ -295,6 +377,12 @@ fn token(shared: &Shared, state: &mut State, request: &SimRequest<'_>) -> SimRes
 }
 
 fn document_json(document: &SignNowDocument) -> Value {
+    let listed = || {
+        document
+            .field_invites
+            .iter()
+            .filter(|i| !i.awaiting_trigger)
+    };
     json!({
         "id": document.id,
         "document_name": document.name,
@@ -302,19 +390,39 @@ fn document_json(document: &SignNowDocument) -> Value {
         "roles": document.roles.iter().map(|r| json!({
             "unique_id": r.unique_id, "signing_order": r.signing_order.to_string(), "name": r.name,
         })).collect::<Vec<_>>(),
-        "field_invites": document.field_invites.iter().filter(|i| !i.awaiting_trigger).map(|i| json!({
+        // One signature field per role; its field request id is that of the
+        // role's latest invite, null before any.
+        "fields": document.roles.iter().map(|r| {
+            let request_id = listed().filter(|i| i.role_id == r.unique_id).last().map(|i| i.field_request_id.clone());
+            json!({
+                "id": random_hex(40), "type": "signature", "role_id": r.unique_id, "role": r.name,
+                "field_request_id": request_id, "field_id": request_id, "field_request_canceled": null,
+            })
+        }).collect::<Vec<_>>(),
+        "field_invites": listed().map(|i| json!({
             "id": i.id, "status": i.status, "email": i.email, "role": i.role, "role_id": i.role_id,
-            "order": i.order,
             "created": i.created.timestamp().to_string(),
             "updated": i.created.timestamp().to_string(),
             "expiration_time": i.expiration_time.timestamp().to_string(),
             "reminder": i.options["reminder"].clone(),
-            "declined": [],
+            "is_full_declined": !i.declined.is_empty(),
+            "declined": i.declined.iter().map(|t| json!({"declined_text": t})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "requests": document.requests.iter().map(|r| json!({
-            "id": r.id, "signer_email": r.email, "status": r.status,
-            "created": r.created.timestamp().to_string(),
-        })).collect::<Vec<_>>(),
+        "requests": document.requests.iter().map(|r| {
+            let mut row = json!({
+                "id": r.id, "unique_id": r.unique_id, "user_id": random_hex(40),
+                "created": r.created.timestamp().to_string(),
+                "originator_email": document.owner, "signer_email": r.email,
+                "redirect_target": "blank",
+            });
+            if let Some(signature) = &r.signature_id {
+                row["signature_id"] = json!(signature);
+            }
+            if r.canceled {
+                row["canceled"] = json!(1);
+            }
+            row
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -323,7 +431,7 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
         return api_error(65582, "Document not found");
     };
     let from = body["from"].as_str().unwrap_or_default();
-    if !validate::is_email(from) {
+    if !looks_like_email(from) {
         return api_error(65536, "From must be a valid email.");
     }
     if from != document.owner {
@@ -331,15 +439,17 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
     }
     match &body["to"] {
         Value::String(to) => {
-            if !validate::is_email(to) {
+            if !looks_like_email(to) {
                 return api_error(65536, "To must be a valid email.");
             }
             let id = random_hex(40);
             document.requests.push(FreeformInvite {
-                id: id.clone(),
+                id: random_hex(40),
+                unique_id: id.clone(),
                 email: to.clone(),
-                status: "pending".into(),
                 created: now,
+                signature_id: None,
+                canceled: false,
             });
             SimResponse::ok(json!({"result": "success", "id": id, "callback_url": "none"}))
         }
@@ -360,7 +470,7 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
             let mut created = Vec::new();
             for recipient in recipients {
                 let email = recipient["email"].as_str().unwrap_or_default();
-                if !validate::is_email(email) {
+                if !looks_like_email(email) {
                     return api_error(65536, "To must be a valid email.");
                 }
                 let role = match (recipient["role_id"].as_str(), recipient["role"].as_str()) {
@@ -398,6 +508,8 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
                         .map(|o| o as u32)
                         .unwrap_or(role.signing_order),
                     status: "created".into(),
+                    field_request_id: random_hex(40),
+                    declined: Vec::new(),
                     created: now,
                     expiration_time: now + Duration::days(expiration_days),
                     awaiting_trigger: false,
@@ -412,15 +524,21 @@ fn invite(state: &mut State, document_id: &str, body: &Value, now: DateTime<Utc>
     }
 }
 
-fn resend(state: &mut State, invite_id: &str, now: DateTime<Utc>) -> SimResponse {
-    let Some((document, index)) = state.document_of_invite(invite_id) else {
+fn resend(state: &mut State, id: &str, now: DateTime<Utc>) -> SimResponse {
+    let kind = state.resend_id_kind;
+    let found = state.documents.values().find_map(|document| {
+        document.field_invites.iter().find(|i| match kind {
+            ResendIdKind::FieldInviteId => i.id == id,
+            ResendIdKind::FieldRequestId => i.field_request_id == id,
+        })
+    });
+    let Some(invite) = found else {
         return api_error(65536, "could not resend");
     };
-    let invite = &document.field_invites[index];
-    if invite.expiration_time <= now || invite.status == "expired" {
+    if invite.expiration_time <= now {
         return api_error(65536, "Could not resend expired invite.");
     }
-    if invite.status != "pending" {
+    if invite.status != "pending" || !invite.declined.is_empty() {
         return api_error(65536, "Could not resend: routing out of order.");
     }
     success()
@@ -428,7 +546,7 @@ fn resend(state: &mut State, invite_id: &str, now: DateTime<Utc>) -> SimResponse
 
 fn create_replacement(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
     let email = body["email"].as_str().unwrap_or_default();
-    if !validate::is_email(email) {
+    if !looks_like_email(email) {
         return api_error(65538, "Email must be a valid email.");
     }
     let role_id = body["role_id"].as_str().unwrap_or_default();
@@ -461,6 +579,8 @@ fn create_replacement(state: &mut State, body: &Value, now: DateTime<Utc>) -> Si
         role_id: role.unique_id,
         order: role.signing_order,
         status: "created".into(),
+        field_request_id: random_hex(40),
+        declined: Vec::new(),
         created: now,
         expiration_time: now + Duration::days(expiration_days),
         awaiting_trigger: true,
