@@ -64,6 +64,74 @@ async fn resend_of_a_sent_invitation_requeues_it_and_counts_the_attempt() {
     assert!(request.body.is_empty());
 }
 
+/// Bynn documents no resend body: whatever a 2xx carries, the billed
+/// resend is reported as done, and the invitation is read back when the
+/// body does not hold it.
+#[tokio::test]
+async fn a_resend_answered_2xx_with_any_body_is_a_success() {
+    use esign_gateway::simulator::bynn::ResendAnswer;
+    let mut gateway = common::start().await;
+    for answer in [
+        ResendAnswer::Empty,
+        ResendAnswer::EmptyObject,
+        ResendAnswer::Accepted,
+    ] {
+        gateway.sim.clear_requests();
+        gateway.sim.bynn().resend_answer = answer;
+        let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
+        let invitation = gateway
+            .client
+            .resend_invitation(resend(&token))
+            .await
+            .unwrap_or_else(|status| panic!("{answer:?}: {status:?}"))
+            .into_inner()
+            .invitation
+            .unwrap();
+        assert_eq!(invitation.id, token, "{answer:?}");
+        assert_eq!(invitation.delivery_attempts, 2, "{answer:?}: read back");
+        let calls: Vec<(String, String)> = gateway
+            .sim
+            .requests_for(ProviderKind::Bynn)
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.clone()))
+            .collect();
+        assert_eq!(
+            calls,
+            vec![
+                (
+                    "POST".to_owned(),
+                    format!("/autodoc/invitations/{token}/resend")
+                ),
+                ("GET".to_owned(), format!("/autodoc/invitations/{token}")),
+            ],
+            "{answer:?}"
+        );
+    }
+
+    // When even the read-back fails, the resend still succeeded.
+    gateway.sim.bynn().resend_answer = ResendAnswer::Empty;
+    let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
+    gateway.sim.inject(
+        Fault::new(
+            ProviderKind::Bynn,
+            "/autodoc/invitations/",
+            FaultKind::status(500),
+        )
+        .on(axum::http::Method::GET),
+    );
+    let invitation = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    assert_eq!(invitation.id, token);
+    assert_eq!(invitation.state, pb::InvitationState::Unspecified as i32);
+    assert_eq!(gateway.sim.bynn().invitations[&token].delivery_attempts, 2);
+}
+
 #[tokio::test]
 async fn cooldown_gives_the_exact_remaining_seconds_as_retry_delay() {
     let mut gateway = common::start().await;
@@ -193,6 +261,30 @@ async fn each_ineligible_state_is_not_resendable_with_its_status() {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(common::error_info(&status).metadata["status"], "expired");
+
+    // A state refusal under another type (undocumented): the status named
+    // in the message still makes it not resendable, not a caller error.
+    let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
+    gateway.sim.inject(
+        Fault::new(
+            ProviderKind::Bynn,
+            "/resend",
+            FaultKind::json(
+                409,
+                &serde_json::json!({"error": {"type": "conflict", "message": "Invitation status is delivered."}}),
+            ),
+        )
+        .times(1),
+    );
+    let status = gateway
+        .client
+        .resend_invitation(resend(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let info = common::error_info(&status);
+    assert_eq!(info.reason, "INVITATION_NOT_RESENDABLE");
+    assert_eq!(info.metadata["status"], "delivered");
 }
 
 #[tokio::test]

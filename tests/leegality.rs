@@ -445,9 +445,6 @@ async fn send_checks_every_field_before_calling_leegality() {
     let mut no_options = good();
     no_options.provider_options = None;
     cases.push((no_options, "leegality"));
-    let mut no_signers = good();
-    no_signers.signers.clear();
-    cases.push((no_signers, "signers"));
     let mut no_contact = good();
     no_contact.signers[1] = signer("B", "", "");
     cases.push((no_contact, "signers[1].email"));
@@ -601,6 +598,129 @@ async fn send_passes_on_warnings_and_maps_workflow_refusals() {
     );
 }
 
+fn with_profile(
+    mut request: pb::SendInvitationRequest,
+    profile: &str,
+) -> pb::SendInvitationRequest {
+    if let Some(pb::send_invitation_request::ProviderOptions::Leegality(o)) =
+        request.provider_options.as_mut()
+    {
+        o.profile_id = profile.into();
+    }
+    request
+}
+
+/// A billed create is reported as done with what Leegality created, even
+/// when a workflow's preset invitees make the count differ; known success
+/// codes are not warnings.
+#[tokio::test]
+async fn a_create_with_preset_invitees_returns_every_invitee() {
+    let mut gateway = common::start().await;
+    let response = gateway
+        .client
+        .send_invitation(with_profile(
+            send_request(vec![signer("Asha Rao", "asha@example.com", "")]),
+            "wfWithWitness",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let stored = gateway.sim.leegality().documents[&response.document_id].clone();
+    assert_eq!(stored.invitees.len(), 2);
+    let ids: Vec<&str> = response.invitations.iter().map(|i| i.id.as_str()).collect();
+    let stored_ids: Vec<&str> = stored.invitees.iter().map(|i| i.uuid.as_str()).collect();
+    assert_eq!(ids, stored_ids);
+    assert_eq!(
+        response.invitations[1].signer.as_ref().unwrap().email,
+        "witness@example.com"
+    );
+    let codes: Vec<&str> = response
+        .provider_warnings
+        .iter()
+        .map(|w| w.code.as_str())
+        .collect();
+    assert_eq!(codes, vec!["gateway.invitees.count_differs"]);
+
+    // No invitees at all: the workflow's own are used.
+    let response = gateway
+        .client
+        .send_invitation(with_profile(send_request(Vec::new()), "wfPresetOnly"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.invitations.len(), 1);
+    let sent = gateway.sim.requests_for(ProviderKind::Leegality);
+    assert_eq!(
+        sent.last().unwrap().json()["invitees"],
+        serde_json::json!([])
+    );
+
+    // No invitees and none in the workflow: Leegality's refusal names signers.
+    let status = gateway
+        .client
+        .send_invitation(with_profile(send_request(Vec::new()), "wfOpen"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let info = common::error_info(&status);
+    assert_eq!(info.reason, "PROVIDER_REJECTED_REQUEST");
+    assert_eq!(
+        info.metadata["providerCode"],
+        "simpleWorkFlow.no.payload.invitee"
+    );
+    assert_eq!(
+        common::field_violations(&status),
+        vec!["signers".to_owned()]
+    );
+}
+
+/// Resend items are matched by their `signUrl`, whatever order they come in.
+#[tokio::test]
+async fn batch_items_are_matched_by_sign_url_not_position() {
+    let mut gateway = common::start().await;
+    let (document_id, uuids) = seed(&gateway, &[("A", "a@example.com"), ("B", "b@example.com")]);
+    {
+        let mut state = gateway.sim.leegality();
+        state.reverse_resend_items = true;
+        state.documents.get_mut(&document_id).unwrap().invitees[1].signed = true;
+    }
+    let response = gateway
+        .client
+        .batch_resend_invitations(pb::BatchResendInvitationsRequest {
+            provider: LEEGALITY,
+            invitation_ids: uuids.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let outcome: Vec<(String, i32)> = response
+        .results
+        .iter()
+        .map(|r| (r.invitation_id.clone(), r.status.as_ref().unwrap().code))
+        .collect();
+    assert_eq!(
+        outcome,
+        vec![
+            (uuids[0].clone(), 0),
+            (uuids[1].clone(), Code::FailedPrecondition as i32),
+        ]
+    );
+    assert_eq!(
+        response.results[0]
+            .invitation
+            .as_ref()
+            .unwrap()
+            .signer
+            .as_ref()
+            .unwrap()
+            .email,
+        "a@example.com"
+    );
+    let stored = gateway.sim.leegality().documents[&document_id].clone();
+    assert_eq!(stored.invitees[0].resends, 1);
+}
+
 #[tokio::test]
 async fn a_send_whose_answer_is_lost_is_not_sent_again() {
     use esign_gateway::simulator::{Fault, FaultKind};
@@ -641,7 +761,55 @@ async fn every_provider_code_maps_to_its_documented_status() {
             &serde_json::json!({"status": 0, "messages": [{"code": code, "message": "x"}], "data": {}}),
         )
     };
+    let enveloped = |http: u16, code: serde_json::Value, message: &str| {
+        FaultKind::json(
+            http,
+            &serde_json::json!({"status": 0, "messages": [{"code": code, "message": message}], "data": {}}),
+        )
+    };
     let cases: Vec<(FaultKind, Code, &str, Option<&str>)> = vec![
+        // Errors in the envelope arrive on 4xx too (evidence.md L-12).
+        (
+            enveloped(400, "validator.invalid".into(), "x"),
+            Code::InvalidArgument,
+            "PROVIDER_REJECTED_REQUEST",
+            Some("validator.invalid"),
+        ),
+        (
+            enveloped(
+                400,
+                serde_json::Value::Null,
+                "Property profileId cannot be null",
+            ),
+            Code::InvalidArgument,
+            "PROVIDER_REJECTED_REQUEST",
+            Some("null"),
+        ),
+        (
+            enveloped(404, "no.document.found".into(), "No document found."),
+            Code::NotFound,
+            "DOCUMENT_NOT_FOUND",
+            Some("no.document.found"),
+        ),
+        (
+            enveloped(200, "workflow.api.fields.or.file.required".into(), "x"),
+            Code::InvalidArgument,
+            "PROVIDER_REJECTED_REQUEST",
+            Some("workflow.api.fields.or.file.required"),
+        ),
+        (
+            enveloped(200, "simpleWorkFlow.no.payload.invitee".into(), "x"),
+            Code::InvalidArgument,
+            "PROVIDER_REJECTED_REQUEST",
+            Some("simpleWorkFlow.no.payload.invitee"),
+        ),
+        // A missing auth header: the gateway's credentials, not the caller.
+        (
+            enveloped(200, serde_json::Value::Null, "Access Denied"),
+            Code::Internal,
+            "PROVIDER_CREDENTIALS_REJECTED",
+            Some("null"),
+        ),
         (
             envelope("validator.invalid".into()),
             Code::InvalidArgument,

@@ -668,12 +668,9 @@ fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
             "must be a PDF (it does not start with %PDF-)",
         ));
     }
-    if request.signers.is_empty() {
-        return Err(GatewayError::invalid_field(
-            "signers",
-            "at least one invitee is required, in the workflow's order",
-        ));
-    }
+    // No invitees is allowed: a workflow can configure them in the
+    // dashboard (evidence.md L-3); Leegality refuses otherwise, and that
+    // refusal names `signers`.
     let mut invitees = Vec::with_capacity(request.signers.len());
     for (index, signer) in request.signers.iter().enumerate() {
         let field = |name: &str| format!("signers[{index}].{name}");

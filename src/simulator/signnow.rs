@@ -393,7 +393,7 @@ fn document_json(document: &SignNowDocument) -> Value {
         // One signature field per role; its field request id is that of the
         // role's latest invite, null before any.
         "fields": document.roles.iter().map(|r| {
-            let request_id = listed().filter(|i| i.role_id == r.unique_id).last().map(|i| i.field_request_id.clone());
+            let request_id = listed().rfind(|i| i.role_id == r.unique_id).map(|i| i.field_request_id.clone());
             json!({
                 "id": random_hex(40), "type": "signature", "role_id": r.unique_id, "role": r.name,
                 "field_request_id": request_id, "field_id": request_id, "field_request_canceled": null,
