@@ -21,7 +21,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::{
     domain::ProviderKind,
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, MetaKey, Reason, Result},
 };
 
 /// The authenticated caller, as the audit line names it.
@@ -161,7 +161,7 @@ impl Authenticator {
                 Reason::CallerNotAllowed,
                 "this client certificate is not listed as a caller",
             )
-            .with_metadata("caller", identity));
+            .with_metadata(MetaKey::Caller, identity));
         }
         Err(unauthenticated(
             "send authorization: Bearer <token> or a client certificate",
@@ -204,10 +204,10 @@ impl Authenticator {
                 "this caller may not call this method"
             },
         )
-        .with_metadata("caller", entry.name.clone())
-        .with_metadata("rpc", rpc);
+        .with_metadata(MetaKey::Caller, entry.name.clone())
+        .with_metadata(MetaKey::Rpc, rpc);
         if let Some((provider, account)) = target {
-            error = error.with_metadata("allowedAccount", format!("{provider}/{account}"));
+            error = error.with_metadata(MetaKey::DeniedAccount, format!("{provider}/{account}"));
         }
         Err(error)
     }

@@ -72,6 +72,75 @@ reasons! {
     Internal => (Internal, "INTERNAL_ERROR"),
 }
 
+macro_rules! meta_keys {
+    ($($variant:ident => $name:literal,)*) => {
+        /// The `ErrorInfo.metadata` keys the gateway writes (lowerCamel).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum MetaKey { $($variant,)* }
+
+        impl MetaKey {
+            pub fn as_str(self) -> &'static str {
+                match self { $(MetaKey::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+meta_keys! {
+    Account => "account",
+    Breaker => "breaker",
+    Caller => "caller",
+    CauseReason => "causeReason",
+    CompletedSteps => "completedSteps",
+    Component => "component",
+    DeniedAccount => "deniedAccount",
+    DocumentId => "documentId",
+    FailedStep => "failedStep",
+    Field => "field",
+    Hint => "hint",
+    InvitationId => "invitationId",
+    InviteKind => "inviteKind",
+    Limiter => "limiter",
+    Provider => "provider",
+    ProviderCode => "providerCode",
+    ProviderHttpStatus => "providerHttpStatus",
+    ProviderMessage => "providerMessage",
+    Reference => "reference",
+    RemainingSeconds => "remainingSeconds",
+    RoleId => "roleId",
+    Rpc => "rpc",
+    State => "state",
+    Status => "status",
+}
+
+/// What a failed call did at the provider, as far as the gateway knows.
+/// It decides whether a request id may run again, and tells the caller
+/// whether to check state before sending again (metadata `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The request never left the gateway.
+    NotSent,
+    /// The provider refused it before acting.
+    NotApplied,
+    /// It may have been applied: check state before sending again.
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NotSent => "not_sent",
+            Outcome::NotApplied => "not_applied",
+            Outcome::Unknown => "unknown",
+        }
+    }
+
+    /// The provider certainly did nothing, so the same request may run again.
+    pub fn is_without_effect(self) -> bool {
+        matches!(self, Outcome::NotSent | Outcome::NotApplied)
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -103,7 +172,8 @@ pub struct GatewayError {
 struct ErrorInner {
     reason: Reason,
     message: String,
-    metadata: BTreeMap<&'static str, String>,
+    metadata: BTreeMap<MetaKey, String>,
+    outcome: Option<Outcome>,
     retry_after: Option<Duration>,
     field_violations: Vec<(String, String)>,
     quota_violation: Option<QuotaViolation>,
@@ -120,6 +190,7 @@ impl GatewayError {
             reason,
             message: message.into(),
             metadata: BTreeMap::new(),
+            outcome: None,
             retry_after: None,
             field_violations: Vec::new(),
             quota_violation: None,
@@ -144,7 +215,7 @@ impl GatewayError {
             Reason::InvalidField,
             format!("invalid value for field {field}: {description}"),
         )
-        .with_metadata("field", field.clone())
+        .with_metadata(MetaKey::Field, field.clone())
         .with_field_violation(field, description)
     }
 
@@ -157,20 +228,29 @@ impl GatewayError {
             ),
         )
         .with_provider(provider)
-        .with_metadata("rpc", rpc)
+        .with_metadata(MetaKey::Rpc, rpc)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
         GatewayError::new(Reason::Internal, message)
     }
 
-    pub fn with_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
+    pub fn with_metadata(mut self, key: MetaKey, value: impl Into<String>) -> Self {
         self.inner.metadata.insert(key, value.into());
         self
     }
 
+    pub fn with_outcome(mut self, outcome: Outcome) -> Self {
+        self.inner.outcome = Some(outcome);
+        self
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.inner.outcome
+    }
+
     pub fn with_provider(self, provider: ProviderKind) -> Self {
-        self.with_metadata("provider", provider.as_str())
+        self.with_metadata(MetaKey::Provider, provider.as_str())
     }
 
     pub fn with_retry_after(mut self, delay: Duration) -> Self {
@@ -225,7 +305,7 @@ impl GatewayError {
 
     /// Adds metadata only where the key is not set yet (the more specific
     /// layer that set it first wins).
-    pub fn with_default_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
+    pub fn with_default_metadata(mut self, key: MetaKey, value: impl Into<String>) -> Self {
         self.inner
             .metadata
             .entry(key)
@@ -247,7 +327,7 @@ impl GatewayError {
         self.inner.field_violations.clear();
         self.inner.quota_violation = None;
         self.inner.missing_resource = None;
-        self.with_metadata("causeReason", cause.as_str())
+        self.with_metadata(MetaKey::CauseReason, cause.as_str())
     }
 
     pub fn code(&self) -> Code {
@@ -258,8 +338,8 @@ impl GatewayError {
         &self.inner.message
     }
 
-    pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.inner.metadata.get(key).map(String::as_str)
+    pub fn metadata(&self, key: MetaKey) -> Option<&str> {
+        self.inner.metadata.get(&key).map(String::as_str)
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -316,7 +396,12 @@ impl GatewayError {
             self.inner
                 .metadata
                 .iter()
-                .map(|(key, value)| ((*key).to_owned(), value.clone()))
+                .map(|(key, value)| (key.as_str().to_owned(), value.clone()))
+                .chain(
+                    self.inner
+                        .outcome
+                        .map(|o| ("outcome".to_owned(), o.as_str().to_owned())),
+                )
                 .collect::<std::collections::HashMap<_, _>>(),
         );
         if let Some(delay) = self.inner.retry_after {
@@ -448,7 +533,7 @@ mod tests {
         let (_, details) = details(
             GatewayError::new(Reason::ProviderUnavailable, "provider unavailable")
                 .with_provider(ProviderKind::Bynn)
-                .with_metadata("providerHttpStatus", "503"),
+                .with_metadata(MetaKey::ProviderHttpStatus, "503"),
         );
         let info = details.error_info().unwrap();
         assert_eq!(info.metadata["provider"], "bynn");
@@ -458,7 +543,7 @@ mod tests {
     #[test]
     fn rpc_status_round_trips_details() {
         let error = GatewayError::new(Reason::InvitationNotResendable, "already signed")
-            .with_metadata("invitationId", "x");
+            .with_metadata(MetaKey::InvitationId, "x");
         let status = error.to_rpc_status();
         assert_eq!(status.code, Code::FailedPrecondition as i32);
         assert!(!status.details.is_empty());

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::Rpc,
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, Outcome, Reason, Result},
     store::StateStore,
 };
 
@@ -148,7 +148,7 @@ impl Idempotency {
 /// request may run again. Anything else, an unknown outcome included, is
 /// final for this request id: a retry must never send twice.
 fn is_retryable_without_effect(error: &GatewayError) -> bool {
-    if matches!(error.metadata("outcome"), Some("not_sent" | "not_applied")) {
+    if error.outcome().is_some_and(Outcome::is_without_effect) {
         return true;
     }
     matches!(
@@ -216,8 +216,7 @@ mod tests {
         assert!(matches!(idem.claim("a", fp).await.unwrap(), Claim::Run));
 
         let unknown: Result<pb::ResendInvitationResponse> =
-            Err(GatewayError::new(Reason::DeadlineExceeded, "late")
-                .with_metadata("outcome", "unknown"));
+            Err(GatewayError::new(Reason::DeadlineExceeded, "late").with_outcome(Outcome::Unknown));
         idem.finish("a", fp, &unknown).await.unwrap();
         assert!(matches!(
             idem.claim("a", fp).await.unwrap(),

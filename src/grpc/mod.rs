@@ -18,7 +18,7 @@ use crate::{
     auth::{Authenticator, Caller},
     config::Config,
     domain::{Expiry, ReplaceSignerRequest, Rpc},
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, MetaKey, Reason, Result},
     idempotency::{Claim, Idempotency, Stored},
     metrics,
     pb::{self, invitation_service_server::InvitationService},
@@ -451,7 +451,7 @@ impl InvitationService for InvitationApi {
                             status: Some(
                                 account
                                     .annotate(error.with_default_metadata(
-                                        "invitationId",
+                                        MetaKey::InvitationId,
                                         outcome.invitation_id,
                                     ))
                                     .to_rpc_status(),

@@ -24,7 +24,7 @@ use crate::{
         BynnChannel, Invitation, InvitationState, ProviderKind, Rpc, SendOptions, SendOutcome,
         SendRequest, Signer,
     },
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, MetaKey, Reason, Result},
     provider::{
         CallContext, Provider,
         http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
@@ -105,7 +105,7 @@ impl Bynn {
                 "the gateway's budget for Bynn calls on this account is spent; retry later",
             )
             .with_metadata(
-                "limiter",
+                MetaKey::Limiter,
                 if is_resend {
                     "resends_per_minute"
                 } else {
@@ -566,7 +566,7 @@ fn map_error(
                 "Bynn allows one send every 3 minutes per invitation; retry after the delay",
             )
             .with_retry_after(remaining)
-            .with_metadata("remainingSeconds", remaining.as_secs().to_string())
+            .with_metadata(MetaKey::RemainingSeconds, remaining.as_secs().to_string())
         }
         (429, _) => GatewayError::new(Reason::RateLimited, "Bynn is rate limiting the gateway")
             .with_retry_after(response.retry_after().unwrap_or(DEFAULT_THROTTLE_DELAY)),
@@ -583,7 +583,7 @@ fn map_error(
             Reason::InvitationNotResendable,
             "the invitation has expired and cannot be resent; create a new invitation",
         )
-        .with_metadata("status", "expired"),
+        .with_metadata(MetaKey::Status, "expired"),
         (422, "invalid_status") if operation == Operation::Resend => {
             let current = wire
                 .as_ref()
@@ -594,7 +594,7 @@ fn map_error(
                 Reason::InvitationNotResendable,
                 "only invitations in status sent can be resent",
             )
-            .with_metadata("status", current)
+            .with_metadata(MetaKey::Status, current)
         }
         // Another type for a state refusal (evidence.md B-1, D-B3): a
         // message naming the status still says why.
@@ -607,7 +607,10 @@ fn map_error(
                 Reason::InvitationNotResendable,
                 "only invitations in status sent can be resent",
             )
-            .with_metadata("status", status_in_message(message).unwrap_or_default())
+            .with_metadata(
+                MetaKey::Status,
+                status_in_message(message).unwrap_or_default(),
+            )
         }
         (422, _) | (413, _) | (415, _) => GatewayError::new(
             Reason::ProviderRejectedRequest,
@@ -634,14 +637,14 @@ fn map_error(
     };
     let error = error
         .with_provider(KIND)
-        .with_default_metadata("providerHttpStatus", status.to_string());
+        .with_default_metadata(MetaKey::ProviderHttpStatus, status.to_string());
     let error = if kind.is_empty() {
         error
     } else {
-        error.with_default_metadata("providerCode", kind)
+        error.with_default_metadata(MetaKey::ProviderCode, kind)
     };
     match token {
-        Some(token) => error.with_default_metadata("invitationId", token),
+        Some(token) => error.with_default_metadata(MetaKey::InvitationId, token),
         None => error,
     }
 }

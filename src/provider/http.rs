@@ -15,7 +15,7 @@ use crate::{
     clock::Clock,
     config::{BreakerConfig, Timeouts},
     domain::ProviderKind,
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, MetaKey, Outcome, Reason, Result},
     provider::CallContext,
     telemetry,
 };
@@ -277,8 +277,8 @@ impl Breakers {
             "the provider has been failing; the gateway is giving it time to recover",
         )
         .with_provider(provider)
-        .with_metadata("breaker", "open")
-        .with_metadata("outcome", "not_sent")
+        .with_metadata(MetaKey::Breaker, "open")
+        .with_outcome(Outcome::NotSent)
         .with_retry_after(wait))
     }
 
@@ -622,7 +622,7 @@ impl HttpClient {
                 .with_provider(provider)
                 .with_retry_after(TRANSIENT_RETRY_DELAY);
                 if ctx.rpc.is_mutating() {
-                    error.with_metadata("outcome", "unknown")
+                    error.with_outcome(Outcome::Unknown)
                 } else {
                     error
                 }
@@ -635,7 +635,7 @@ impl HttpClient {
                 )
                 .with_provider(provider)
                 .with_retry_after(TRANSIENT_RETRY_DELAY)
-                .with_metadata("outcome", "not_sent")
+                .with_outcome(Outcome::NotSent)
             }
             SendFailure::Transport(error) => {
                 tracing::warn!(error = %error, "provider connection failed mid-call");
@@ -646,7 +646,7 @@ impl HttpClient {
                 .with_provider(provider)
                 .with_retry_after(TRANSIENT_RETRY_DELAY);
                 if ctx.rpc.is_mutating() {
-                    error.with_metadata("outcome", "unknown")
+                    error.with_outcome(Outcome::Unknown)
                 } else {
                     error
                 }
@@ -720,16 +720,16 @@ pub fn common_status_error(
         // A 503 is a refusal; after 500, 502 or 504 a write may have happened.
         503 => GatewayError::new(Reason::ProviderUnavailable, "the provider is unavailable")
             .with_retry_after(response.retry_after().unwrap_or(TRANSIENT_RETRY_DELAY))
-            .with_metadata("outcome", "not_applied"),
+            .with_outcome(Outcome::NotApplied),
         500..=599 => GatewayError::new(Reason::ProviderUnavailable, "the provider is unavailable")
             .with_retry_after(response.retry_after().unwrap_or(TRANSIENT_RETRY_DELAY))
-            .with_metadata("outcome", "unknown"),
+            .with_outcome(Outcome::Unknown),
         _ => return None,
     };
     Some(
         error
             .with_provider(provider)
-            .with_metadata("providerHttpStatus", status.as_u16().to_string()),
+            .with_metadata(MetaKey::ProviderHttpStatus, status.as_u16().to_string()),
     )
 }
 
@@ -750,7 +750,10 @@ pub fn unrecognized(provider: ProviderKind, response: &ProviderResponse) -> Gate
         "the provider sent a response the gateway does not understand",
     )
     .with_provider(provider)
-    .with_metadata("providerHttpStatus", response.status.as_u16().to_string())
+    .with_metadata(
+        MetaKey::ProviderHttpStatus,
+        response.status.as_u16().to_string(),
+    )
 }
 
 /// Joins `segments` onto `base`, each as exactly one percent-encoded path

@@ -20,7 +20,7 @@ use crate::{
         BatchItemOutcome, Document, DocumentState, Expiry, Invitation, InvitationState,
         ProviderKind, ProviderWarning, Rpc, SendOptions, SendOutcome, SendRequest, Signer,
     },
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, MetaKey, Outcome, Reason, Result},
     provider::{
         CallContext, Provider,
         http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
@@ -195,8 +195,8 @@ impl Leegality {
                 Some(item) => Ok(item),
                 None => Err(
                     unrecognized_body("resend answer has no item for a sign URL")
-                        .with_metadata("outcome", "unknown")
-                        .with_metadata("invitationId", uuid.clone()),
+                        .with_outcome(Outcome::Unknown)
+                        .with_metadata(MetaKey::InvitationId, uuid.clone()),
                 ),
             });
         }
@@ -262,7 +262,7 @@ impl Provider for Leegality {
             if request.reference.is_empty() {
                 e
             } else {
-                e.with_default_metadata("reference", &request.reference)
+                e.with_default_metadata(MetaKey::Reference, &request.reference)
             }
         })?;
         let mut warnings: Vec<ProviderWarning> = envelope
@@ -413,7 +413,7 @@ impl Provider for Leegality {
         let envelope = self
             .call(ctx, outbound)
             .await
-            .map_err(|e| e.with_default_metadata("documentId", document_id))?;
+            .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))?;
         self.document_from(&envelope)
     }
 
@@ -433,7 +433,7 @@ impl Provider for Leegality {
             .http
             .send(ctx, KIND, &self.account.name, outbound)
             .await
-            .map_err(|e| e.with_default_metadata("invitationId", invitation_id))?;
+            .map_err(|e| e.with_default_metadata(MetaKey::InvitationId, invitation_id))?;
         match decode(&response) {
             Ok(_) => Ok(()),
             // A repeat after a lost answer finds nothing left to delete.
@@ -444,7 +444,7 @@ impl Provider for Leegality {
                 tracing::info!("retried delete found the invitation already gone");
                 Ok(())
             }
-            Err(e) => Err(e.with_default_metadata("invitationId", invitation_id)),
+            Err(e) => Err(e.with_default_metadata(MetaKey::InvitationId, invitation_id)),
         }
     }
 
@@ -461,7 +461,7 @@ impl Provider for Leegality {
         let envelope = self
             .call(ctx, outbound)
             .await
-            .map_err(|e| e.with_default_metadata("documentId", document_id))?;
+            .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))?;
         self.document_from(&envelope)
     }
 }
@@ -959,7 +959,7 @@ fn credentials_rejected(status: u16) -> GatewayError {
         "Leegality rejected the gateway's auth token",
     )
     .with_provider(KIND)
-    .with_metadata("providerHttpStatus", status.to_string())
+    .with_metadata(MetaKey::ProviderHttpStatus, status.to_string())
 }
 
 /// The error a `status: 0` envelope stands for, from its first code (and,
@@ -985,7 +985,7 @@ fn envelope_error(http_status: u16, envelope: &Envelope) -> GatewayError {
     let error = match code.as_deref() {
         // A missing or empty X-Auth-Token (evidence.md L-5, D-L4).
         None if text.contains("access denied") => {
-            return credentials_rejected(http_status).with_metadata("providerCode", "null");
+            return credentials_rejected(http_status).with_metadata(MetaKey::ProviderCode, "null");
         }
         None if text.contains("profileid") => rejected()
             .with_field_violation("leegality.profile_id", "Leegality requires the workflow id"),
@@ -1026,8 +1026,8 @@ fn envelope_error(http_status: u16, envelope: &Envelope) -> GatewayError {
     };
     error
         .with_provider(KIND)
-        .with_metadata("providerHttpStatus", http_status.to_string())
-        .with_metadata("providerCode", code.unwrap_or_else(|| "null".into()))
+        .with_metadata(MetaKey::ProviderHttpStatus, http_status.to_string())
+        .with_metadata(MetaKey::ProviderCode, code.unwrap_or_else(|| "null".into()))
 }
 
 /// The UUID at the end of a sign URL (or the value itself).
@@ -1080,8 +1080,11 @@ fn item_error(uuid: &str, item: &ResendItem) -> GatewayError {
     };
     error
         .with_provider(KIND)
-        .with_metadata("invitationId", uuid)
-        .with_metadata("providerMessage", raw.chars().take(200).collect::<String>())
+        .with_metadata(MetaKey::InvitationId, uuid)
+        .with_metadata(
+            MetaKey::ProviderMessage,
+            raw.chars().take(200).collect::<String>(),
+        )
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::{
         BatchItemOutcome, Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc,
         SendOutcome, SendRequest,
     },
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, MetaKey, Outcome, Reason, Result},
     store::{MemoryStore, RedisStore, StateStore},
 };
 
@@ -63,11 +63,11 @@ impl CallContext {
             Reason::DeadlineExceeded,
             "the caller's deadline ran out before the provider answered",
         )
-        .with_metadata("rpc", self.rpc.name());
+        .with_metadata(MetaKey::Rpc, self.rpc.name());
         if self.rpc.is_mutating() && may_have_reached_provider {
-            error.with_metadata("outcome", "unknown")
+            error.with_outcome(Outcome::Unknown)
         } else {
-            error.with_metadata("outcome", "not_sent")
+            error.with_outcome(Outcome::NotSent)
         }
     }
 }
@@ -223,8 +223,8 @@ impl Account {
     /// Adds `provider` and `account` metadata to an error from this account.
     pub fn annotate(&self, error: GatewayError) -> GatewayError {
         error
-            .with_default_metadata("provider", self.config.provider.as_str())
-            .with_default_metadata("account", self.config.name.clone())
+            .with_default_metadata(MetaKey::Provider, self.config.provider.as_str())
+            .with_default_metadata(MetaKey::Account, self.config.name.clone())
     }
 }
 
@@ -387,7 +387,7 @@ impl Registry {
                     ),
                 )
                 .with_provider(provider)
-                .with_metadata("account", account)
+                .with_metadata(MetaKey::Account, account)
                 .with_field_violation("account", "is not a configured account of this provider")
             })
     }

@@ -13,7 +13,7 @@ use tokio::{
 };
 
 use super::StateStore;
-use crate::error::{GatewayError, Reason, Result};
+use crate::error::{GatewayError, MetaKey, Outcome, Reason, Result};
 
 /// Each command must finish within this, or the store counts as down.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -138,8 +138,8 @@ fn percent_decode(value: &str) -> String {
 
 fn store_down(message: &str) -> GatewayError {
     GatewayError::new(Reason::ProviderUnavailable, message)
-        .with_metadata("component", "idempotency-store")
-        .with_metadata("outcome", "not_sent")
+        .with_metadata(MetaKey::Component, "idempotency-store")
+        .with_outcome(Outcome::NotSent)
         .with_retry_after(Duration::from_secs(1))
 }
 
@@ -284,6 +284,9 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.reason(), Reason::ProviderUnavailable);
-        assert_eq!(error.metadata("component"), Some("idempotency-store"));
+        assert_eq!(
+            error.metadata(MetaKey::Component),
+            Some("idempotency-store")
+        );
     }
 }

@@ -8,8 +8,8 @@ pub(super) fn not_on_document(invitation_id: &str, document_id: &str) -> Gateway
         "the document has no invite with this id",
     )
     .with_provider(KIND)
-    .with_metadata("invitationId", invitation_id)
-    .with_metadata("documentId", document_id)
+    .with_metadata(MetaKey::InvitationId, invitation_id)
+    .with_metadata(MetaKey::DocumentId, document_id)
     .with_missing_resource("invite", invitation_id)
 }
 
@@ -19,7 +19,7 @@ pub(super) fn signed_cannot_go(invitation_id: &str) -> GatewayError {
         "a signed invite cannot be removed",
     )
     .with_provider(KIND)
-    .with_metadata("invitationId", invitation_id)
+    .with_metadata(MetaKey::InvitationId, invitation_id)
 }
 
 /// Maps a non-2xx answer on code and message together.
@@ -106,10 +106,10 @@ pub(super) fn map_error(response: &ProviderResponse, op: Op) -> GatewayError {
     };
     let mut error = GatewayError::new(reason, message)
         .with_provider(KIND)
-        .with_metadata("providerHttpStatus", status.to_string())
-        .with_metadata("providerCode", wire.code_string())
+        .with_metadata(MetaKey::ProviderHttpStatus, status.to_string())
+        .with_metadata(MetaKey::ProviderCode, wire.code_string())
         .with_metadata(
-            "providerMessage",
+            MetaKey::ProviderMessage,
             wire.text().chars().take(200).collect::<String>(),
         );
     if reason == Reason::ProviderRejectedRequest {

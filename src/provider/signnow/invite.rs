@@ -140,8 +140,8 @@ impl SignNow {
                             "signNow offers no resend for a freeform invite; cancel it with DeleteInvitation and send a new one",
                         )
                         .with_provider(KIND)
-                        .with_metadata("inviteKind", "freeform")
-                        .with_metadata("invitationId", invitation_id));
+                        .with_metadata(MetaKey::InviteKind, "freeform")
+                        .with_metadata(MetaKey::InvitationId, invitation_id));
                     }
                     Some(FoundInvite::Field(invite)) => {
                         let invitation = field_invitation(&document, invite, now);
@@ -157,7 +157,7 @@ impl SignNow {
                                         "signNow lists no field request for this invite's role",
                                     )
                                     .with_provider(KIND)
-                                    .with_metadata("invitationId", invitation_id)
+                                    .with_metadata(MetaKey::InvitationId, invitation_id)
                                 })?,
                         };
                         (target, Some(invitation))
@@ -185,10 +185,10 @@ impl SignNow {
             .await?;
         if !response.status.is_success() {
             let error = map_error(&response, Op::Resend)
-                .with_default_metadata("invitationId", invitation_id);
+                .with_default_metadata(MetaKey::InvitationId, invitation_id);
             if document_id.is_none() && error.reason() == Reason::InvitationNotFound {
                 return Err(error.with_metadata(
-                    "hint",
+                    MetaKey::Hint,
                     "freeform invites cannot be resent; pass document_id to have the gateway check the invite",
                 ));
             }
@@ -248,7 +248,7 @@ impl SignNow {
                 outcome => outcome,
             },
         };
-        outcome.map_err(|e| e.with_default_metadata("invitationId", invitation_id))
+        outcome.map_err(|e| e.with_default_metadata(MetaKey::InvitationId, invitation_id))
     }
 
     pub(super) fn sender(&self, from: &str) -> Result<String> {
@@ -470,7 +470,7 @@ impl SignNow {
     ) -> Result<WireDocument> {
         self.read_document(ctx, document_id)
             .await
-            .map_err(|e| e.with_default_metadata("documentId", document_id))
+            .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))
     }
 
     pub(super) async fn delete_field_invite(

@@ -25,7 +25,7 @@ use crate::{
         ReplaceSignerRequest, Rpc, SendOptions, SendOutcome, SendRequest, SignNowAuthentication,
         SignNowInviteMode, SignNowPhoneMethod, SignNowSignerOptions, Signer,
     },
-    error::{GatewayError, Reason, Result},
+    error::{GatewayError, MetaKey, Outcome, Reason, Result},
     provider::{
         CallContext, Provider, Services,
         http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
@@ -165,7 +165,7 @@ impl SignNow {
                 "signNow refused the gateway's access token; a fresh token is ready, retry the call",
             )
             .with_provider(KIND)
-            .with_metadata("outcome", "not_applied")
+            .with_outcome(Outcome::NotApplied)
             .with_retry_after(Duration::from_secs(1)));
         }
         let response = self.send_with(ctx, build()?, &bearer).await?;
@@ -295,7 +295,8 @@ impl Provider for SignNow {
         if response.status.is_success() {
             return Ok(());
         }
-        Err(map_error(&response, Op::Cancel).with_default_metadata("documentId", document_id))
+        Err(map_error(&response, Op::Cancel)
+            .with_default_metadata(MetaKey::DocumentId, document_id))
     }
 
     async fn get_document(&self, ctx: &CallContext, document_id: &str) -> Result<Document> {
@@ -303,7 +304,7 @@ impl Provider for SignNow {
         let document = self
             .read_document(ctx, document_id)
             .await
-            .map_err(|e| e.with_default_metadata("documentId", document_id))?;
+            .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))?;
         Ok(self.document_from(document))
     }
 }

@@ -269,7 +269,7 @@ impl SignNow {
         let document = self
             .read_document(ctx, &request.document_id)
             .await
-            .map_err(|e| e.with_default_metadata("documentId", &request.document_id))?;
+            .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, &request.document_id))?;
         let Some(invite) = document
             .field_invites
             .iter()
@@ -280,7 +280,7 @@ impl SignNow {
                 "the document has no field invite with this id",
             )
             .with_provider(KIND)
-            .with_metadata("invitationId", &request.invitation_id)
+            .with_metadata(MetaKey::InvitationId, &request.invitation_id)
             .with_missing_resource("field_invite", &request.invitation_id));
         };
         if !invite.is_open(self.clock.now()) {
@@ -289,8 +289,8 @@ impl SignNow {
                 "only a created or pending invite can get a new signer",
             )
             .with_provider(KIND)
-            .with_metadata("status", &invite.status)
-            .with_metadata("invitationId", &request.invitation_id));
+            .with_metadata(MetaKey::Status, &invite.status)
+            .with_metadata(MetaKey::InvitationId, &request.invitation_id));
         }
         let signer = &request.new_signer;
         if !signer.role_id.is_empty() && signer.role_id != invite.role_id {
@@ -479,9 +479,9 @@ pub(super) fn incomplete(error: GatewayError, record: &SagaRecord) -> GatewayErr
             Reason::ReplaceSignerIncomplete,
             "the signer replacement stopped part way; retry with the same request_id to resume",
         )
-        .with_metadata("completedSteps", completed)
-        .with_metadata("failedStep", failed)
-        .with_metadata("roleId", &record.role_id)
+        .with_metadata(MetaKey::CompletedSteps, completed)
+        .with_metadata(MetaKey::FailedStep, failed)
+        .with_metadata(MetaKey::RoleId, &record.role_id)
         .with_retry_after(retry_after)
 }
 

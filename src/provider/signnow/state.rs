@@ -136,9 +136,9 @@ pub(super) fn check_resendable(invitation: &Invitation) -> Result<()> {
     let refuse = |reason, message| {
         Err(GatewayError::new(reason, message)
             .with_provider(KIND)
-            .with_metadata("invitationId", &invitation.id)
-            .with_metadata("status", &invitation.provider_status)
-            .with_metadata("state", invitation.state.name()))
+            .with_metadata(MetaKey::InvitationId, &invitation.id)
+            .with_metadata(MetaKey::Status, &invitation.provider_status)
+            .with_metadata(MetaKey::State, invitation.state.name()))
     };
     match invitation.state {
         InvitationState::Pending => Ok(()),

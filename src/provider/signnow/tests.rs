@@ -24,7 +24,7 @@ mod properties {
             let response = ProviderResponse::fake(400, body.to_string());
             let error = map_error(&response, Op::Resend);
             let expected = code.to_string();
-            prop_assert_eq!(error.metadata("providerCode"), Some(expected.as_str()));
+            prop_assert_eq!(error.metadata(MetaKey::ProviderCode), Some(expected.as_str()));
         }
 
         #[test]

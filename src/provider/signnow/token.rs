@@ -135,8 +135,11 @@ impl SignNow {
             "signNow rejected the gateway's credentials",
         )
         .with_provider(KIND)
-        .with_metadata("providerHttpStatus", response.status.as_u16().to_string())
-        .with_metadata("providerCode", error.code_string()))
+        .with_metadata(
+            MetaKey::ProviderHttpStatus,
+            response.status.as_u16().to_string(),
+        )
+        .with_metadata(MetaKey::ProviderCode, error.code_string()))
     }
 }
 
@@ -154,8 +157,14 @@ pub(super) fn credentials_rejected(response: &ProviderResponse) -> GatewayError 
         "signNow rejected the gateway's access token",
     )
     .with_provider(KIND)
-    .with_metadata("providerHttpStatus", response.status.as_u16().to_string())
-    .with_metadata("providerCode", WireError::parse(response).code_string())
+    .with_metadata(
+        MetaKey::ProviderHttpStatus,
+        response.status.as_u16().to_string(),
+    )
+    .with_metadata(
+        MetaKey::ProviderCode,
+        WireError::parse(response).code_string(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
