@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::{self, Config, ConfigError},
-    provider::{Registry, http::HttpClient},
+    provider::{Registry, transport::HttpClient},
     server::RunningServer,
     telemetry,
 };

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::Config,
     domain::ProviderKind,
-    provider::{Registry, http::HttpClient},
+    provider::{Registry, transport::HttpClient},
     server::RunningServer,
     simulator::{Simulator, SimulatorConfig},
 };

@@ -381,3 +381,12 @@ mod tests {
         );
     }
 }
+
+pub fn breaker_state(state: crate::provider::transport::BreakerState) -> pb::BreakerState {
+    use crate::provider::transport::BreakerState as B;
+    match state {
+        B::Closed => pb::BreakerState::Closed,
+        B::Open => pb::BreakerState::Open,
+        B::HalfOpen => pb::BreakerState::HalfOpen,
+    }
+}

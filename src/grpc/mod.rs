@@ -641,18 +641,23 @@ impl InvitationService for InvitationApi {
                     auth.may_see(&caller, account.config.provider, &account.config.name)
                 })
             })
-            .map(|account| pb::ProviderAccount {
-                provider: convert::provider_to_proto(account.config.provider) as i32,
-                account: account.config.name.clone(),
-                environment_host: account.config.host().to_owned(),
-                supported_rpcs: account
-                    .provider
-                    .supported_rpcs()
-                    .iter()
-                    .map(|rpc| rpc.name().to_owned())
-                    .collect(),
-                is_default: account.is_default,
-                breaker_state: self.registry.breaker_state(account).to_owned(),
+            .map(|account| {
+                let breaker = self.registry.breaker_state(account);
+                #[allow(deprecated)] // the text field is still filled for older clients
+                pb::ProviderAccount {
+                    provider: convert::provider_to_proto(account.config.provider) as i32,
+                    account: account.config.name.clone(),
+                    environment_host: account.config.host().to_owned(),
+                    supported_rpcs: account
+                        .provider
+                        .supported_rpcs()
+                        .iter()
+                        .map(|rpc| rpc.name().to_owned())
+                        .collect(),
+                    is_default: account.is_default,
+                    breaker_state: breaker.as_str().to_owned(),
+                    breaker: convert::breaker_state(breaker) as i32,
+                }
             })
             .collect();
         Ok(Response::new(pb::ListProvidersResponse { accounts }))

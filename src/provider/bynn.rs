@@ -27,7 +27,7 @@ use crate::{
     error::{GatewayError, MetaKey, Reason, Result},
     provider::{
         CallContext, Provider,
-        http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+        transport::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     validate,
 };
@@ -82,7 +82,7 @@ impl Bynn {
         segments: &[&str],
         template: &'static str,
     ) -> Result<Outbound> {
-        let url = http::url_with_segments(&self.account.base_url, segments);
+        let url = transport::url_with_segments(&self.account.base_url, segments);
         Outbound::new(operation, method, url, template)
             .credential(header::AUTHORIZATION, &self.authorization)
     }
@@ -460,7 +460,7 @@ fn parse_invitation(response: &ProviderResponse, now: DateTime<Utc>) -> Result<I
     let wire = match response.json::<InvitationEnvelope>() {
         Ok(InvitationEnvelope::Wrapped { data }) => data,
         Ok(InvitationEnvelope::Bare(invitation)) => invitation,
-        Err(_) => return Err(http::unrecognized(KIND, response)),
+        Err(_) => return Err(transport::unrecognized(KIND, response)),
     };
     Ok(to_invitation(wire, now))
 }
@@ -630,9 +630,9 @@ fn map_error(
         ),
         (404, _) => GatewayError::new(Reason::InvitationNotFound, "Bynn has no such invitation")
             .with_missing_resource("invitation", token.unwrap_or_default()),
-        _ => match http::common_status_error(KIND, response) {
+        _ => match transport::common_status_error(KIND, response) {
             Some(error) => error,
-            None => http::unrecognized(KIND, response),
+            None => transport::unrecognized(KIND, response),
         },
     };
     let error = error

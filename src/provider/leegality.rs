@@ -23,7 +23,7 @@ use crate::{
     error::{GatewayError, MetaKey, Outcome, Reason, Result},
     provider::{
         CallContext, Provider,
-        http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+        transport::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     validate,
 };
@@ -109,7 +109,7 @@ impl Leegality {
     pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
         let urls = Endpoint::ALL
             .iter()
-            .map(|endpoint| http::url_with_path(&account.base_url, endpoint.describe().2))
+            .map(|endpoint| transport::url_with_path(&account.base_url, endpoint.describe().2))
             .collect();
         let auth_token = CredentialHeader::new(match &account.credentials {
             Credentials::Leegality { auth_token } => auth_token.expose(),
@@ -932,13 +932,13 @@ fn decode(response: &ProviderResponse) -> Result<Envelope> {
                 return Err(envelope_error(status, &envelope));
             }
             _ => {
-                return Err(http::common_status_error(KIND, response)
-                    .unwrap_or_else(|| http::unrecognized(KIND, response)));
+                return Err(transport::common_status_error(KIND, response)
+                    .unwrap_or_else(|| transport::unrecognized(KIND, response)));
             }
         }
     }
     let Some(envelope) = envelope else {
-        return Err(http::unrecognized(KIND, response));
+        return Err(transport::unrecognized(KIND, response));
     };
     for message in &envelope.messages {
         tracing::debug!(

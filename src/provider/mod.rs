@@ -2,9 +2,9 @@
 //! configured accounts the gRPC layer picks from.
 
 pub mod bynn;
-pub mod http;
 pub mod leegality;
 pub mod signnow;
+pub mod transport;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -234,21 +234,21 @@ pub struct Registry {
     defaults: HashMap<ProviderKind, Arc<Account>>,
     ordered: Vec<Arc<Account>>,
     store: Arc<dyn StateStore>,
-    http: Option<http::HttpClient>,
+    http: Option<transport::HttpClient>,
 }
 
 /// What every adapter shares: the HTTP client, the clock and the state
 /// store (request-id records, saga progress).
 #[derive(Clone)]
 pub struct Services {
-    pub http: http::HttpClient,
+    pub http: transport::HttpClient,
     pub clock: Clock,
     pub store: Arc<dyn StateStore>,
 }
 
 impl Services {
     /// Real time and an in-process store.
-    pub fn new(http: http::HttpClient) -> Services {
+    pub fn new(http: transport::HttpClient) -> Services {
         Services {
             http,
             clock: Clock::default(),
@@ -258,7 +258,7 @@ impl Services {
 
     /// As configured: Redis when `GATEWAY_REDIS_URL` is set, the breaker
     /// settings, and `clock` (the real one outside tests).
-    pub fn from_config(config: &Config, http: http::HttpClient, clock: Clock) -> Services {
+    pub fn from_config(config: &Config, http: transport::HttpClient, clock: Clock) -> Services {
         let store: Arc<dyn StateStore> = match &config.redis_url {
             Some(url) => match RedisStore::new(url) {
                 Ok(store) => Arc::new(store),
@@ -280,7 +280,7 @@ impl Services {
 
 impl Registry {
     /// Builds the adapters of every configured account over one HTTP client.
-    pub fn from_config(config: &Config, http: http::HttpClient) -> Registry {
+    pub fn from_config(config: &Config, http: transport::HttpClient) -> Registry {
         Registry::from_services(
             config,
             Services::from_config(config, http, Clock::default()),
@@ -405,10 +405,12 @@ impl Registry {
         self.store.clone()
     }
 
-    /// The account's circuit: `closed`, `open` or `half_open`.
-    pub fn breaker_state(&self, account: &Account) -> &'static str {
-        self.http.as_ref().map_or("closed", |http| {
-            http.breaker_state(account.config.provider, &account.config.name)
-        })
+    /// The account's circuit.
+    pub fn breaker_state(&self, account: &Account) -> transport::BreakerState {
+        self.http
+            .as_ref()
+            .map_or(transport::BreakerState::Closed, |http| {
+                http.breaker_state(account.config.provider, &account.config.name)
+            })
     }
 }

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use esign_gateway::{
     config::{self, Config},
     pb::invitation_service_client::InvitationServiceClient,
-    provider::{Registry, Services, http::HttpClient},
+    provider::{Registry, Services, transport::HttpClient},
     server::RunningServer,
     simulator::Simulator,
 };

@@ -27,7 +27,7 @@ pub(super) fn map_error(response: &ProviderResponse, op: Op) -> GatewayError {
     let status = response.status.as_u16();
     if status != 400
         && status != 404
-        && let Some(error) = http::common_status_error(KIND, response)
+        && let Some(error) = transport::common_status_error(KIND, response)
     {
         return error;
     }

@@ -332,7 +332,7 @@ impl SignNow {
         }
         let created: FreeformCreated = response
             .json()
-            .map_err(|_| http::unrecognized(KIND, &response))?;
+            .map_err(|_| transport::unrecognized(KIND, &response))?;
         Ok(SendOutcome {
             document_id: Some(request.document_id.clone()),
             invitations: vec![Invitation {

@@ -28,7 +28,7 @@ use crate::{
     error::{GatewayError, MetaKey, Outcome, Reason, Result},
     provider::{
         CallContext, Provider, Services,
-        http::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+        transport::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     secret::Secret,
     store::StateStore,
@@ -134,7 +134,7 @@ impl SignNow {
     }
 
     fn url(&self, segments: &[&str]) -> url::Url {
-        http::url_with_segments(&self.account.base_url, segments)
+        transport::url_with_segments(&self.account.base_url, segments)
     }
 
     /// Sends `outbound` with a bearer token. When signNow says the token is
@@ -205,7 +205,7 @@ impl SignNow {
         }
         response
             .json::<WireDocument>()
-            .map_err(|_| http::unrecognized(KIND, &response))
+            .map_err(|_| transport::unrecognized(KIND, &response))
     }
 }
 

@@ -159,7 +159,7 @@ impl SignNow {
             if response.status.is_success() {
                 let created: FreeformCreated = response
                     .json()
-                    .map_err(|_| incomplete(http::unrecognized(KIND, &response), &record))?;
+                    .map_err(|_| incomplete(transport::unrecognized(KIND, &response), &record))?;
                 record.new_invite_id = Some(created.id);
             } else {
                 let error = map_error(&response, Op::ReplaceCreate);

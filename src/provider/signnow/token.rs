@@ -117,11 +117,11 @@ impl SignNow {
             return Ok(grant);
         }
         if response.status.is_success() {
-            return Err(http::unrecognized(KIND, &response));
+            return Err(transport::unrecognized(KIND, &response));
         }
         if response.status.is_server_error() || response.status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(http::common_status_error(KIND, &response)
-                .unwrap_or_else(|| http::unrecognized(KIND, &response)));
+            return Err(transport::common_status_error(KIND, &response)
+                .unwrap_or_else(|| transport::unrecognized(KIND, &response)));
         }
         let error = WireError::parse(&response);
         tracing::warn!(
