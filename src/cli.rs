@@ -3,7 +3,6 @@
 use std::{collections::HashMap, path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
 
 use crate::{
     config::{self, Config, ConfigError},
@@ -78,7 +77,11 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(crate::server::RunError::Config(message)) => {
+            eprintln!("esign-gateway: {message}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(crate::server::RunError::Runtime(message)) => {
             eprintln!("esign-gateway: {message}");
             ExitCode::FAILURE
         }
@@ -90,34 +93,12 @@ fn config_failure(error: &ConfigError) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-/// Binds the listeners of `config`, mapping failures to one readable line.
-pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), String> {
-    let grpc = TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|error| {
-            format!(
-                "cannot listen on {} (GATEWAY_LISTEN_ADDR): {error}",
-                config.listen_addr
-            )
-        })?;
-    let admin =
-        match config.metrics_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| {
-                format!("cannot listen on {addr} (GATEWAY_METRICS_ADDR): {error}")
-            })?),
-            None => None,
-        };
-    Ok((grpc, admin))
-}
-
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config) -> Result<(), crate::server::RunError> {
     let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
         .map_err(|e| e.to_string())?;
     let registry = Arc::new(Registry::from_config(&config, http));
-    let (grpc, admin) = bind(&config).await?;
-    let server = RunningServer::start(&config, registry, grpc, admin)
-        .await
-        .map_err(|error| error.to_string())?;
+    let (grpc, admin) = crate::server::bind(&config).await?;
+    let server = RunningServer::start(&config, registry, grpc, admin).await?;
     crate::server::shutdown_signal().await;
     server.shutdown().await;
     Ok(())

@@ -136,7 +136,7 @@ pub fn grpcurl_commands(addr: SocketAddr, seeds: &DemoSeeds) -> String {
 }
 
 /// Runs the demo until SIGINT/SIGTERM.
-pub async fn run(mut config: Config) -> Result<(), String> {
+pub async fn run(mut config: Config) -> Result<(), crate::server::RunError> {
     let simulator_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|error| format!("cannot start the simulator: {error}"))?;
@@ -149,10 +149,8 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
         .map_err(|e| e.to_string())?;
     let registry = Arc::new(Registry::from_config(&config, http));
-    let (grpc, admin) = crate::cli::bind(&config).await?;
-    let server = RunningServer::start(&config, registry, grpc, admin)
-        .await
-        .map_err(|error| error.to_string())?;
+    let (grpc, admin) = crate::server::bind(&config).await?;
+    let server = RunningServer::start(&config, registry, grpc, admin).await?;
 
     println!(
         "esign-gateway demo: gRPC on {}, simulated providers on http://{} ({}, {}, {})",

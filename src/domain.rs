@@ -306,10 +306,3 @@ pub struct ReplaceSignerRequest {
     pub new_signer: Signer,
     pub keep_invite_settings: bool,
 }
-
-/// The outcome of one item of a batch resend.
-#[derive(Debug)]
-pub struct BatchItemOutcome {
-    pub invitation_id: String,
-    pub result: Result<Invitation, crate::error::GatewayError>,
-}

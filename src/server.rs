@@ -16,6 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
+    auth::Authenticator,
     config::Config,
     grpc::InvitationApi,
     pb::{self, invitation_service_server::InvitationServiceServer},
@@ -48,6 +49,52 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    /// The callers file is unusable: a configuration error (exit 64).
+    #[error("GATEWAY_AUTH_TOKENS_FILE {0}")]
+    Callers(String),
+}
+
+/// Why a run stopped: bad configuration found only at start (exit 64), or
+/// anything else.
+#[derive(Debug)]
+pub enum RunError {
+    Config(String),
+    Runtime(String),
+}
+
+impl From<String> for RunError {
+    fn from(message: String) -> RunError {
+        RunError::Runtime(message)
+    }
+}
+
+impl From<StartError> for RunError {
+    fn from(error: StartError) -> RunError {
+        match error {
+            StartError::Callers(_) => RunError::Config(error.to_string()),
+            other => RunError::Runtime(other.to_string()),
+        }
+    }
+}
+
+/// Binds the listeners of `config`, mapping failures to one readable line.
+pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), String> {
+    let grpc = TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot listen on {} (GATEWAY_LISTEN_ADDR): {error}",
+                config.listen_addr
+            )
+        })?;
+    let admin =
+        match config.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| {
+                format!("cannot listen on {addr} (GATEWAY_METRICS_ADDR): {error}")
+            })?),
+            None => None,
+        };
+    Ok((grpc, admin))
 }
 
 /// The server's TLS settings; with a client CA, client certificates are
@@ -115,7 +162,12 @@ impl RunningServer {
         let reflection_v1 = reflection_builder().build_v1()?;
         let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
-        let api = InvitationServiceServer::new(InvitationApi::new(registry, config))
+        let auth = Authenticator::load(
+            config.auth_tokens_file.as_deref(),
+            config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        )
+        .map_err(StartError::Callers)?;
+        let api = InvitationServiceServer::new(InvitationApi::new(registry, config, auth.clone()))
             .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
 
@@ -128,7 +180,7 @@ impl RunningServer {
                 .map_err(|e| StartError::Tls(e.to_string()))?;
         }
         // Reflection may require a caller too; health always stays open.
-        let reflection_guard = config.auth.clone().filter(|_| config.protect_reflection);
+        let reflection_guard = auth.filter(|_| config.protect_reflection);
         let guard =
             move |request: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
                 if let Some(auth) = &reflection_guard {

@@ -386,4 +386,18 @@ fn bad_configuration_exits_64_naming_the_variable() {
         .output()
         .expect("binary runs");
     assert_eq!(output.status.code(), Some(64), "no provider configured");
+
+    // The callers file is read when the server starts; still exit 64.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_esign-gateway"))
+        .arg("serve")
+        .env_clear()
+        .env("BYNN_API_KEY", "private_x")
+        .env("GATEWAY_LISTEN_ADDR", "127.0.0.1:0")
+        .env("GATEWAY_METRICS_ADDR", "off")
+        .env("GATEWAY_AUTH_TOKENS_FILE", "/nonexistent/callers.toml")
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(64), "unreadable callers file");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GATEWAY_AUTH_TOKENS_FILE"), "{stderr}");
 }

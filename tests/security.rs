@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use esign_gateway::{
-    auth::Authenticator,
     config::TlsConfig,
     pb::{self, invitation_service_client::InvitationServiceClient},
     simulator::Simulator,
@@ -81,7 +80,7 @@ fn seed_uuid(sim: &Simulator) -> String {
 async fn bearer_tokens_allow_deny_and_refuse() {
     let file = callers_file();
     let mut gateway = common::start_with(|config| {
-        config.auth = Authenticator::load(Some(&file), false).unwrap();
+        config.auth_tokens_file = Some(file.clone());
     })
     .await;
     let uuid = seed_uuid(&gateway.sim);
@@ -395,8 +394,8 @@ async fn mutual_tls_names_the_caller_by_its_spiffe_id() {
     let (server, _) = common::serve(
         &sim,
         |config| {
+            // The client CA alone turns caller authentication on.
             config.tls = Some(tls.clone());
-            config.auth = Authenticator::load(None, true).unwrap();
         },
         None,
     )
@@ -461,7 +460,7 @@ async fn tls_with_tokens_authenticates_by_token() {
         &sim,
         |config| {
             config.tls = Some(tls.clone());
-            config.auth = Authenticator::load(Some(&file), false).unwrap();
+            config.auth_tokens_file = Some(file.clone());
         },
         None,
     )

@@ -46,12 +46,12 @@ pub struct InvitationApi {
 const SHED_RETRY_AFTER: Duration = Duration::from_millis(500);
 
 impl InvitationApi {
-    pub fn new(registry: Arc<Registry>, config: &Config) -> Self {
+    pub fn new(registry: Arc<Registry>, config: &Config, auth: Option<Arc<Authenticator>>) -> Self {
         InvitationApi {
             idempotency: Arc::new(Idempotency::new(registry.store(), config.idempotency_ttl)),
             registry,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            auth: config.auth.clone(),
+            auth,
         }
     }
 

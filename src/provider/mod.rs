@@ -16,12 +16,19 @@ use crate::{
     clock::Clock,
     config::{AccountConfig, Config},
     domain::{
-        BatchItemOutcome, Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc,
-        SendOutcome, SendRequest,
+        Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc, SendOutcome,
+        SendRequest,
     },
     error::{GatewayError, MetaKey, Outcome, Reason, Result},
     store::{MemoryStore, RedisStore, StateStore},
 };
+
+/// The outcome of one item of a batch resend.
+#[derive(Debug)]
+pub struct BatchItemOutcome {
+    pub invitation_id: String,
+    pub result: Result<Invitation>,
+}
 
 /// How many provider calls a fan-out batch keeps in flight at once.
 pub const BATCH_FAN_OUT_CONCURRENCY: usize = 4;

@@ -1,0 +1,361 @@
+//! Settings from environment variables: the gateway's own, and each
+//! provider's default account.
+
+use std::path::PathBuf;
+
+use super::*;
+
+/// The gateway's own settings from the environment; accounts and
+/// timeouts are filled in by the caller.
+pub(super) fn gateway<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Config, ConfigError> {
+    let listen_addr = parse_addr(
+        "GATEWAY_LISTEN_ADDR",
+        get("GATEWAY_LISTEN_ADDR").unwrap_or(defaults::LISTEN_ADDR),
+    )?;
+    let metrics_addr = match get("GATEWAY_METRICS_ADDR") {
+        Some("off") | Some("none") => None,
+        Some(value) => Some(parse_addr("GATEWAY_METRICS_ADDR", value)?),
+        None => Some(parse_addr("GATEWAY_METRICS_ADDR", defaults::METRICS_ADDR)?),
+    };
+    let drain_delay = parse_seconds(
+        "GATEWAY_DRAIN_SECONDS",
+        get("GATEWAY_DRAIN_SECONDS"),
+        defaults::DRAIN_SECONDS,
+    )?;
+    let shutdown_grace = parse_seconds(
+        "GATEWAY_SHUTDOWN_GRACE_SECONDS",
+        get("GATEWAY_SHUTDOWN_GRACE_SECONDS"),
+        defaults::SHUTDOWN_GRACE_SECONDS,
+    )?;
+
+    let redis_url = match get("GATEWAY_REDIS_URL") {
+        Some(value) => {
+            let url = parse_url("GATEWAY_REDIS_URL", value)?;
+            if url.scheme() != "redis" || url.host_str().is_none() {
+                return Err(ConfigError::new(
+                    "GATEWAY_REDIS_URL",
+                    "must be a redis://[:password@]host[:port][/db] URL (rediss:// is not supported)",
+                ));
+            }
+            Some(value.to_owned())
+        }
+        None => None,
+    };
+    let otlp_endpoint = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Some(value) => {
+            parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", value)?;
+            Some(value.to_owned())
+        }
+        None => None,
+    };
+    let tls = match (get("GATEWAY_TLS_CERT"), get("GATEWAY_TLS_KEY")) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+            client_ca: get("GATEWAY_TLS_CLIENT_CA").map(PathBuf::from),
+        }),
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "GATEWAY_TLS_KEY",
+                "is required when GATEWAY_TLS_CERT is set",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "GATEWAY_TLS_CERT",
+                "is required when GATEWAY_TLS_KEY is set",
+            ));
+        }
+        (None, None) => {
+            if get("GATEWAY_TLS_CLIENT_CA").is_some() {
+                return Err(ConfigError::new(
+                    "GATEWAY_TLS_CLIENT_CA",
+                    "needs GATEWAY_TLS_CERT and GATEWAY_TLS_KEY",
+                ));
+            }
+            None
+        }
+    };
+    let log_format = match get("GATEWAY_LOG_FORMAT").unwrap_or("json") {
+        "json" => LogFormat::Json,
+        "pretty" | "text" => LogFormat::Pretty,
+        _ => {
+            return Err(ConfigError::new(
+                "GATEWAY_LOG_FORMAT",
+                "must be json or pretty",
+            ));
+        }
+    };
+
+    Ok(Config {
+        listen_addr,
+        metrics_addr,
+        accounts: Vec::new(),
+        timeouts: Timeouts::default(),
+        drain_delay,
+        shutdown_grace,
+        redis_url,
+        otlp_endpoint,
+        tls,
+        protect_reflection: match get("GATEWAY_AUTH_REFLECTION").unwrap_or("open") {
+            "open" => false,
+            "authenticated" => true,
+            _ => {
+                return Err(ConfigError::new(
+                    "GATEWAY_AUTH_REFLECTION",
+                    "must be open or authenticated",
+                ));
+            }
+        },
+        auth_tokens_file: get("GATEWAY_AUTH_TOKENS_FILE").map(PathBuf::from),
+        log_format,
+        max_provider_body_bytes: defaults::MAX_PROVIDER_BODY_BYTES,
+        idempotency_ttl: parse_bounded(
+            "GATEWAY_IDEMPOTENCY_TTL_SECONDS",
+            get("GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
+            defaults::IDEMPOTENCY_TTL_SECONDS,
+            60..=7 * 86_400,
+        )
+        .map(Duration::from_secs)?,
+        max_in_flight: parse_bounded(
+            "GATEWAY_MAX_IN_FLIGHT",
+            get("GATEWAY_MAX_IN_FLIGHT"),
+            defaults::MAX_IN_FLIGHT,
+            1..=1_000_000,
+        )? as usize,
+        breaker: BreakerConfig {
+            failures: parse_bounded(
+                "GATEWAY_BREAKER_FAILURES",
+                get("GATEWAY_BREAKER_FAILURES"),
+                u64::from(defaults::BREAKER_FAILURES),
+                1..=1000,
+            )? as u32,
+            cooldown: parse_bounded(
+                "GATEWAY_BREAKER_COOLDOWN_SECONDS",
+                get("GATEWAY_BREAKER_COOLDOWN_SECONDS"),
+                defaults::BREAKER_COOLDOWN_SECONDS,
+                1..=3600,
+            )
+            .map(Duration::from_secs)?,
+        },
+    })
+}
+
+pub(super) fn parse_bounded(
+    variable: &str,
+    value: Option<&str>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                variable,
+                format!(
+                    "{value:?} is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
+}
+
+pub(super) fn accounts<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Vec<AccountConfig>, ConfigError> {
+    let mut accounts = Vec::new();
+
+    if let Some(token) = get("LEEGALITY_AUTH_TOKEN") {
+        let base_url = parse_base_url(
+            "LEEGALITY_BASE_URL",
+            get("LEEGALITY_BASE_URL").unwrap_or(defaults::LEEGALITY_SANDBOX_URL),
+        )?;
+        accounts.push(AccountConfig {
+            provider: ProviderKind::Leegality,
+            name: defaults::DEFAULT_ACCOUNT.to_owned(),
+            sign_url_host: base_url.host_str().map(str::to_owned),
+            base_url,
+            credentials: Credentials::Leegality {
+                auth_token: Secret::new(token),
+            },
+            sender_email: None,
+            bynn_limits: BynnLimits::default(),
+            signnow_resend_id: SignNowResendId::default(),
+        });
+    } else if get("LEEGALITY_BASE_URL").is_some() {
+        return Err(ConfigError::new(
+            "LEEGALITY_AUTH_TOKEN",
+            "is required when LEEGALITY_BASE_URL is set",
+        ));
+    }
+
+    let signnow_credentials = match (
+        get("SIGNNOW_ACCESS_TOKEN"),
+        get("SIGNNOW_BASIC_TOKEN"),
+        get("SIGNNOW_USERNAME"),
+        get("SIGNNOW_PASSWORD"),
+    ) {
+        (Some(token), None, None, None) => Some(Credentials::SignNowAccessToken {
+            access_token: Secret::new(token),
+        }),
+        (Some(_), _, _, _) => {
+            return Err(ConfigError::new(
+                "SIGNNOW_ACCESS_TOKEN",
+                "set either SIGNNOW_ACCESS_TOKEN or the password grant variables, not both",
+            ));
+        }
+        (None, None, None, None) => None,
+        (None, basic, username, password) => {
+            let missing = [
+                ("SIGNNOW_BASIC_TOKEN", basic.is_none()),
+                ("SIGNNOW_USERNAME", username.is_none()),
+                ("SIGNNOW_PASSWORD", password.is_none()),
+            ]
+            .into_iter()
+            .find(|(_, is_missing)| *is_missing);
+            if let Some((variable, _)) = missing {
+                return Err(ConfigError::new(
+                    variable,
+                    "is required for the signNow password grant",
+                ));
+            }
+            Some(Credentials::SignNowPassword {
+                basic_token: Secret::new(basic.unwrap_or_default()),
+                username: username.unwrap_or_default().to_owned(),
+                password: Secret::new(password.unwrap_or_default()),
+            })
+        }
+    };
+    if let Some(credentials) = signnow_credentials {
+        let sender_email = get("SIGNNOW_SENDER_EMAIL").map(str::to_owned);
+        if let Some(email) = &sender_email
+            && !crate::validate::is_email(email)
+        {
+            return Err(ConfigError::new(
+                "SIGNNOW_SENDER_EMAIL",
+                "is not an email address",
+            ));
+        }
+        accounts.push(AccountConfig {
+            provider: ProviderKind::SignNow,
+            name: defaults::DEFAULT_ACCOUNT.to_owned(),
+            base_url: parse_base_url(
+                "SIGNNOW_BASE_URL",
+                get("SIGNNOW_BASE_URL").unwrap_or(defaults::SIGNNOW_EVAL_URL),
+            )?,
+            credentials,
+            sender_email,
+            sign_url_host: None,
+            bynn_limits: BynnLimits::default(),
+            signnow_resend_id: match get("SIGNNOW_RESEND_ID") {
+                Some(value) => SignNowResendId::parse("SIGNNOW_RESEND_ID", value)?,
+                None => SignNowResendId::default(),
+            },
+        });
+    } else if get("SIGNNOW_BASE_URL").is_some() {
+        return Err(ConfigError::new(
+            "SIGNNOW_BASIC_TOKEN",
+            "signNow credentials are required when SIGNNOW_BASE_URL is set",
+        ));
+    }
+
+    if let Some(key) = get("BYNN_API_KEY") {
+        let mut limits = BynnLimits::default();
+        if let Some(value) = get("BYNN_RESENDS_PER_MINUTE") {
+            limits.resends_per_minute = parse_positive("BYNN_RESENDS_PER_MINUTE", value)?;
+        }
+        if let Some(value) = get("BYNN_REQUESTS_PER_MINUTE") {
+            limits.requests_per_minute = parse_positive("BYNN_REQUESTS_PER_MINUTE", value)?;
+        }
+        accounts.push(AccountConfig {
+            provider: ProviderKind::Bynn,
+            name: defaults::DEFAULT_ACCOUNT.to_owned(),
+            base_url: parse_base_url(
+                "BYNN_BASE_URL",
+                get("BYNN_BASE_URL").unwrap_or(defaults::BYNN_URL),
+            )?,
+            credentials: Credentials::Bynn {
+                api_key: Secret::new(key),
+            },
+            sender_email: None,
+            sign_url_host: None,
+            bynn_limits: limits,
+            signnow_resend_id: SignNowResendId::default(),
+        });
+    } else if get("BYNN_BASE_URL").is_some() {
+        return Err(ConfigError::new(
+            "BYNN_API_KEY",
+            "is required when BYNN_BASE_URL is set",
+        ));
+    }
+    Ok(accounts)
+}
+
+pub(super) fn parse_addr(variable: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::new(
+            variable,
+            format!("{value:?} is not a socket address such as 0.0.0.0:50051"),
+        )
+    })
+}
+
+pub(super) fn parse_url(variable: &str, value: &str) -> Result<Url, ConfigError> {
+    Url::parse(value)
+        .map_err(|error| ConfigError::new(variable, format!("{value:?} is not a URL: {error}")))
+}
+
+pub(super) fn parse_base_url(variable: &str, value: &str) -> Result<Url, ConfigError> {
+    let mut url = parse_url(variable, value)?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            variable,
+            "must be an http(s) URL with a host",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            variable,
+            "must not have a query or fragment",
+        ));
+    }
+    // Paths are appended to the base, so normalise it to end without '/'.
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+pub(super) fn parse_seconds(
+    variable: &str,
+    value: Option<&str>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_secs(default)),
+        Some(value) => value
+            .parse::<u64>()
+            .ok()
+            .filter(|seconds| *seconds <= 3600)
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    variable,
+                    format!("{value:?} is not a number of seconds (0 to 3600)"),
+                )
+            }),
+    }
+}
+
+pub(super) fn parse_positive(variable: &str, value: &str) -> Result<u32, ConfigError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ConfigError::new(variable, format!("{value:?} is not a positive integer")))
+}
