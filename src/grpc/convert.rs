@@ -346,6 +346,15 @@ pub fn document(document: domain::Document) -> pb::Document {
     }
 }
 
+pub fn breaker_state(state: crate::provider::transport::BreakerState) -> pb::BreakerState {
+    use crate::provider::transport::BreakerState as B;
+    match state {
+        B::Closed => pb::BreakerState::Closed,
+        B::Open => pb::BreakerState::Open,
+        B::HalfOpen => pb::BreakerState::HalfOpen,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,14 +388,5 @@ mod tests {
             batch_ids(&ids).unwrap_err().field_violations()[0].0,
             "invitation_ids[1]"
         );
-    }
-}
-
-pub fn breaker_state(state: crate::provider::transport::BreakerState) -> pb::BreakerState {
-    use crate::provider::transport::BreakerState as B;
-    match state {
-        B::Closed => pb::BreakerState::Closed,
-        B::Open => pb::BreakerState::Open,
-        B::HalfOpen => pb::BreakerState::HalfOpen,
     }
 }
