@@ -1,16 +1,27 @@
-//! Prometheus metrics, rendered as text on the admin port's `/metrics`.
-//!
-//! A handful of fixed series, kept in one process-wide registry; the lock is
-//! held only to bump a counter or a bucket.
+//! Metrics on the admin port's `/metrics`, kept in a `prometheus-client`
+//! registry: OpenMetrics (with trace-id exemplars on the latency
+//! histograms) for scrapers that ask for it, the classic Prometheus text
+//! format otherwise.
 
 use std::{
-    collections::BTreeMap,
     fmt::Write as _,
     sync::{
-        Mutex, OnceLock,
+        OnceLock,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _, text::encode},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        exemplar::HistogramWithExemplars,
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+    },
+    registry::Registry,
 };
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -18,28 +29,20 @@ const BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
+/// Every state a breaker can be in, one series each (the OpenMetrics
+/// state-set convention; the client library has no StateSet type, so the
+/// family is typed as a gauge of 0s and one 1).
+const BREAKER_STATES: [&str; 3] = ["closed", "half_open", "open"];
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-}
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the classic Prometheus text format.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How a provider call ended: its HTTP status, or the gateway's reason when
 /// no answer came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallStatus {
     Http(u16),
     Failed(&'static str),
@@ -54,23 +57,114 @@ impl CallStatus {
     }
 }
 
-#[derive(Default)]
-struct Series {
-    /// (method, code)
-    rpc: BTreeMap<(&'static str, &'static str), Histogram>,
-    /// (provider, operation, status) -> account -> latency; the account is
-    /// looked up by `&str`, so a call allocates nothing once seen.
-    provider: BTreeMap<(&'static str, &'static str, CallStatus), BTreeMap<String, Histogram>>,
-    /// method
-    replays: BTreeMap<&'static str, u64>,
-    /// (provider, account) -> state
-    breaker: BTreeMap<(&'static str, String), &'static str>,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    method: &'static str,
+    code: &'static str,
 }
 
-#[derive(Default)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: &'static str,
+    account: String,
+    operation: &'static str,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    provider: &'static str,
+    account: String,
+    state: &'static str,
+}
+
+/// The exemplar of a latency observation: the trace it belongs to.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TraceLabels {
+    trace_id: String,
+}
+
+type Latency = HistogramWithExemplars<TraceLabels>;
+
+fn latency() -> Latency {
+    HistogramWithExemplars::new(BUCKETS.into_iter())
+}
+
 pub struct Metrics {
-    series: Mutex<Series>,
-    in_flight: AtomicI64,
+    registry: Registry,
+    rpc_duration: Family<RpcLabels, Latency, fn() -> Latency>,
+    rpc_requests: Family<RpcLabels, Counter>,
+    provider_duration: Family<ProviderLabels, Latency, fn() -> Latency>,
+    provider_requests: Family<ProviderLabels, Counter>,
+    replays: Family<MethodLabels, Counter>,
+    breaker: Family<BreakerLabels, Gauge>,
+    in_flight: Gauge,
+    in_flight_count: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let rpc_duration = Family::new_with_constructor(latency as fn() -> Latency);
+        let rpc_requests = Family::default();
+        let provider_duration = Family::new_with_constructor(latency as fn() -> Latency);
+        let provider_requests = Family::default();
+        let replays = Family::default();
+        let breaker = Family::default();
+        let in_flight = Gauge::default();
+        registry.register(
+            "esign_rpc_duration_seconds",
+            "Time to answer a gRPC call, by method and gRPC code",
+            rpc_duration.clone(),
+        );
+        registry.register(
+            "esign_rpc_requests",
+            "gRPC calls answered, by method and gRPC code",
+            rpc_requests.clone(),
+        );
+        registry.register(
+            "esign_provider_request_duration_seconds",
+            "Provider HTTP calls (all attempts), by provider, account, operation and HTTP status",
+            provider_duration.clone(),
+        );
+        registry.register(
+            "esign_provider_requests",
+            "Provider HTTP calls, by provider, account, operation and HTTP status",
+            provider_requests.clone(),
+        );
+        registry.register(
+            "esign_idempotency_replays",
+            "Calls answered from a stored request-id outcome, by method",
+            replays.clone(),
+        );
+        registry.register(
+            "esign_breaker_state",
+            "Circuit state per provider account: 1 for the current state, 0 for the others",
+            breaker.clone(),
+        );
+        registry.register(
+            "esign_rpc_in_flight",
+            "gRPC calls being served now",
+            in_flight.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        Metrics {
+            registry,
+            rpc_duration,
+            rpc_requests,
+            provider_duration,
+            provider_requests,
+            replays,
+            breaker,
+            in_flight,
+            in_flight_count: AtomicI64::new(0),
+        }
+    }
 }
 
 /// The process-wide registry.
@@ -84,26 +178,38 @@ pub struct InFlight;
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        global().in_flight.fetch_sub(1, Ordering::Relaxed);
+        let metrics = global();
+        let now = metrics.in_flight_count.fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics.in_flight.set(now);
     }
 }
 
-impl Metrics {
-    fn series(&self) -> std::sync::MutexGuard<'_, Series> {
-        self.series.lock().unwrap_or_else(|e| e.into_inner())
-    }
+fn exemplar() -> Option<TraceLabels> {
+    crate::telemetry::current_trace_id().map(|trace_id| TraceLabels { trace_id })
+}
 
+impl Metrics {
     pub fn in_flight(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let now = self.in_flight_count.fetch_add(1, Ordering::Relaxed) + 1;
+        self.in_flight.set(now);
         InFlight
     }
 
-    pub fn rpc_finished(&self, method: &'static str, code: &'static str, elapsed: Duration) {
-        self.series()
-            .rpc
-            .entry((method, code))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+    /// Records an answered RPC; `trace_id` becomes the latency exemplar.
+    pub fn rpc_finished(
+        &self,
+        method: &'static str,
+        code: &'static str,
+        elapsed: Duration,
+        trace_id: Option<String>,
+    ) {
+        let labels = RpcLabels { method, code };
+        self.rpc_duration.get_or_create(&labels).observe(
+            elapsed.as_secs_f64(),
+            trace_id.map(|trace_id| TraceLabels { trace_id }),
+            None,
+        );
+        self.rpc_requests.get_or_create(&labels).inc();
     }
 
     pub fn provider_call(
@@ -114,160 +220,146 @@ impl Metrics {
         status: CallStatus,
         elapsed: Duration,
     ) {
-        let mut series = self.series();
-        let accounts = series
-            .provider
-            .entry((provider, operation, status))
-            .or_default();
-        let histogram = match accounts.get_mut(account) {
-            Some(histogram) => histogram,
-            None => accounts.entry(account.to_owned()).or_default(),
+        let labels = ProviderLabels {
+            provider,
+            account: account.to_owned(),
+            operation,
+            status: status.label(),
         };
-        histogram.observe(elapsed.as_secs_f64());
+        self.provider_duration.get_or_create(&labels).observe(
+            elapsed.as_secs_f64(),
+            exemplar(),
+            None,
+        );
+        self.provider_requests.get_or_create(&labels).inc();
     }
 
     pub fn replayed(&self, method: &'static str) {
-        *self.series().replays.entry(method).or_default() += 1;
+        self.replays.get_or_create(&MethodLabels { method }).inc();
     }
 
+    /// Sets the account's circuit to `state` (one of "closed", "half_open",
+    /// "open"), all other states to 0.
     pub fn breaker_state(&self, provider: &'static str, account: &str, state: &'static str) {
-        self.series()
-            .breaker
-            .insert((provider, account.to_owned()), state);
+        for each in BREAKER_STATES {
+            let labels = BreakerLabels {
+                provider,
+                account: account.to_owned(),
+                state: each,
+            };
+            self.breaker
+                .get_or_create(&labels)
+                .set(i64::from(each == state));
+        }
     }
 
-    /// The Prometheus text exposition format (version 0.0.4).
+    /// OpenMetrics text, exemplars included, ending in `# EOF`.
+    pub fn render_openmetrics(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The classic Prometheus text format (0.0.4): the same series, without
+    /// exemplars, units or `# EOF`, and with counters under their `_total`
+    /// names as that format expects.
     pub fn render(&self) -> String {
-        let series = self.series();
-        let mut out = String::with_capacity(4096);
-        histogram_family(
-            &mut out,
-            "esign_rpc_duration_seconds",
-            "Time to answer a gRPC call, by method and gRPC code.",
-            series
-                .rpc
-                .iter()
-                .map(|((method, code), h)| (format!("method=\"{method}\",code=\"{code}\""), h)),
-        );
-        counter_family(
-            &mut out,
-            "esign_rpc_requests_total",
-            "gRPC calls answered, by method and gRPC code.",
-            series.rpc.iter().map(|((method, code), h)| {
-                (format!("method=\"{method}\",code=\"{code}\""), h.count)
-            }),
-        );
-        histogram_family(
-            &mut out,
-            "esign_provider_request_duration_seconds",
-            "Provider HTTP calls (all attempts), by provider, account, operation and HTTP status.",
-            series
-                .provider
-                .iter()
-                .flat_map(|((provider, operation, status), accounts)| {
-                    accounts.iter().map(move |(account, h)| {
-                        (
-                            provider_labels(provider, account, operation, &status.label()),
-                            h,
-                        )
-                    })
-                }),
-        );
-        counter_family(
-            &mut out,
-            "esign_provider_requests_total",
-            "Provider HTTP calls, by provider, account, operation and HTTP status (or transport error).",
-            series
-                .provider
-                .iter()
-                .flat_map(|((provider, operation, status), accounts)| {
-                    accounts.iter().map(move |(account, h)| {
-                        (
-                            provider_labels(provider, account, operation, &status.label()),
-                            h.count,
-                        )
-                    })
-                }),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP esign_rpc_in_flight gRPC calls being served now.\n# TYPE esign_rpc_in_flight gauge\nesign_rpc_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP esign_breaker_open Circuit state per provider account: 0 closed, 1 half-open, 2 open.\n# TYPE esign_breaker_open gauge"
-        );
-        for ((provider, account), state) in &series.breaker {
-            let value = match *state {
-                "open" => 2,
-                "half_open" => 1,
-                _ => 0,
-            };
-            let _ = writeln!(
-                out,
-                "esign_breaker_open{{provider=\"{provider}\",account=\"{}\"}} {value}",
-                escape(account)
-            );
+        let open = self.render_openmetrics();
+        let counters: std::collections::HashSet<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let meta = line
+                .strip_prefix("# HELP ")
+                .map(|rest| ("HELP", rest))
+                .or_else(|| line.strip_prefix("# TYPE ").map(|rest| ("TYPE", rest)));
+            if let Some((kind, rest)) = meta {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "# {kind} {name}{suffix} {tail}");
+                continue;
+            }
+            // An exemplar follows ` # ` after the sample's value.
+            let sample = line.split_once(" # ").map_or(line, |(sample, _)| sample);
+            out.push_str(sample);
+            out.push('\n');
         }
-        counter_family(
-            &mut out,
-            "esign_idempotency_replays_total",
-            "Calls answered from a stored request_id outcome, by method.",
-            series
-                .replays
-                .iter()
-                .map(|(method, count)| (format!("method=\"{method}\""), *count)),
-        );
         out
     }
 }
 
-fn provider_labels(provider: &str, account: &str, operation: &str, status: &str) -> String {
-    format!(
-        "provider=\"{provider}\",account=\"{}\",operation=\"{operation}\",status=\"{}\"",
-        escape(account),
-        escape(status)
-    )
-}
+/// CPU, memory, threads and file descriptors of this process, read from
+/// `/proc` at each scrape; on other systems it adds nothing.
+#[derive(Debug)]
+struct ProcessCollector;
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn counter_family(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    samples: impl Iterator<Item = (String, u64)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
-    }
-}
-
-fn histogram_family<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    samples: impl Iterator<Item = (String, &'a Histogram)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    for (labels, histogram) in samples {
-        for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Ok(process) = procfs::process::Process::myself() else {
+            return Ok(());
+        };
+        let Ok(stat) = process.stat() else {
+            return Ok(());
+        };
+        let ticks = procfs::ticks_per_second() as f64;
+        let page = procfs::page_size();
+        let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        let gauges: [(&str, &str, i64); 3] = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                (stat.rss * page) as i64,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                stat.vsize as i64,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process",
+                stat.num_threads,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
-            histogram.count
-        );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.count);
+        if let Ok(open_fds) = process.fd_count() {
+            let gauge = ConstGauge::new(open_fds as i64);
+            gauge.encode(encoder.encode_descriptor(
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        if let Ok(boot) = procfs::boot_time_secs() {
+            let gauge = ConstGauge::new(boot as f64 + stat.starttime as f64 / ticks);
+            gauge.encode(encoder.encode_descriptor(
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }
 
@@ -276,27 +368,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_cumulative_buckets_and_escapes_labels() {
+    fn both_formats_carry_the_same_series() {
         let metrics = Metrics::default();
-        metrics.rpc_finished("ResendInvitation", "OK", Duration::from_millis(30));
-        metrics.rpc_finished("ResendInvitation", "OK", Duration::from_millis(300));
+        metrics.rpc_finished("ResendInvitation", "OK", Duration::from_millis(40), None);
+        metrics.rpc_finished(
+            "ResendInvitation",
+            "OK",
+            Duration::from_millis(400),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        );
         metrics.provider_call(
             "bynn",
-            "tenant \"a\"",
+            "tenant-a",
             "resend",
             CallStatus::Http(200),
-            Duration::from_millis(20),
+            Duration::from_millis(30),
         );
+        metrics.breaker_state("bynn", "default", "open");
+
         let text = metrics.render();
         assert!(text.contains(
-            "esign_rpc_duration_seconds_bucket{method=\"ResendInvitation\",code=\"OK\",le=\"0.05\"} 1"
+            "esign_rpc_duration_seconds_bucket{le=\"0.05\",method=\"ResendInvitation\",code=\"OK\"} 1"
         ));
         assert!(text.contains(
-            "esign_rpc_duration_seconds_bucket{method=\"ResendInvitation\",code=\"OK\",le=\"0.5\"} 2"
+            "esign_rpc_duration_seconds_bucket{le=\"0.5\",method=\"ResendInvitation\",code=\"OK\"} 2"
         ));
+        assert!(text.contains("# TYPE esign_rpc_requests_total counter"));
         assert!(
             text.contains("esign_rpc_requests_total{method=\"ResendInvitation\",code=\"OK\"} 2")
         );
-        assert!(text.contains("account=\"tenant \\\"a\\\"\""));
+        // Account names are letters, digits, '-' and '_' (checked at
+        // start), so label values need no escaping.
+        assert!(text.contains("account=\"tenant-a\""));
+        assert!(text.contains(
+            "esign_breaker_state{provider=\"bynn\",account=\"default\",state=\"open\"} 1"
+        ));
+        assert!(text.contains(
+            "esign_breaker_state{provider=\"bynn\",account=\"default\",state=\"closed\"} 0"
+        ));
+        assert!(!text.contains("# EOF"));
+
+        let open = metrics.render_openmetrics();
+        assert!(open.ends_with("# EOF\n"));
+        assert!(open.contains("# TYPE esign_rpc_requests counter"));
+        assert!(open.contains("process_cpu_seconds_total"));
+        assert!(open.contains("# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 0.4"));
     }
 }

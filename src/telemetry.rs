@@ -126,7 +126,12 @@ pub fn inject_trace_context(headers: &mut HeaderMap) {
 
 /// The trace id of the current span, for log lines and audit records.
 pub fn current_trace_id() -> Option<String> {
-    let context: Context = tracing::Span::current().context();
+    trace_id_of(&tracing::Span::current())
+}
+
+/// The trace id of `span`, when it belongs to a valid trace.
+pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
+    let context: Context = span.context();
     let span_context = context.span().span_context().clone();
     span_context
         .is_valid()

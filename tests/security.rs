@@ -272,14 +272,18 @@ async fn metrics_show_calls_providers_and_replays() {
         .await;
 
     let http = reqwest::Client::new();
-    let text = http
+    let response = http
         .get(format!("http://{admin_addr}/metrics"))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
     let value = |prefix: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(prefix))
@@ -299,8 +303,39 @@ async fn metrics_show_calls_providers_and_replays() {
     );
     assert!(value("esign_idempotency_replays_total{method=\"ResendInvitation\"}") >= 1.0);
     assert!(text.contains("# TYPE esign_rpc_in_flight gauge"));
-    assert!(text.contains("# TYPE esign_breaker_open gauge"));
-    assert!(text.contains("esign_breaker_open{provider=\"leegality\",account=\"default\"} 0"));
+    assert!(text.contains("# TYPE esign_breaker_state gauge"));
+    assert!(text.contains(
+        "esign_breaker_state{provider=\"leegality\",account=\"default\",state=\"closed\"} 1"
+    ));
+    assert!(text.contains(
+        "esign_breaker_state{provider=\"leegality\",account=\"default\",state=\"open\"} 0"
+    ));
+    assert!(!text.contains("# EOF"), "classic format has no EOF marker");
+    assert!(value("process_resident_memory_bytes") > 0.0);
+
+    // OpenMetrics on request, with the calls' trace ids as exemplars.
+    let response = http
+        .get(format!("http://{admin_addr}/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let open = response.text().await.unwrap();
+    assert!(open.ends_with("# EOF\n"));
+    assert!(open.contains("# TYPE esign_rpc_requests counter"));
+    assert!(
+        open.lines()
+            .any(|l| l.starts_with("esign_rpc_duration_seconds_bucket{")
+                && l.contains("method=\"ResendInvitation\"")
+                && l.contains(" # {trace_id=\"")),
+        "an exemplar carries a trace id:\n{open}"
+    );
     for path in ["healthz", "readyz"] {
         let response = http
             .get(format!("http://{admin_addr}/{path}"))

@@ -338,7 +338,12 @@ fn finish<T>(
         Ok(_) => tonic::Code::Ok,
         Err(error) => error.code(),
     };
-    metrics::global().rpc_finished(rpc.name(), code_name(code), started.elapsed());
+    metrics::global().rpc_finished(
+        rpc.name(),
+        code_name(code),
+        started.elapsed(),
+        telemetry::trace_id_of(span),
+    );
     match result {
         Ok(value) => {
             span.record("rpc.grpc.status_code", 0);
