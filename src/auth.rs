@@ -15,6 +15,7 @@
 //! ```
 
 use std::{path::Path, sync::Arc};
+use subtle::ConstantTimeEq as _;
 
 use serde::Deserialize;
 use tonic::metadata::MetadataMap;
@@ -126,7 +127,7 @@ impl Authenticator {
             let mut found = None;
             for (index, entry) in self.entries.iter().enumerate() {
                 if let Some(expected) = &entry.token_sha256
-                    && constant_time_eq(expected, digest.as_ref())
+                    && bool::from(expected.as_slice().ct_eq(digest.as_ref()))
                 {
                     found = Some(index);
                 }
@@ -247,10 +248,6 @@ fn bearer_token(metadata: &MetadataMap) -> Result<Option<String>> {
             "the authorization header must be Bearer <token>",
         )),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The SPIFFE URI SAN of a certificate, else its subject CN.

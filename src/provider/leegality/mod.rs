@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{
+    clock::Clock,
     config::{AccountConfig, Credentials, Timeouts},
     domain::{
         Document, DocumentState, Expiry, Invitation, InvitationState, ProviderKind,
@@ -22,7 +23,7 @@ use crate::{
     },
     error::{GatewayError, MetaKey, Outcome, Reason, Result},
     provider::{
-        BatchItemOutcome, CallContext, Provider,
+        BatchItemOutcome, CallContext, Provider, Services,
         transport::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
     },
     validate,
@@ -70,6 +71,7 @@ const SUPPORTED: &[Rpc] = &[
 pub struct Leegality {
     account: AccountConfig,
     http: HttpClient,
+    clock: Clock,
     timeouts: Timeouts,
     /// Each endpoint's URL on this account, built once: every Leegality
     /// path is fixed (ids go in the body or the query).
@@ -115,7 +117,7 @@ impl Endpoint {
 }
 
 impl Leegality {
-    pub fn new(account: AccountConfig, http: HttpClient, timeouts: Timeouts) -> Self {
+    pub fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
         let urls = Endpoint::ALL
             .iter()
             .map(|endpoint| transport::url_with_path(&account.base_url, endpoint.describe().2))
@@ -126,7 +128,8 @@ impl Leegality {
         });
         Leegality {
             account,
-            http,
+            http: services.http,
+            clock: services.clock,
             timeouts,
             urls,
             auth_token,
@@ -381,7 +384,7 @@ impl Provider for Leegality {
         expiry: Expiry,
     ) -> Result<Document> {
         validate_document_id(document_id)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut body = ReactivateBody {
             document_id,
             expiry_days: None,
