@@ -4,7 +4,7 @@
 # overload run. Extra arguments go to esign-bench (e.g. --duration 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --bins
+cargo build --release --locked --features bench --bins
 # The scale run holds 2,000 client and 2,000 provider connections.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 exec target/release/esign-bench --json target/bench/report.json "$@"

@@ -17,7 +17,7 @@ use axum::{
 
 use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 
-pub fn router(ready: Arc<AtomicBool>) -> Router {
+pub(crate) fn router(ready: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))

@@ -7,7 +7,7 @@ use crate::{domain::ProviderKind, pb};
 
 /// What a request is about, for the audit line.
 #[derive(Debug, Default)]
-pub struct Subjects {
+pub(crate) struct Subjects {
     pub document_id: String,
     pub invitation_ids: Vec<String>,
     /// Email addresses and phone numbers of the people it concerns.
@@ -15,7 +15,7 @@ pub struct Subjects {
 }
 
 /// Requests that change something at a provider.
-pub trait Audited {
+pub(crate) trait Audited {
     fn subjects(&self) -> Subjects;
 }
 
@@ -115,7 +115,7 @@ impl Audited for pb::GetInvitationRequest {
 }
 
 /// `j***@example.com`; anything that is not an address is masked whole.
-pub fn mask_email(email: &str) -> String {
+pub(crate) fn mask_email(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() => {
             let first: String = local.chars().take(1).collect();
@@ -126,7 +126,7 @@ pub fn mask_email(email: &str) -> String {
 }
 
 /// `+91******10`: the country prefix and the last two digits.
-pub fn mask_phone(phone: &str) -> String {
+pub(crate) fn mask_phone(phone: &str) -> String {
     let chars: Vec<char> = phone.chars().collect();
     if chars.len() < 6 {
         return "***".to_owned();
@@ -136,7 +136,7 @@ pub fn mask_phone(phone: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 5))
 }
 
-pub fn mask_contact(contact: &str) -> String {
+pub(crate) fn mask_contact(contact: &str) -> String {
     if contact.contains('@') {
         mask_email(contact)
     } else {
@@ -148,7 +148,7 @@ pub fn mask_contact(contact: &str) -> String {
 /// the first 8 characters of the UUID are kept, and the same goes for any
 /// id that looks like a URL or a UUID whatever the provider. Other ids are
 /// opaque references, kept up to 64 characters.
-pub fn mask_invitation_id(provider: Option<ProviderKind>, id: &str) -> String {
+pub(crate) fn mask_invitation_id(provider: Option<ProviderKind>, id: &str) -> String {
     let url_like = id.contains('/') || id.contains(':') || crate::validate::is_uuid(id);
     if provider == Some(ProviderKind::Leegality) || url_like {
         let last = id.rsplit('/').next().unwrap_or(id);
@@ -160,13 +160,13 @@ pub fn mask_invitation_id(provider: Option<ProviderKind>, id: &str) -> String {
 
 /// Whether audit lines are written at all (the log filter may drop them),
 /// so the hot path skips preparing them.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     tracing::enabled!(target: "audit", tracing::Level::INFO)
 }
 
 /// Writes the audit line (target `audit`).
 #[allow(clippy::too_many_arguments)]
-pub fn record(
+pub(crate) fn record(
     caller: &str,
     rpc: &str,
     provider: Option<ProviderKind>,

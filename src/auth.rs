@@ -27,7 +27,7 @@ use crate::{
 
 /// The authenticated caller, as the audit line names it.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub name: String,
     /// Index of the caller's entry; `None` means everything is allowed
     /// (mTLS without a callers file, or auth off).
@@ -35,7 +35,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn anonymous() -> Caller {
+    pub(crate) fn anonymous() -> Caller {
         Caller {
             name: "anonymous".into(),
             entry: None,
@@ -44,7 +44,7 @@ impl Caller {
 }
 
 #[derive(Debug)]
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     entries: Vec<Entry>,
     has_file: bool,
     client_certificates: bool,
@@ -93,7 +93,7 @@ const RPC_NAMES: &[&str] = &[
 
 impl Authenticator {
     /// `None` when no auth is configured (the demo default).
-    pub fn load(
+    pub(crate) fn load(
         callers_file: Option<&Path>,
         client_certificates: bool,
     ) -> std::result::Result<Option<Arc<Authenticator>>, String> {
@@ -113,7 +113,7 @@ impl Authenticator {
     }
 
     /// The caller behind a request's certificate or bearer token.
-    pub fn authenticate(
+    pub(crate) fn authenticate(
         &self,
         metadata: &MetadataMap,
         peer_certificates: Option<&[Vec<u8>]>,
@@ -170,7 +170,7 @@ impl Authenticator {
     }
 
     /// The caller of a gRPC request, from its client certificate or token.
-    pub fn authenticate_request<T>(&self, request: &tonic::Request<T>) -> Result<Caller> {
+    pub(crate) fn authenticate_request<T>(&self, request: &tonic::Request<T>) -> Result<Caller> {
         let certificates: Option<Vec<Vec<u8>>> = request
             .peer_certs()
             .map(|certs| certs.iter().map(|der| der.to_vec()).collect());
@@ -178,7 +178,7 @@ impl Authenticator {
     }
 
     /// Whether `caller` may call `rpc` (on `provider`/`account`).
-    pub fn authorize(
+    pub(crate) fn authorize(
         &self,
         caller: &Caller,
         rpc: &str,
@@ -214,7 +214,7 @@ impl Authenticator {
     }
 
     /// Accounts `caller` may see in ListProviders.
-    pub fn may_see(&self, caller: &Caller, provider: ProviderKind, account: &str) -> bool {
+    pub(crate) fn may_see(&self, caller: &Caller, provider: ProviderKind, account: &str) -> bool {
         self.authorize(caller, "ListProviders", Some((provider, account)))
             .is_ok()
     }
@@ -251,7 +251,7 @@ fn bearer_token(metadata: &MetadataMap) -> Result<Option<String>> {
 }
 
 /// The SPIFFE URI SAN of a certificate, else its subject CN.
-pub fn certificate_identity(der: &[u8]) -> Option<String> {
+pub(crate) fn certificate_identity(der: &[u8]) -> Option<String> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
     if let Ok(Some(san)) = certificate.subject_alternative_name() {
         for name in &san.value.general_names {

@@ -16,7 +16,7 @@ use crate::{
 
 /// What the demo seeded, so the printed commands use real ids.
 #[derive(Debug, Clone)]
-pub struct DemoSeeds {
+pub(crate) struct DemoSeeds {
     pub leegality_document_id: String,
     pub leegality_sign_url_uuid: String,
     pub leegality_expired_document_id: String,
@@ -26,7 +26,7 @@ pub struct DemoSeeds {
 }
 
 /// Seeds the simulator with one example of each interesting state.
-pub fn seed(simulator: &Simulator) -> DemoSeeds {
+pub(crate) fn seed(simulator: &Simulator) -> DemoSeeds {
     let now = simulator.clock().now();
     let (leegality_document_id, leegality_sign_url_uuid, leegality_expired_document_id) = {
         let mut leegality = simulator.leegality();
@@ -85,7 +85,7 @@ pub fn seed(simulator: &Simulator) -> DemoSeeds {
 }
 
 /// Ready-to-paste grpcurl commands against a gateway at `addr`.
-pub fn grpcurl_commands(addr: SocketAddr, seeds: &DemoSeeds) -> String {
+pub(crate) fn grpcurl_commands(addr: SocketAddr, seeds: &DemoSeeds) -> String {
     let target = if addr.ip().is_unspecified() {
         format!("127.0.0.1:{}", addr.port())
     } else {
@@ -136,7 +136,7 @@ pub fn grpcurl_commands(addr: SocketAddr, seeds: &DemoSeeds) -> String {
 }
 
 /// Runs the demo until SIGINT/SIGTERM.
-pub async fn run(mut config: Config) -> Result<(), crate::server::RunError> {
+pub(crate) async fn run(mut config: Config) -> Result<(), crate::server::RunError> {
     let simulator_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|error| format!("cannot start the simulator: {error}"))?;

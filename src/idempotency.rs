@@ -25,20 +25,20 @@ const RUNNING_TTL: Duration = Duration::from_secs(300);
 /// Suggested wait before asking again about a call that is still running.
 const IN_PROGRESS_RETRY: Duration = Duration::from_secs(1);
 
-pub struct Idempotency {
+pub(crate) struct Idempotency {
     store: std::sync::Arc<dyn StateStore>,
     ttl: Duration,
 }
 
 /// What the first call with an id left behind.
-pub enum Stored {
+pub(crate) enum Stored {
     /// The encoded response message.
     Response(Vec<u8>),
     /// The error, as an encoded `google.rpc.Status`.
     Error(Vec<u8>),
 }
 
-pub enum Claim {
+pub(crate) enum Claim {
     /// This call owns the id: run it, then `finish`.
     Run,
     Replay(Stored),
@@ -54,16 +54,16 @@ struct Record {
 }
 
 impl Idempotency {
-    pub fn new(store: std::sync::Arc<dyn StateStore>, ttl: Duration) -> Self {
+    pub(crate) fn new(store: std::sync::Arc<dyn StateStore>, ttl: Duration) -> Self {
         Idempotency { store, ttl }
     }
 
-    pub fn key(request_id: &str) -> String {
+    pub(crate) fn key(request_id: &str) -> String {
         format!("idem:{}", request_id.to_ascii_lowercase())
     }
 
     /// A digest of what the request asks for; a repeat must match it.
-    pub fn fingerprint(rpc: Rpc, request: &impl prost::Message) -> String {
+    pub(crate) fn fingerprint(rpc: Rpc, request: &impl prost::Message) -> String {
         let mut context = ring::digest::Context::new(&ring::digest::SHA256);
         context.update(rpc.name().as_bytes());
         context.update(b"\0");
@@ -71,7 +71,7 @@ impl Idempotency {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(context.finish())
     }
 
-    pub async fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim> {
+    pub(crate) async fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim> {
         let running = serde_json::to_vec(&Record {
             fingerprint: fingerprint.to_owned(),
             response: None,
@@ -112,7 +112,7 @@ impl Idempotency {
 
     /// Stores the outcome for replay, or releases the id when the error
     /// shows the provider did nothing.
-    pub async fn finish<T: prost::Message>(
+    pub(crate) async fn finish<T: prost::Message>(
         &self,
         key: &str,
         fingerprint: &str,

@@ -7,29 +7,29 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod admin;
-pub mod audit;
-pub mod auth;
+mod admin;
+mod audit;
+mod auth;
 pub mod cli;
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod demo;
+mod demo;
 pub mod domain;
 pub mod error;
-pub mod grpc;
-pub mod idempotency;
-pub mod metrics;
+mod grpc;
+mod idempotency;
+mod metrics;
 pub mod provider;
 pub mod secret;
 pub mod server;
 pub mod simulator;
-pub mod store;
+mod store;
 pub mod telemetry;
-pub mod validate;
+mod validate;
 
 /// Generated code of `proto/esign/v1/invitation_service.proto`.
 pub mod pb {
-    #![allow(clippy::all, missing_docs)]
+    #![allow(clippy::all, missing_docs, unused_qualifications, unreachable_pub)]
     tonic::include_proto!("esign.v1");
 
     /// Descriptors of our own proto files, served by reflection.

@@ -35,15 +35,15 @@ const BUCKETS: [f64; 12] = [
 const BREAKER_STATES: [&str; 3] = ["closed", "half_open", "open"];
 
 /// The content type of the OpenMetrics text format.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The content type of the classic Prometheus text format.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How a provider call ended: its HTTP status, or the gateway's reason when
 /// no answer came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallStatus {
+pub(crate) enum CallStatus {
     Http(u16),
     Failed(&'static str),
 }
@@ -95,7 +95,7 @@ fn latency() -> Latency {
     HistogramWithExemplars::new(BUCKETS.into_iter())
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     rpc_duration: Family<RpcLabels, Latency, fn() -> Latency>,
     rpc_requests: Family<RpcLabels, Counter>,
@@ -168,13 +168,13 @@ impl Default for Metrics {
 }
 
 /// The process-wide registry.
-pub fn global() -> &'static Metrics {
+pub(crate) fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::default)
 }
 
 /// Counts an RPC as in flight until dropped.
-pub struct InFlight;
+pub(crate) struct InFlight;
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -189,14 +189,14 @@ fn exemplar() -> Option<TraceLabels> {
 }
 
 impl Metrics {
-    pub fn in_flight(&self) -> InFlight {
+    pub(crate) fn in_flight(&self) -> InFlight {
         let now = self.in_flight_count.fetch_add(1, Ordering::Relaxed) + 1;
         self.in_flight.set(now);
         InFlight
     }
 
     /// Records an answered RPC; `trace_id` becomes the latency exemplar.
-    pub fn rpc_finished(
+    pub(crate) fn rpc_finished(
         &self,
         method: &'static str,
         code: &'static str,
@@ -212,7 +212,7 @@ impl Metrics {
         self.rpc_requests.get_or_create(&labels).inc();
     }
 
-    pub fn provider_call(
+    pub(crate) fn provider_call(
         &self,
         provider: &'static str,
         account: &str,
@@ -234,13 +234,13 @@ impl Metrics {
         self.provider_requests.get_or_create(&labels).inc();
     }
 
-    pub fn replayed(&self, method: &'static str) {
+    pub(crate) fn replayed(&self, method: &'static str) {
         self.replays.get_or_create(&MethodLabels { method }).inc();
     }
 
     /// Sets the account's circuit to `state` (one of "closed", "half_open",
     /// "open"), all other states to 0.
-    pub fn breaker_state(&self, provider: &'static str, account: &str, state: &'static str) {
+    pub(crate) fn breaker_state(&self, provider: &'static str, account: &str, state: &'static str) {
         for each in BREAKER_STATES {
             let labels = BreakerLabels {
                 provider,
@@ -254,7 +254,7 @@ impl Metrics {
     }
 
     /// OpenMetrics text, exemplars included, ending in `# EOF`.
-    pub fn render_openmetrics(&self) -> String {
+    pub(crate) fn render_openmetrics(&self) -> String {
         let mut out = String::with_capacity(8192);
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -264,7 +264,7 @@ impl Metrics {
     /// The classic Prometheus text format (0.0.4): the same series, without
     /// exemplars, units or `# EOF`, and with counters under their `_total`
     /// names as that format expects.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let open = self.render_openmetrics();
         let counters: std::collections::HashSet<&str> = open
             .lines()

@@ -4,7 +4,7 @@ use crate::error::GatewayError;
 
 /// A pragmatic email check: one '@', a non-empty local part, a dotted domain,
 /// no spaces or control characters, at most 254 bytes.
-pub fn is_email(value: &str) -> bool {
+pub(crate) fn is_email(value: &str) -> bool {
     if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
@@ -24,7 +24,7 @@ pub fn is_email(value: &str) -> bool {
 }
 
 /// An E.164 number: '+', a non-zero digit, 8 to 15 digits in all.
-pub fn is_e164(value: &str) -> bool {
+pub(crate) fn is_e164(value: &str) -> bool {
     let Some(digits) = value.strip_prefix('+') else {
         return false;
     };
@@ -34,17 +34,17 @@ pub fn is_e164(value: &str) -> bool {
 }
 
 /// A 10-digit Indian mobile number as Leegality expects it.
-pub fn is_indian_mobile(value: &str) -> bool {
+pub(crate) fn is_indian_mobile(value: &str) -> bool {
     value.len() == 10 && value.chars().all(|c| c.is_ascii_digit()) && !value.starts_with('0')
 }
 
 /// A canonical lowercase or uppercase UUID (8-4-4-4-12 hex).
-pub fn is_uuid(value: &str) -> bool {
+pub(crate) fn is_uuid(value: &str) -> bool {
     uuid::Uuid::try_parse(value).is_ok() && value.len() == 36
 }
 
 /// Fails with INVALID_FIELD when `value` is empty.
-pub fn require_non_empty(field: &str, value: &str) -> Result<(), GatewayError> {
+pub(crate) fn require_non_empty(field: &str, value: &str) -> Result<(), GatewayError> {
     if value.trim().is_empty() {
         return Err(GatewayError::invalid_field(field, "is required"));
     }
@@ -53,7 +53,11 @@ pub fn require_non_empty(field: &str, value: &str) -> Result<(), GatewayError> {
 
 /// An opaque provider id must be printable ASCII without path or query
 /// characters, so it can never change the path of a provider call.
-pub fn require_path_safe_id(field: &str, value: &str, max_len: usize) -> Result<(), GatewayError> {
+pub(crate) fn require_path_safe_id(
+    field: &str,
+    value: &str,
+    max_len: usize,
+) -> Result<(), GatewayError> {
     require_non_empty(field, value)?;
     if value.len() > max_len {
         return Err(GatewayError::invalid_field(
@@ -76,7 +80,11 @@ pub fn require_path_safe_id(field: &str, value: &str, max_len: usize) -> Result<
 /// INVALID_ARGUMENT naming the first of `fields` that is set although the
 /// provider cannot honour it: nothing is dropped silently. Each field path
 /// is `prefix.name` (or `name` when the prefix is empty).
-pub fn reject_set(prefix: &str, fields: &[(&str, bool)], why: &str) -> Result<(), GatewayError> {
+pub(crate) fn reject_set(
+    prefix: &str,
+    fields: &[(&str, bool)],
+    why: &str,
+) -> Result<(), GatewayError> {
     match fields.iter().find(|(_, set)| *set) {
         Some((name, _)) if prefix.is_empty() => Err(GatewayError::invalid_field(*name, why)),
         Some((name, _)) => Err(GatewayError::invalid_field(format!("{prefix}.{name}"), why)),

@@ -178,7 +178,7 @@ pub(super) fn accounts<'a>(
         )?;
         accounts.push(AccountConfig {
             provider: ProviderKind::Leegality,
-            name: defaults::DEFAULT_ACCOUNT.to_owned(),
+            name: DEFAULT_ACCOUNT.to_owned(),
             sign_url_host: base_url.host_str().map(str::to_owned),
             base_url,
             credentials: Credentials::Leegality {
@@ -244,7 +244,7 @@ pub(super) fn accounts<'a>(
         }
         accounts.push(AccountConfig {
             provider: ProviderKind::SignNow,
-            name: defaults::DEFAULT_ACCOUNT.to_owned(),
+            name: DEFAULT_ACCOUNT.to_owned(),
             base_url: parse_base_url(
                 "SIGNNOW_BASE_URL",
                 get("SIGNNOW_BASE_URL").unwrap_or(defaults::SIGNNOW_EVAL_URL),
@@ -275,7 +275,7 @@ pub(super) fn accounts<'a>(
         }
         accounts.push(AccountConfig {
             provider: ProviderKind::Bynn,
-            name: defaults::DEFAULT_ACCOUNT.to_owned(),
+            name: DEFAULT_ACCOUNT.to_owned(),
             base_url: parse_base_url(
                 "BYNN_BASE_URL",
                 get("BYNN_BASE_URL").unwrap_or(defaults::BYNN_URL),

@@ -12,11 +12,11 @@ use crate::{
 };
 
 /// Largest batch a BatchResendInvitations call may carry.
-pub const MAX_BATCH_IDS: usize = 15;
+pub(crate) const MAX_BATCH_IDS: usize = 15;
 /// Longest id the gateway forwards (the providers' own are far shorter).
-pub const MAX_ID_LEN: usize = 512;
+pub(crate) const MAX_ID_LEN: usize = 512;
 
-pub fn provider(value: i32) -> Result<ProviderKind> {
+pub(crate) fn provider(value: i32) -> Result<ProviderKind> {
     match pb::Provider::try_from(value) {
         Ok(pb::Provider::Leegality) => Ok(ProviderKind::Leegality),
         Ok(pb::Provider::Signnow) => Ok(ProviderKind::SignNow),
@@ -31,7 +31,7 @@ pub fn provider(value: i32) -> Result<ProviderKind> {
     }
 }
 
-pub fn provider_to_proto(kind: ProviderKind) -> pb::Provider {
+pub(crate) fn provider_to_proto(kind: ProviderKind) -> pb::Provider {
     match kind {
         ProviderKind::Leegality => pb::Provider::Leegality,
         ProviderKind::SignNow => pb::Provider::Signnow,
@@ -40,7 +40,7 @@ pub fn provider_to_proto(kind: ProviderKind) -> pb::Provider {
 }
 
 /// `account` is empty or a configured name's shape.
-pub fn account(value: &str) -> Result<()> {
+pub(crate) fn account(value: &str) -> Result<()> {
     if value.is_empty() {
         return Ok(());
     }
@@ -58,7 +58,7 @@ pub fn account(value: &str) -> Result<()> {
 }
 
 /// `request_id` is empty or a UUID (AIP-155 asks for UUID4).
-pub fn request_id(value: &str) -> Result<()> {
+pub(crate) fn request_id(value: &str) -> Result<()> {
     if value.is_empty() {
         return Ok(());
     }
@@ -72,7 +72,7 @@ pub fn request_id(value: &str) -> Result<()> {
 }
 
 /// A required id field: non-empty, bounded, printable, no whitespace.
-pub fn id(field: &str, value: &str) -> Result<()> {
+pub(crate) fn id(field: &str, value: &str) -> Result<()> {
     validate::require_non_empty(field, value)?;
     if value.len() > MAX_ID_LEN {
         return Err(GatewayError::invalid_field(
@@ -90,7 +90,7 @@ pub fn id(field: &str, value: &str) -> Result<()> {
 }
 
 /// 1 to 15 distinct, non-empty ids.
-pub fn batch_ids(ids: &[String]) -> Result<()> {
+pub(crate) fn batch_ids(ids: &[String]) -> Result<()> {
     if ids.is_empty() {
         return Err(GatewayError::invalid_field(
             "invitation_ids",
@@ -116,7 +116,10 @@ pub fn batch_ids(ids: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn timestamp_to_utc(field: &str, value: &prost_types::Timestamp) -> Result<DateTime<Utc>> {
+pub(crate) fn timestamp_to_utc(
+    field: &str,
+    value: &prost_types::Timestamp,
+) -> Result<DateTime<Utc>> {
     if !(0..1_000_000_000).contains(&value.nanos) {
         return Err(GatewayError::invalid_field(field, "has out-of-range nanos"));
     }
@@ -125,7 +128,7 @@ pub fn timestamp_to_utc(field: &str, value: &prost_types::Timestamp) -> Result<D
         .ok_or_else(|| GatewayError::invalid_field(field, "is not a valid time"))
 }
 
-pub fn utc_to_timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
+pub(crate) fn utc_to_timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: value.timestamp(),
         nanos: value.timestamp_subsec_nanos() as i32,
@@ -144,7 +147,7 @@ fn known<E: TryFrom<i32>>(field: impl FnOnce() -> String, value: i32) -> Result<
 }
 
 /// A signer in domain terms; `path` names it in errors (`signers[1]`).
-pub fn signer(path: &str, signer: pb::Signer) -> Result<domain::Signer> {
+pub(crate) fn signer(path: &str, signer: pb::Signer) -> Result<domain::Signer> {
     let signnow = match signer.signnow {
         None => None,
         Some(o) => Some(domain::SignNowSignerOptions {
@@ -187,7 +190,7 @@ pub fn signer(path: &str, signer: pb::Signer) -> Result<domain::Signer> {
 }
 
 /// The send request in domain terms; the options must match the provider.
-pub fn send_request(
+pub(crate) fn send_request(
     kind: ProviderKind,
     request: pb::SendInvitationRequest,
 ) -> Result<domain::SendRequest> {
@@ -278,7 +281,7 @@ pub fn send_request(
     })
 }
 
-pub fn invitation_state(state: domain::InvitationState) -> pb::InvitationState {
+pub(crate) fn invitation_state(state: domain::InvitationState) -> pb::InvitationState {
     use domain::InvitationState as S;
     match state {
         S::Unspecified => pb::InvitationState::Unspecified,
@@ -295,7 +298,7 @@ pub fn invitation_state(state: domain::InvitationState) -> pb::InvitationState {
     }
 }
 
-pub fn document_state(state: domain::DocumentState) -> pb::DocumentState {
+pub(crate) fn document_state(state: domain::DocumentState) -> pb::DocumentState {
     use domain::DocumentState as S;
     match state {
         S::Unspecified => pb::DocumentState::Unspecified,
@@ -308,7 +311,7 @@ pub fn document_state(state: domain::DocumentState) -> pb::DocumentState {
     }
 }
 
-pub fn invitation(invitation: domain::Invitation) -> pb::Invitation {
+pub(crate) fn invitation(invitation: domain::Invitation) -> pb::Invitation {
     let signer = invitation.signer;
     pb::Invitation {
         id: invitation.id,
@@ -336,7 +339,7 @@ pub fn invitation(invitation: domain::Invitation) -> pb::Invitation {
     }
 }
 
-pub fn document(document: domain::Document) -> pb::Document {
+pub(crate) fn document(document: domain::Document) -> pb::Document {
     pb::Document {
         id: document.id,
         reference: document.reference.unwrap_or_default(),
@@ -346,7 +349,7 @@ pub fn document(document: domain::Document) -> pb::Document {
     }
 }
 
-pub fn breaker_state(state: crate::provider::transport::BreakerState) -> pb::BreakerState {
+pub(crate) fn breaker_state(state: crate::provider::transport::BreakerState) -> pb::BreakerState {
     use crate::provider::transport::BreakerState as B;
     match state {
         B::Closed => pb::BreakerState::Closed,

@@ -7,7 +7,7 @@ use tonic::metadata::MetadataMap;
 
 /// Parses a `grpc-timeout` value: at most 8 digits and a unit
 /// (H, M, S, m, u, n). Anything else is ignored, as the gRPC spec allows.
-pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if value.len() < 2 || value.len() > 9 || !value.is_ascii() {
         return None;
     }
@@ -29,7 +29,7 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 /// The timeout the caller sent, if any.
-pub fn caller_timeout(metadata: &MetadataMap) -> Option<Duration> {
+pub(crate) fn caller_timeout(metadata: &MetadataMap) -> Option<Duration> {
     metadata
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())

@@ -1,7 +1,7 @@
 //! The tonic service: validate, pick the provider account, call it, convert.
 
-pub mod convert;
-pub mod deadline;
+pub(crate) mod convert;
+pub(crate) mod deadline;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -34,7 +34,7 @@ fn reply_margin(caller_timeout: Duration) -> Duration {
     (caller_timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
 
-pub struct InvitationApi {
+pub(crate) struct InvitationApi {
     registry: Arc<Registry>,
     idempotency: Arc<Idempotency>,
     /// Provider RPCs in flight; beyond it calls are shed at once.
@@ -46,7 +46,11 @@ pub struct InvitationApi {
 const SHED_RETRY_AFTER: Duration = Duration::from_millis(500);
 
 impl InvitationApi {
-    pub fn new(registry: Arc<Registry>, config: &Config, auth: Option<Arc<Authenticator>>) -> Self {
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        config: &Config,
+        auth: Option<Arc<Authenticator>>,
+    ) -> Self {
         InvitationApi {
             idempotency: Arc::new(Idempotency::new(registry.store(), config.idempotency_ttl)),
             registry,
@@ -99,7 +103,7 @@ impl InvitationApi {
             error.reason = field::Empty,
         );
         telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let authenticated = self.authenticate(&request);
         let caller_name = match &authenticated {
             Ok(caller) => caller.name.clone(),
@@ -226,15 +230,12 @@ struct AuditContext {
 /// gRPC code names as the gRPC spec spells them, for metric labels.
 /// The optional `document_id` of an invitation call: checked, and refused
 /// for providers that do not use it, before any provider call.
-fn invitation_document<'a>(
-    account: &crate::provider::Account,
-    document_id: &'a str,
-) -> Result<Option<&'a str>> {
+fn invitation_document<'a>(account: &Account, document_id: &'a str) -> Result<Option<&'a str>> {
     if document_id.is_empty() {
         return Ok(None);
     }
     if !account.provider.uses_invitation_document() {
-        return Err(crate::error::GatewayError::invalid_field(
+        return Err(GatewayError::invalid_field(
             "document_id",
             format!(
                 "is not used by {} invitation calls; leave it empty",
@@ -331,7 +332,7 @@ fn trace_headers(metadata: &tonic::metadata::MetadataMap) -> HeaderMap {
 fn finish<T>(
     span: &tracing::Span,
     rpc: Rpc,
-    started: std::time::Instant,
+    started: Instant,
     result: Result<T>,
 ) -> Result<Response<T>, Status> {
     let code = match &result {

@@ -12,8 +12,8 @@ use moka::{Expiry, sync::Cache};
 
 use crate::error::Result;
 
-pub mod redis;
-pub use redis::RedisStore;
+pub(crate) mod redis;
+pub(crate) use redis::RedisStore;
 
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
@@ -31,7 +31,7 @@ pub trait StateStore: Send + Sync + 'static {
 /// In-process store: a `moka` cache with a time to live per entry, bounded
 /// to `capacity` entries (least-recently-used first when full). `claim`
 /// is atomic per key.
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     entries: Cache<String, Entry>,
 }
 
@@ -62,9 +62,9 @@ impl Expiry<String, Entry> for PerEntryTtl {
 }
 
 impl MemoryStore {
-    pub const DEFAULT_CAPACITY: usize = 100_000;
+    pub(crate) const DEFAULT_CAPACITY: usize = 100_000;
 
-    pub fn new(capacity: usize) -> MemoryStore {
+    pub(crate) fn new(capacity: usize) -> MemoryStore {
         MemoryStore {
             entries: Cache::builder()
                 .max_capacity(capacity.max(1) as u64)

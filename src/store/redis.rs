@@ -21,7 +21,7 @@ const MAX_IDLE_CONNECTIONS: usize = 16;
 /// Largest value the store reads back (replayed responses are small).
 const MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     address: String,
     password: Option<String>,
     username: Option<String>,
@@ -40,7 +40,7 @@ enum Reply {
 
 impl RedisStore {
     /// `redis://[[user]:password@]host[:port][/db]`; validated by config.
-    pub fn new(url: &str) -> std::result::Result<RedisStore, String> {
+    pub(crate) fn new(url: &str) -> std::result::Result<RedisStore, String> {
         let url = url::Url::parse(url).map_err(|e| e.to_string())?;
         let host = url.host_str().ok_or("no host")?;
         let port = url.port().unwrap_or(6379);

@@ -262,7 +262,7 @@ impl HttpClient {
         );
         let operation = request.operation;
         async {
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             if let Err(wait) = self.inner.breakers.admit(provider, account) {
                 crate::metrics::global().provider_call(
                     provider.as_str(),
@@ -319,7 +319,7 @@ impl HttpClient {
             };
             let bounded_by_deadline = budget < request.timeout;
             tracing::Span::current().record("retry.attempt", attempt);
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let mut outcome = self.send_once(&request, budget).await;
             if let Ok(response) = &mut outcome {
                 response.is_retry_after_possible_delivery = possibly_delivered;

@@ -1,7 +1,7 @@
 //! The server as a whole: health, reflection, shutdown, configuration
 //! errors, error details on the wire, ListProviders, trace propagation.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -44,7 +44,11 @@ async fn health_is_serving_then_not_serving_during_drain() {
         g.server.take().unwrap()
     };
     let shutdown = tokio::spawn(server.shutdown());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    common::wait_until("NOT_SERVING", || {
+        let channel = channel.clone();
+        async move { health_status(channel, "").await == ServingStatus::NotServing }
+    })
+    .await;
     // During the drain delay the server still answers, but says NOT_SERVING.
     assert_eq!(
         health_status(channel.clone(), "").await,
@@ -89,7 +93,10 @@ async fn in_flight_call_finishes_during_shutdown() {
             })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    common::wait_until("the call to reach the simulator", || async {
+        !gateway.sim.requests().is_empty()
+    })
+    .await;
     gateway.stop().await;
     let response = call.await.unwrap().expect("in-flight call completes");
     assert_eq!(

@@ -3,7 +3,7 @@
 //! are read only up to the cap, and a billable call reaches the provider
 //! exactly once whatever happens to its answer.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -512,9 +512,9 @@ async fn check(
     let method_filter = match rpc {
         // GETs and writes share some path fragments.
         Rpc::LeegalitySend | Rpc::BynnSend | Rpc::SignNowField | Rpc::SignNowFreeform => {
-            Some(axum::http::Method::POST)
+            Some(http::Method::POST)
         }
-        Rpc::LeegalityGet | Rpc::SignNowGet | Rpc::BynnGet => Some(axum::http::Method::GET),
+        Rpc::LeegalityGet | Rpc::SignNowGet | Rpc::BynnGet => Some(http::Method::GET),
         _ => None,
     };
     let mut fault = Fault::new(rpc.provider(), path, kind.fault());

@@ -14,7 +14,7 @@ use esign_gateway::{
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-pub struct TestGateway {
+pub(crate) struct TestGateway {
     pub sim: Simulator,
     pub server: Option<RunningServer>,
     pub client: InvitationServiceClient<Channel>,
@@ -23,11 +23,11 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    pub fn addr(&self) -> std::net::SocketAddr {
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
         self.server.as_ref().expect("running").local_addr()
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
@@ -35,7 +35,7 @@ impl TestGateway {
 }
 
 /// A config with no accounts, no admin listener and no drain delay.
-pub fn base_config() -> Config {
+pub(crate) fn base_config() -> Config {
     let mut config = config::load(&HashMap::new(), None).expect("default config");
     config.metrics_addr = None;
     config.drain_delay = Duration::ZERO;
@@ -43,13 +43,13 @@ pub fn base_config() -> Config {
     config
 }
 
-pub async fn start() -> TestGateway {
+pub(crate) async fn start() -> TestGateway {
     start_with(|_| {}).await
 }
 
 /// Starts a simulator and a gateway whose accounts point at it; `tweak`
 /// may change the config (accounts included) before the server starts.
-pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
+pub(crate) async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
     let sim = Simulator::start_local().await.expect("simulator");
     let (server, client, channel, config) = gateway_for(&sim, tweak).await;
     TestGateway {
@@ -62,7 +62,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
 }
 
 /// Another gateway on the same simulator (e.g. a second replica).
-pub async fn gateway_for(
+pub(crate) async fn gateway_for(
     sim: &Simulator,
     tweak: impl FnOnce(&mut Config),
 ) -> (
@@ -87,7 +87,7 @@ pub async fn gateway_for(
 
 /// A gateway on `sim` without a client (for TLS tests), with an admin
 /// listener when one is given.
-pub async fn serve(
+pub(crate) async fn serve(
     sim: &Simulator,
     tweak: impl FnOnce(&mut Config),
     admin: Option<TcpListener>,
@@ -110,7 +110,7 @@ pub async fn serve(
 }
 
 /// The lines this test binary logged so far with the given target.
-pub fn logged_lines(target: &str) -> Vec<serde_json::Value> {
+pub(crate) fn logged_lines(target: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(log_path()).unwrap_or_default();
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -132,12 +132,12 @@ fn log_path() -> std::path::PathBuf {
 
 /// Every test binary logs everything into `target/test-logs/`, where
 /// `scripts/check_logs.py` looks for secrets after the suite.
-pub fn capture_logs() {
+pub(crate) fn capture_logs() {
     esign_gateway::telemetry::init_for_tests(&log_path());
 }
 
 /// Decoded ErrorInfo of a failed call.
-pub fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
+pub(crate) fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
     use tonic_types::StatusExt as _;
     status
         .check_error_details()
@@ -147,17 +147,35 @@ pub fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
         .expect("every error carries ErrorInfo")
 }
 
-pub fn retry_delay(status: &tonic::Status) -> Option<Duration> {
+pub(crate) fn retry_delay(status: &tonic::Status) -> Option<Duration> {
     use tonic_types::StatusExt as _;
     status
         .get_details_retry_info()
         .and_then(|info| info.retry_delay)
 }
 
-pub fn field_violations(status: &tonic::Status) -> Vec<String> {
+pub(crate) fn field_violations(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt as _;
     status
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// Polls `condition` every few milliseconds until it holds; panics with
+/// `what` after five seconds. Tests wait for what they need (a request in
+/// the simulator's log, a health state) instead of sleeping a fixed time.
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

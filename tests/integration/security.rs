@@ -2,7 +2,7 @@
 //! line, the metrics endpoint, and hostile ids that try to steer provider
 //! calls elsewhere.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

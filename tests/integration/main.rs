@@ -1,0 +1,12 @@
+//! The integration suite as one test binary (one link on a 2-core machine):
+//! the real server over the network, against the provider simulator.
+
+mod bynn;
+mod common;
+mod faults;
+mod foundation;
+mod leegality;
+mod resilience;
+mod security;
+mod signnow;
+mod simulator;
