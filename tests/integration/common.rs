@@ -168,7 +168,7 @@ pub(crate) fn field_violations(status: &tonic::Status) -> Vec<String> {
 pub(crate) async fn wait_until<F, Fut>(what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !condition().await {
