@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, field};
 
 use prost::Message as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     audit::{self, Audited},
@@ -67,14 +67,10 @@ impl InvitationApi {
         }
     }
 
-    /// Runs one provider RPC: load shedding, span (child of an inbound
-    /// traceparent), the caller's deadline, account lookup, request-id
-    /// deduplication, and the single error conversion.
-    ///
-    /// A call with a request id runs in its own task: if the caller gives up
-    /// or its deadline passes, the provider call still completes and its
-    /// outcome is recorded for the caller's retry, so a retry never sends
-    /// twice.
+    /// Runs one provider RPC as named steps: the span (child of an inbound
+    /// traceparent) and the caller's deadline, authentication, admission
+    /// (load shedding), then [`Pipeline::serve`] inside the deadline, the
+    /// audit line, and the single error conversion.
     async fn run<Req, T, F, Fut>(
         &self,
         rpc: Rpc,
@@ -87,134 +83,200 @@ impl InvitationApi {
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let caller_timeout = deadline::caller_timeout(request.metadata());
-        // Everything downstream works to this effective deadline.
-        let deadline =
-            caller_timeout.map(|timeout| Instant::now() + timeout - reply_margin(timeout));
-        let span = tracing::info_span!(
-            "rpc",
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "esign.v1.InvitationService",
-            rpc.method = rpc.name(),
-            provider = field::Empty,
-            account = field::Empty,
-            rpc.grpc.status_code = field::Empty,
-            error.reason = field::Empty,
-        );
-        telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
         let started = Instant::now();
-        let authenticated = self.authenticate(&request);
-        let caller_name = match &authenticated {
-            Ok(caller) => caller.name.clone(),
-            Err(_) => "unauthenticated".to_owned(),
+        // Everything downstream works to this effective deadline.
+        let deadline = deadline::caller_timeout(request.metadata())
+            .map(|timeout| started + timeout - reply_margin(timeout));
+        let span = rpc_span(rpc);
+        telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
+        let caller = self.authenticate(&request);
+        let caller_name = caller
+            .as_ref()
+            .map_or_else(|_| "unauthenticated".to_owned(), |c| c.name.clone());
+        let admission = self.admit();
+        let message = request.into_inner();
+        let audit = AuditContext::of(rpc, &message);
+        let pipeline = Pipeline {
+            rpc,
+            registry: self.registry.clone(),
+            idempotency: self.idempotency.clone(),
+            auth: self.auth.clone(),
         };
-        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+        let work = pipeline.serve(
+            caller,
+            admission,
+            CallContext::new(rpc, deadline),
+            message,
+            call,
+        );
+        let result = within_deadline(rpc, deadline, work)
+            .instrument(span.clone())
+            .await;
+        if let Some(audit) = audit {
+            span.in_scope(|| audit.record(&caller_name, rpc, &result));
+        }
+        finish(&span, rpc, started, result)
+    }
+
+    /// Admission: a permit while fewer than the limit are in flight, else
+    /// the call is shed at once.
+    fn admit(&self) -> Result<OwnedSemaphorePermit> {
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
             GatewayError::new(
                 Reason::GatewayOverloaded,
                 "the gateway is at its in-flight limit; retry shortly",
             )
             .with_retry_after(SHED_RETRY_AFTER)
-        });
-        let message = request.into_inner();
-        let audit_context = (rpc.is_mutating() && audit::enabled()).then(|| AuditContext {
-            provider: convert::provider(message.provider()).ok(),
-            account: message.account().to_owned(),
-            request_id: message.request_id().to_owned(),
-            subjects: message.subjects(),
-        });
-        let ctx = CallContext::new(rpc, deadline);
-        let registry = self.registry.clone();
-        let idempotency = self.idempotency.clone();
-        let auth = self.auth.clone();
+        })
+    }
+}
 
-        let work = async move {
-            let caller = authenticated?;
-            let permit = permit?;
-            let in_flight = metrics::global().in_flight();
-            let kind = convert::provider(message.provider())?;
-            tracing::Span::current().record("provider", kind.as_str());
-            convert::account(message.account())?;
-            convert::request_id(message.request_id())?;
-            let account = registry.resolve(kind, message.account())?;
-            tracing::Span::current().record("account", account.config.name.as_str());
-            if let Some(auth) = &auth {
-                auth.authorize(&caller, rpc.name(), Some((kind, &account.config.name)))?;
-            }
+fn rpc_span(rpc: Rpc) -> tracing::Span {
+    tracing::info_span!(
+        "rpc",
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = "esign.v1.InvitationService",
+        rpc.method = rpc.name(),
+        provider = field::Empty,
+        account = field::Empty,
+        rpc.grpc.status_code = field::Empty,
+        error.reason = field::Empty,
+    )
+}
+
+/// The call bounded by the caller's deadline: the gateway answers
+/// DEADLINE_EXCEEDED (with details) before the caller's own cut-off.
+async fn within_deadline<T>(
+    rpc: Rpc,
+    deadline: Option<Instant>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
+        },
+        None => work.await,
+    }
+}
+
+/// What one call needs once it is admitted.
+struct Pipeline {
+    rpc: Rpc,
+    registry: Arc<Registry>,
+    idempotency: Arc<Idempotency>,
+    auth: Option<Arc<Authenticator>>,
+}
+
+impl Pipeline {
+    /// Validation of the target, authorization, the account lookup, and the
+    /// provider call (deduplicated when it carries a request id).
+    ///
+    /// Authorization comes before the lookup, on the name asked for, so a
+    /// caller learns nothing about accounts it may not use: an unknown and
+    /// a forbidden account answer alike.
+    async fn serve<Req, T, F, Fut>(
+        self,
+        caller: Result<Caller>,
+        admission: Result<OwnedSemaphorePermit>,
+        ctx: CallContext,
+        message: Req,
+        call: F,
+    ) -> Result<T>
+    where
+        Req: ProviderScoped + prost::Message + Send + 'static,
+        T: prost::Message + Default + Send + 'static,
+        F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let caller = caller?;
+        let permit = admission?;
+        let in_flight = metrics::global().in_flight();
+        let kind = convert::provider(message.provider())?;
+        tracing::Span::current().record("provider", kind.as_str());
+        convert::account(message.account())?;
+        convert::request_id(message.request_id())?;
+        if let Some(auth) = &self.auth {
+            let name = self.registry.account_name(kind, message.account());
+            auth.authorize(&caller, self.rpc.name(), Some((kind, name)))?;
+        }
+        let account = self.registry.resolve(kind, message.account())?;
+        tracing::Span::current().record("account", account.config.name.as_str());
+        let ctx = ctx.with_request_id(message.request_id());
+        if !self.rpc.is_mutating() || message.request_id().is_empty() {
             let annotate = account.clone();
-            let ctx = ctx.with_request_id(message.request_id());
-            let request_id = message.request_id().to_owned();
-            if !rpc.is_mutating() || request_id.is_empty() {
-                return call(account, ctx, message)
+            return call(account, ctx, message)
+                .await
+                .map_err(|error| annotate.annotate(error));
+        }
+        // Scoped to the caller, so no caller sees another's outcome.
+        let request_id = if self.auth.is_some() {
+            format!("{}:{}", caller.name, message.request_id())
+        } else {
+            message.request_id().to_owned()
+        };
+        self.deduplicated(
+            &request_id,
+            account,
+            ctx,
+            message,
+            call,
+            (permit, in_flight),
+        )
+        .await
+    }
+
+    /// Request-id deduplication (AIP-155): the first call claims the id and
+    /// runs in its own task, so a caller that gives up still gets the
+    /// recorded outcome on retry and a retry never sends twice; a repeat
+    /// replays the stored outcome.
+    async fn deduplicated<Req, T, F, Fut>(
+        self,
+        request_id: &str,
+        account: Arc<Account>,
+        ctx: CallContext,
+        message: Req,
+        call: F,
+        held: (OwnedSemaphorePermit, metrics::InFlight),
+    ) -> Result<T>
+    where
+        Req: prost::Message + Send + 'static,
+        T: prost::Message + Default + Send + 'static,
+        F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let key = Idempotency::key(request_id);
+        let fingerprint = Idempotency::fingerprint(self.rpc, &message);
+        match self.idempotency.claim(&key, &fingerprint).await {
+            Ok(Claim::Run) => {}
+            Ok(Claim::Replay(stored)) => {
+                metrics::global().replayed(self.rpc.name());
+                tracing::info!("request_id seen before: replaying its outcome");
+                return replay(stored);
+            }
+            Err(error) => return Err(account.annotate(error)),
+        }
+        let idempotency = self.idempotency;
+        let task = tokio::spawn(
+            async move {
+                let annotate = account.clone();
+                let outcome = call(account, ctx, message)
                     .await
                     .map_err(|error| annotate.annotate(error));
-            }
-            // Scoped to the caller, so no caller sees another's outcome.
-            let request_id = if auth.is_some() {
-                format!("{}:{request_id}", caller.name)
-            } else {
-                request_id
-            };
-            let key = Idempotency::key(&request_id);
-            let fingerprint = Idempotency::fingerprint(rpc, &message);
-            match idempotency.claim(&key, &fingerprint).await {
-                Ok(Claim::Run) => {}
-                Ok(Claim::Replay(stored)) => {
-                    metrics::global().replayed(rpc.name());
-                    tracing::info!("request_id seen before: replaying its outcome");
-                    return replay(stored);
+                if let Err(error) = idempotency.finish(&key, &fingerprint, &outcome).await {
+                    tracing::error!(error = %error, "could not record the outcome of a request id");
                 }
-                Err(error) => return Err(annotate.annotate(error)),
+                // The permit and the in-flight count last as long as the call.
+                drop(held);
+                outcome
             }
-            let task = tokio::spawn(
-                async move {
-                    let outcome = call(account, ctx, message)
-                        .await
-                        .map_err(|error| annotate.annotate(error));
-                    if let Err(error) = idempotency.finish(&key, &fingerprint, &outcome).await {
-                        tracing::error!(error = %error, "could not record the outcome of a request id");
-                    }
-                    drop(permit);
-                    drop(in_flight);
-                    outcome
-                }
-                .in_current_span(),
-            );
-            task.await.unwrap_or_else(|join_error| {
-                tracing::error!(error = %join_error, "provider call task failed");
-                Err(GatewayError::internal("the call failed inside the gateway"))
-            })
-        };
-        let bounded = async {
-            match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, work).await {
-                    Ok(result) => result,
-                    Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
-                },
-                None => work.await,
-            }
-        };
-        let result = bounded.instrument(span.clone()).await;
-        if let Some(audit) = audit_context {
-            let (code, reason) = match &result {
-                Ok(_) => ("OK", ""),
-                Err(error) => (code_name(error.code()), error.reason().as_str()),
-            };
-            span.in_scope(|| {
-                audit::record(
-                    &caller_name,
-                    rpc.name(),
-                    audit.provider,
-                    &audit.account,
-                    &audit.request_id,
-                    &audit.subjects,
-                    code,
-                    reason,
-                    &telemetry::current_trace_id().unwrap_or_default(),
-                )
-            });
-        }
-        finish(&span, rpc, started, result)
+            .in_current_span(),
+        );
+        task.await.unwrap_or_else(|join_error| {
+            tracing::error!(error = %join_error, "provider call task failed");
+            Err(GatewayError::internal("the call failed inside the gateway"))
+        })
     }
 }
 
@@ -225,6 +287,37 @@ struct AuditContext {
     account: String,
     request_id: String,
     subjects: audit::Subjects,
+}
+
+impl AuditContext {
+    /// `None` when the call is not audited (reads, or audit switched off).
+    fn of<Req: ProviderScoped + Audited>(rpc: Rpc, message: &Req) -> Option<AuditContext> {
+        (rpc.is_mutating() && audit::enabled()).then(|| AuditContext {
+            provider: convert::provider(message.provider()).ok(),
+            account: message.account().to_owned(),
+            request_id: message.request_id().to_owned(),
+            subjects: message.subjects(),
+        })
+    }
+
+    /// The audit line for the call's outcome.
+    fn record<T>(&self, caller: &str, rpc: Rpc, result: &Result<T>) {
+        let (code, reason) = match result {
+            Ok(_) => ("OK", ""),
+            Err(error) => (code_name(error.code()), error.reason().as_str()),
+        };
+        audit::record(
+            caller,
+            rpc.name(),
+            self.provider,
+            &self.account,
+            &self.request_id,
+            &self.subjects,
+            code,
+            reason,
+            &telemetry::current_trace_id().unwrap_or_default(),
+        );
+    }
 }
 
 /// gRPC code names as the gRPC spec spells them, for metric labels.

@@ -357,6 +357,18 @@ impl Registry {
     }
 
     /// The account a request names; empty means the provider's default.
+    /// The name a request's `account` stands for: itself, or the
+    /// provider's default account name when empty (for authorization before
+    /// the lookup).
+    pub(crate) fn account_name<'a>(&'a self, provider: ProviderKind, account: &'a str) -> &'a str {
+        if !account.is_empty() {
+            return account;
+        }
+        self.defaults
+            .get(&provider)
+            .map_or(crate::config::DEFAULT_ACCOUNT, |a| a.config.name.as_str())
+    }
+
     pub fn resolve(&self, provider: ProviderKind, account: &str) -> Result<Arc<Account>> {
         let has_any = self.ordered.iter().any(|a| a.config.provider == provider);
         if !has_any {

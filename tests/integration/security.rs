@@ -146,6 +146,38 @@ async fn bearer_tokens_allow_deny_and_refuse() {
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(common::error_info(&status).reason, "CALLER_NOT_ALLOWED");
 
+    // An existing account it may not use and an account that does not
+    // exist answer alike: nothing is learnt about other accounts.
+    let bynn_resend = |account: &str| {
+        with_token(
+            pb::ResendInvitationRequest {
+                provider: BYNN,
+                account: account.into(),
+                invitation_id: "adi_0123456789abcdef".into(),
+                ..Default::default()
+            },
+            "caller-token-billing",
+        )
+    };
+    let forbidden = gateway
+        .client
+        .resend_invitation(bynn_resend("default"))
+        .await
+        .unwrap_err();
+    let unknown = gateway
+        .client
+        .resend_invitation(bynn_resend("no-such-tenant"))
+        .await
+        .unwrap_err();
+    assert_eq!(forbidden.code(), unknown.code());
+    assert_eq!(forbidden.message(), unknown.message());
+    assert_eq!(common::error_info(&unknown).reason, "CALLER_NOT_ALLOWED");
+    // Only the names differ, and only as the caller gave them.
+    assert_eq!(
+        common::error_info(&unknown).metadata["deniedAccount"],
+        "bynn/no-such-tenant"
+    );
+
     let listed = gateway
         .client
         .list_providers(with_token(
