@@ -1,18 +1,18 @@
 //! The command line: `serve` (the default) and `demo`.
 
-use std::{collections::HashMap, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{collections::HashMap, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
 use crate::{
+    clock::Clock,
     config::{self, Config, ConfigError},
-    provider::{Registry, transport::HttpClient},
     server::RunningServer,
     telemetry,
 };
 
 /// Exit code for bad configuration (BSD EX_USAGE).
-pub const EXIT_CONFIG: u8 = 64;
+pub(crate) const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,11 +94,8 @@ fn config_failure(error: &ConfigError) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), crate::server::RunError> {
-    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
-        .map_err(|e| e.to_string())?;
-    let registry = Arc::new(Registry::from_config(&config, http));
     let (grpc, admin) = crate::server::bind(&config).await?;
-    let server = RunningServer::start(&config, registry, grpc, admin).await?;
+    let server = RunningServer::launch(&config, Clock::default(), grpc, admin).await?;
     crate::server::shutdown_signal().await;
     server.shutdown().await;
     Ok(())

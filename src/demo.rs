@@ -1,7 +1,7 @@
 //! Demo mode: the built-in provider simulator on loopback, seeded with a few
 //! documents and invitations, and the gateway wired to it.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use chrono::Duration;
 use tokio::net::TcpListener;
@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 use crate::{
     config::Config,
     domain::ProviderKind,
-    provider::{Registry, transport::HttpClient},
     server::RunningServer,
     simulator::{Simulator, SimulatorConfig},
 };
@@ -146,11 +145,8 @@ pub(crate) async fn run(mut config: Config) -> Result<(), crate::server::RunErro
     config.accounts = simulator.gateway_accounts();
     let seeds = seed(&simulator);
 
-    let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
-        .map_err(|e| e.to_string())?;
-    let registry = Arc::new(Registry::from_config(&config, http));
     let (grpc, admin) = crate::server::bind(&config).await?;
-    let server = RunningServer::start(&config, registry, grpc, admin).await?;
+    let server = RunningServer::launch(&config, simulator.clock().clone(), grpc, admin).await?;
 
     println!(
         "esign-gateway demo: gRPC on {}, simulated providers on http://{} ({}, {}, {})",

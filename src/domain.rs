@@ -29,7 +29,7 @@ impl ProviderKind {
         }
     }
 
-    pub fn display_name(self) -> &'static str {
+    pub(crate) fn display_name(self) -> &'static str {
         match self {
             ProviderKind::Leegality => "Leegality",
             ProviderKind::SignNow => "signNow",
@@ -52,7 +52,7 @@ impl fmt::Display for ProviderKind {
 
 /// The provider-facing RPCs of `esign.v1.InvitationService`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Rpc {
+pub(crate) enum Rpc {
     SendInvitation,
     ResendInvitation,
     BatchResendInvitations,
@@ -65,7 +65,7 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Rpc::SendInvitation => "SendInvitation",
             Rpc::ResendInvitation => "ResendInvitation",
@@ -81,13 +81,13 @@ impl Rpc {
 
     /// Mutating calls can have a provider-side effect; their outcome is
     /// unknown when the caller's deadline runs out mid-call.
-    pub fn is_mutating(self) -> bool {
+    pub(crate) fn is_mutating(self) -> bool {
         !matches!(self, Rpc::GetDocument | Rpc::GetInvitation)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum InvitationState {
+pub(crate) enum InvitationState {
     #[default]
     Unspecified,
     Created,
@@ -104,7 +104,7 @@ pub enum InvitationState {
 
 impl InvitationState {
     /// The proto enum value's suffix, for error metadata.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             InvitationState::Unspecified => "UNSPECIFIED",
             InvitationState::Created => "CREATED",
@@ -122,7 +122,7 @@ impl InvitationState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DocumentState {
+pub(crate) enum DocumentState {
     #[default]
     Unspecified,
     Draft,
@@ -134,7 +134,7 @@ pub enum DocumentState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SignNowAuthentication {
+pub(crate) enum SignNowAuthentication {
     #[default]
     None,
     Password,
@@ -142,7 +142,7 @@ pub enum SignNowAuthentication {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SignNowPhoneMethod {
+pub(crate) enum SignNowPhoneMethod {
     #[default]
     Default,
     Sms,
@@ -150,7 +150,7 @@ pub enum SignNowPhoneMethod {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SignNowSignerOptions {
+pub(crate) struct SignNowSignerOptions {
     pub expiration_days: Option<u32>,
     pub reminder_days: Option<u32>,
     pub authentication: SignNowAuthentication,
@@ -168,7 +168,7 @@ pub struct SignNowSignerOptions {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Signer {
+pub(crate) struct Signer {
     pub name: String,
     pub email: String,
     pub phone: String,
@@ -179,39 +179,39 @@ pub struct Signer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CcRecipient {
+pub(crate) struct CcRecipient {
     pub name: String,
     pub email: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SignNowCcStep {
+pub(crate) struct SignNowCcStep {
     pub name: String,
     pub email: String,
     pub step: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SignNowViewer {
+pub(crate) struct SignNowViewer {
     pub email: String,
     pub role: String,
     pub order: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignNowInviteMode {
+pub(crate) enum SignNowInviteMode {
     Freeform,
     Field,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BynnChannel {
+pub(crate) enum BynnChannel {
     Email,
     Sms,
 }
 
 impl BynnChannel {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BynnChannel::Email => "email",
             BynnChannel::Sms => "sms",
@@ -221,7 +221,7 @@ impl BynnChannel {
 
 /// Provider-specific options of a send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendOptions {
+pub(crate) enum SendOptions {
     None,
     Leegality {
         profile_id: String,
@@ -244,7 +244,7 @@ pub enum SendOptions {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendRequest {
+pub(crate) struct SendRequest {
     pub document_id: String,
     pub signers: Vec<Signer>,
     pub subject: String,
@@ -255,7 +255,7 @@ pub struct SendRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Invitation {
+pub(crate) struct Invitation {
     pub id: String,
     pub sign_url: Option<String>,
     pub signer: Signer,
@@ -270,7 +270,7 @@ pub struct Invitation {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Document {
+pub(crate) struct Document {
     pub id: String,
     pub reference: Option<String>,
     pub state: DocumentState,
@@ -279,13 +279,13 @@ pub struct Document {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderWarning {
+pub(crate) struct ProviderWarning {
     pub code: String,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SendOutcome {
+pub(crate) struct SendOutcome {
     pub document_id: Option<String>,
     pub invitations: Vec<Invitation>,
     pub warnings: Vec<ProviderWarning>,
@@ -293,14 +293,14 @@ pub struct SendOutcome {
 
 /// The new expiry of a reactivated document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     WorkflowDefault,
     Days(i32),
     At(DateTime<Utc>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplaceSignerRequest {
+pub(crate) struct ReplaceSignerRequest {
     pub document_id: String,
     pub invitation_id: String,
     pub new_signer: Signer,

@@ -17,7 +17,7 @@ use crate::domain::ProviderKind;
 /// The `ErrorInfo.domain` of every error this gateway returns.
 pub const ERROR_DOMAIN: &str = "esign-gateway.v1";
 
-pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = GatewayError> = std::result::Result<T, E>;
 
 macro_rules! reasons {
     ($($variant:ident => ($code:ident, $name:literal),)*) => {
@@ -149,14 +149,14 @@ impl fmt::Display for Reason {
 
 /// A per-invitation limit that is used up (QuotaFailure).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaViolation {
+pub(crate) struct QuotaViolation {
     pub subject: String,
     pub description: String,
 }
 
 /// The resource a NOT_FOUND is about (ResourceInfo).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingResource {
+pub(crate) struct MissingResource {
     pub resource_type: &'static str,
     pub name: String,
 }

@@ -14,12 +14,12 @@ pub mod cli;
 mod clock;
 pub mod config;
 mod demo;
-pub mod domain;
-pub mod error;
+mod domain;
+mod error;
 mod grpc;
 mod idempotency;
 mod metrics;
-pub mod provider;
+mod provider;
 pub mod secret;
 pub mod server;
 pub mod simulator;
@@ -27,12 +27,15 @@ mod store;
 pub mod telemetry;
 mod validate;
 
+pub use domain::ProviderKind;
+pub use error::ERROR_DOMAIN;
+
 /// Generated code of `proto/esign/v1/invitation_service.proto`.
 pub mod pb {
     #![allow(clippy::all, missing_docs, unused_qualifications, unreachable_pub)]
     tonic::include_proto!("esign.v1");
 
     /// Descriptors of our own proto files, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
+    pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/esign_descriptor.bin"));
 }

@@ -12,7 +12,7 @@ impl Secret {
     }
 
     /// The raw value, for building a request header and nothing else.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -20,7 +20,7 @@ use crate::{
     config::Config,
     grpc::InvitationApi,
     pb::{self, invitation_service_server::InvitationServiceServer},
-    provider::Registry,
+    provider::{Registry, Services, transport::HttpClient},
 };
 
 /// The fully qualified name health and reflection use for our service.
@@ -29,11 +29,11 @@ pub const SERVICE_NAME: &str = "esign.v1.InvitationService";
 /// answers, also while draining (readiness uses the service name).
 pub const LIVENESS_SERVICE: &str = "liveness";
 /// Largest inbound message: a 15 MB Leegality PDF plus the rest of the request.
-pub const MAX_INBOUND_MESSAGE_BYTES: usize = 17 * 1024 * 1024;
+pub(crate) const MAX_INBOUND_MESSAGE_BYTES: usize = 17 * 1024 * 1024;
 /// Largest outbound message.
-pub const MAX_OUTBOUND_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_OUTBOUND_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Concurrent RPCs one client connection may have in flight.
-pub const CONCURRENCY_PER_CONNECTION: usize = 1024;
+pub(crate) const CONCURRENCY_PER_CONNECTION: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -49,6 +49,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("could not build the provider HTTP client: {0}")]
+    HttpClient(String),
     /// The callers file is unusable: a configuration error (exit 64).
     #[error("GATEWAY_AUTH_TOKENS_FILE {0}")]
     Callers(String),
@@ -140,9 +142,25 @@ pub enum ShutdownOutcome {
 }
 
 impl RunningServer {
-    /// Starts serving on `listener` (bound by the caller, so tests can use
-    /// port 0). Health turns SERVING once the server accepts calls.
-    pub async fn start(
+    /// Builds the provider accounts of `config` (their HTTP client, state
+    /// store and `clock`) and starts serving on `listener`, which the caller
+    /// binds (tests use port 0).
+    pub async fn launch(
+        config: &Config,
+        clock: crate::clock::Clock,
+        listener: TcpListener,
+        admin_listener: Option<TcpListener>,
+    ) -> Result<RunningServer, StartError> {
+        let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
+            .map_err(|error| StartError::HttpClient(error.to_string()))?;
+        let services = Services::from_config(config, http, clock);
+        let registry = Arc::new(Registry::from_services(config, services));
+        RunningServer::start(config, registry, listener, admin_listener).await
+    }
+
+    /// Starts serving `registry` on `listener`. Health turns SERVING once
+    /// the server accepts calls.
+    pub(crate) async fn start(
         config: &Config,
         registry: Arc<Registry>,
         listener: TcpListener,
@@ -306,7 +324,7 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

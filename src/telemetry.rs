@@ -104,7 +104,7 @@ pub fn init_for_tests(path: &std::path::Path) {
 }
 
 /// Makes an inbound `traceparent` the parent of `span`.
-pub fn set_parent_from_headers(span: &tracing::Span, headers: &HeaderMap) {
+pub(crate) fn set_parent_from_headers(span: &tracing::Span, headers: &HeaderMap) {
     if !headers.contains_key("traceparent") {
         return;
     }
@@ -114,7 +114,7 @@ pub fn set_parent_from_headers(span: &tracing::Span, headers: &HeaderMap) {
 }
 
 /// Writes the current span's W3C trace context into outbound headers.
-pub fn inject_trace_context(headers: &mut HeaderMap) {
+pub(crate) fn inject_trace_context(headers: &mut HeaderMap) {
     let context = tracing::Span::current().context();
     if !context.span().span_context().is_valid() {
         return;
@@ -125,12 +125,12 @@ pub fn inject_trace_context(headers: &mut HeaderMap) {
 }
 
 /// The trace id of the current span, for log lines and audit records.
-pub fn current_trace_id() -> Option<String> {
+pub(crate) fn current_trace_id() -> Option<String> {
     trace_id_of(&tracing::Span::current())
 }
 
 /// The trace id of `span`, when it belongs to a valid trace.
-pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
+pub(crate) fn trace_id_of(span: &tracing::Span) -> Option<String> {
     let context: Context = span.context();
     let span_context = context.span().span_context().clone();
     span_context

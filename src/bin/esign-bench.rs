@@ -363,7 +363,7 @@ async fn start_gateway(sim: &Simulator, max_in_flight: Option<usize>) -> (Server
         .env("RUST_LOG", "warn")
         .env(
             "LEEGALITY_BASE_URL",
-            sim.base_url(esign_gateway::domain::ProviderKind::Leegality),
+            sim.base_url(esign_gateway::ProviderKind::Leegality),
         )
         .env(
             "LEEGALITY_AUTH_TOKEN",
@@ -550,7 +550,7 @@ async fn main() {
             .expect("client");
         let url = format!(
             "{}/v3.0/sign/request/resend",
-            sim.base_url(esign_gateway::domain::ProviderKind::Leegality)
+            sim.base_url(esign_gateway::ProviderKind::Leegality)
         );
         let token = sim.config().credentials.leegality_auth_token.clone();
         let body =

@@ -3,27 +3,27 @@
 use std::time::Duration;
 
 pub const DEFAULT_ACCOUNT: &str = "default";
-pub const LISTEN_ADDR: &str = "0.0.0.0:50051";
-pub const METRICS_ADDR: &str = "0.0.0.0:9090";
-pub const LEEGALITY_SANDBOX_URL: &str = "https://sandbox.leegality.com/api";
-pub const SIGNNOW_EVAL_URL: &str = "https://api-eval.signnow.com";
-pub const BYNN_URL: &str = "https://api.bynn.com/v1";
+pub(crate) const LISTEN_ADDR: &str = "0.0.0.0:50051";
+pub(crate) const METRICS_ADDR: &str = "0.0.0.0:9090";
+pub(crate) const LEEGALITY_SANDBOX_URL: &str = "https://sandbox.leegality.com/api";
+pub(crate) const SIGNNOW_EVAL_URL: &str = "https://api-eval.signnow.com";
+pub(crate) const BYNN_URL: &str = "https://api.bynn.com/v1";
 
-pub const DRAIN_SECONDS: u64 = 5;
-pub const SHUTDOWN_GRACE_SECONDS: u64 = 20;
-pub const IDEMPOTENCY_TTL_SECONDS: u64 = 86_400;
-pub const MAX_IN_FLIGHT: u64 = 4096;
-pub const BREAKER_FAILURES: u32 = 5;
-pub const BREAKER_COOLDOWN_SECONDS: u64 = 10;
+pub(crate) const DRAIN_SECONDS: u64 = 5;
+pub(crate) const SHUTDOWN_GRACE_SECONDS: u64 = 20;
+pub(crate) const IDEMPOTENCY_TTL_SECONDS: u64 = 86_400;
+pub(crate) const MAX_IN_FLIGHT: u64 = 4096;
+pub(crate) const BREAKER_FAILURES: u32 = 5;
+pub(crate) const BREAKER_COOLDOWN_SECONDS: u64 = 10;
 /// Largest provider response body read into memory.
-pub const MAX_PROVIDER_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_PROVIDER_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
-pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bynn's documented throttles: 20 resends and 30 requests a minute.
-pub const BYNN_RESENDS_PER_MINUTE: u32 = 20;
-pub const BYNN_REQUESTS_PER_MINUTE: u32 = 30;
+pub(crate) const BYNN_RESENDS_PER_MINUTE: u32 = 20;
+pub(crate) const BYNN_REQUESTS_PER_MINUTE: u32 = 30;

@@ -5,14 +5,14 @@
 //! The loader takes the environment as a map so tests never touch the real
 //! process environment. Every error names the variable (or file key) at fault.
 
-pub mod defaults;
+pub(crate) mod defaults;
 mod env;
 mod file;
 #[cfg(test)]
 mod tests;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -252,14 +252,4 @@ pub fn load(
         file::merge(&path, env, &mut config)?;
     }
     Ok(config)
-}
-
-/// The accounts of one provider, keyed by name, for quick lookups in tests.
-pub fn accounts_by_name(config: &Config, provider: ProviderKind) -> BTreeMap<&str, &AccountConfig> {
-    config
-        .accounts
-        .iter()
-        .filter(|a| a.provider == provider)
-        .map(|a| (a.name.as_str(), a))
-        .collect()
 }

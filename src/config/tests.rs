@@ -57,7 +57,19 @@ mod properties {
 }
 
 mod unit {
+    use std::collections::BTreeMap;
+
     use super::super::*;
+
+    /// The accounts of one provider, keyed by name, for quick lookups in tests.
+    fn accounts_by_name(config: &Config, provider: ProviderKind) -> BTreeMap<&str, &AccountConfig> {
+        config
+            .accounts
+            .iter()
+            .filter(|a| a.provider == provider)
+            .map(|a| (a.name.as_str(), a))
+            .collect()
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

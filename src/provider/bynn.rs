@@ -43,7 +43,7 @@ const SUPPORTED: &[Rpc] = &[
     Rpc::GetInvitation,
 ];
 
-pub struct Bynn {
+pub(crate) struct Bynn {
     account: AccountConfig,
     http: HttpClient,
     clock: Clock,
@@ -55,7 +55,7 @@ pub struct Bynn {
 }
 
 impl Bynn {
-    pub fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
+    pub(crate) fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
         let api_key = match &account.credentials {
             Credentials::Bynn { api_key } => api_key.expose(),
             _ => "",

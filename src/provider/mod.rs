@@ -1,10 +1,10 @@
 //! The provider trait every adapter implements, and the registry of
 //! configured accounts the gRPC layer picks from.
 
-pub mod bynn;
-pub mod leegality;
-pub mod signnow;
-pub mod transport;
+pub(crate) mod bynn;
+pub(crate) mod leegality;
+pub(crate) mod signnow;
+pub(crate) mod transport;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -25,17 +25,17 @@ use crate::{
 
 /// The outcome of one item of a batch resend.
 #[derive(Debug)]
-pub struct BatchItemOutcome {
+pub(crate) struct BatchItemOutcome {
     pub invitation_id: String,
     pub result: Result<Invitation>,
 }
 
 /// How many provider calls a fan-out batch keeps in flight at once.
-pub const BATCH_FAN_OUT_CONCURRENCY: usize = 4;
+pub(crate) const BATCH_FAN_OUT_CONCURRENCY: usize = 4;
 
 /// What a provider call needs to know about the RPC it serves.
 #[derive(Debug, Clone)]
-pub struct CallContext {
+pub(crate) struct CallContext {
     pub rpc: Rpc,
     /// When the caller stops waiting (from `grpc-timeout`).
     pub deadline: Option<Instant>,
@@ -44,7 +44,7 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    pub fn new(rpc: Rpc, deadline: Option<Instant>) -> Self {
+    pub(crate) fn new(rpc: Rpc, deadline: Option<Instant>) -> Self {
         CallContext {
             rpc,
             deadline,
@@ -52,20 +52,20 @@ impl CallContext {
         }
     }
 
-    pub fn with_request_id(mut self, request_id: &str) -> Self {
+    pub(crate) fn with_request_id(mut self, request_id: &str) -> Self {
         self.request_id = (!request_id.is_empty()).then(|| request_id.to_owned());
         self
     }
 
     /// Time left before the caller's deadline.
-    pub fn remaining(&self) -> Option<Duration> {
+    pub(crate) fn remaining(&self) -> Option<Duration> {
         self.deadline
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
     }
 
     /// DEADLINE_EXCEEDED for this call; `may_have_reached_provider` marks a
     /// mutating call's outcome as unknown.
-    pub fn deadline_exceeded(&self, may_have_reached_provider: bool) -> GatewayError {
+    pub(crate) fn deadline_exceeded(&self, may_have_reached_provider: bool) -> GatewayError {
         let error = GatewayError::new(
             Reason::DeadlineExceeded,
             "the caller's deadline ran out before the provider answered",
@@ -84,7 +84,7 @@ impl CallContext {
 /// The defaults answer UNIMPLEMENTED `UNSUPPORTED_BY_PROVIDER`; an adapter
 /// overrides what its provider offers and lists it in `supported_rpcs`.
 #[async_trait]
-pub trait Provider: Send + Sync + 'static {
+pub(crate) trait Provider: Send + Sync + 'static {
     fn kind(&self) -> ProviderKind;
 
     /// The RPCs this adapter serves, for `ListProviders`.
@@ -220,7 +220,7 @@ pub trait Provider: Send + Sync + 'static {
 }
 
 /// A configured account with the adapter that serves it.
-pub struct Account {
+pub(crate) struct Account {
     pub config: AccountConfig,
     pub provider: Arc<dyn Provider>,
     pub is_default: bool,
@@ -228,7 +228,7 @@ pub struct Account {
 
 impl Account {
     /// Adds `provider` and `account` metadata to an error from this account.
-    pub fn annotate(&self, error: GatewayError) -> GatewayError {
+    pub(crate) fn annotate(&self, error: GatewayError) -> GatewayError {
         error
             .with_default_metadata(MetaKey::Provider, self.config.provider.as_str())
             .with_default_metadata(MetaKey::Account, self.config.name.clone())
@@ -236,7 +236,7 @@ impl Account {
 }
 
 /// Every configured account, keyed by (provider, account name).
-pub struct Registry {
+pub(crate) struct Registry {
     accounts: HashMap<(ProviderKind, String), Arc<Account>>,
     defaults: HashMap<ProviderKind, Arc<Account>>,
     ordered: Vec<Arc<Account>>,
@@ -247,25 +247,20 @@ pub struct Registry {
 /// What every adapter shares: the HTTP client, the clock and the state
 /// store (request-id records, saga progress).
 #[derive(Clone)]
-pub struct Services {
+pub(crate) struct Services {
     pub http: transport::HttpClient,
     pub clock: Clock,
     pub store: Arc<dyn StateStore>,
 }
 
 impl Services {
-    /// Real time and an in-process store.
-    pub fn new(http: transport::HttpClient) -> Services {
-        Services {
-            http,
-            clock: Clock::default(),
-            store: Arc::new(MemoryStore::default()),
-        }
-    }
-
     /// As configured: Redis when `GATEWAY_REDIS_URL` is set, the breaker
     /// settings, and `clock` (the real one outside tests).
-    pub fn from_config(config: &Config, http: transport::HttpClient, clock: Clock) -> Services {
+    pub(crate) fn from_config(
+        config: &Config,
+        http: transport::HttpClient,
+        clock: Clock,
+    ) -> Services {
         let store: Arc<dyn StateStore> = match &config.redis_url {
             Some(url) => match RedisStore::new(url) {
                 Ok(store) => Arc::new(store),
@@ -286,15 +281,7 @@ impl Services {
 }
 
 impl Registry {
-    /// Builds the adapters of every configured account over one HTTP client.
-    pub fn from_config(config: &Config, http: transport::HttpClient) -> Registry {
-        Registry::from_services(
-            config,
-            Services::from_config(config, http, Clock::default()),
-        )
-    }
-
-    pub fn from_services(config: &Config, services: Services) -> Registry {
+    pub(crate) fn from_services(config: &Config, services: Services) -> Registry {
         let http = services.http.clone();
         let store = services.store.clone();
         let accounts = config.accounts.iter().map(|account| {
@@ -324,7 +311,9 @@ impl Registry {
     }
 
     /// Builds a registry from ready adapters (tests inject fakes here).
-    pub fn new(accounts: impl IntoIterator<Item = (AccountConfig, Arc<dyn Provider>)>) -> Registry {
+    pub(crate) fn new(
+        accounts: impl IntoIterator<Item = (AccountConfig, Arc<dyn Provider>)>,
+    ) -> Registry {
         let mut registry = Registry {
             accounts: HashMap::new(),
             defaults: HashMap::new(),
@@ -369,7 +358,7 @@ impl Registry {
             .map_or(crate::config::DEFAULT_ACCOUNT, |a| a.config.name.as_str())
     }
 
-    pub fn resolve(&self, provider: ProviderKind, account: &str) -> Result<Arc<Account>> {
+    pub(crate) fn resolve(&self, provider: ProviderKind, account: &str) -> Result<Arc<Account>> {
         let has_any = self.ordered.iter().any(|a| a.config.provider == provider);
         if !has_any {
             return Err(GatewayError::new(
@@ -410,21 +399,17 @@ impl Registry {
             })
     }
 
-    pub fn accounts(&self) -> &[Arc<Account>] {
+    pub(crate) fn accounts(&self) -> &[Arc<Account>] {
         &self.ordered
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ordered.is_empty()
-    }
-
     /// Where request-id records and saga progress live.
-    pub fn store(&self) -> Arc<dyn StateStore> {
+    pub(crate) fn store(&self) -> Arc<dyn StateStore> {
         self.store.clone()
     }
 
     /// The account's circuit.
-    pub fn breaker_state(&self, account: &Account) -> transport::BreakerState {
+    pub(crate) fn breaker_state(&self, account: &Account) -> transport::BreakerState {
         self.http
             .as_ref()
             .map_or(transport::BreakerState::Closed, |http| {

@@ -18,13 +18,13 @@ use serde_json::{Value, json};
 use super::{CooldownHint, Shared, SimRequest, SimResponse, SimulatorConfig, lock, random_hex};
 use super::{looks_like_e164, looks_like_email};
 
-pub const MAX_ATTEMPTS: u32 = 10;
-pub const COOLDOWN_SECONDS: i64 = 180;
-pub const RESENDS_PER_MINUTE: usize = 20;
-pub const REQUESTS_PER_MINUTE: usize = 30;
-pub const LINK_LIFETIME_DAYS: i64 = 30;
+pub(crate) const MAX_ATTEMPTS: u32 = 10;
+pub(crate) const COOLDOWN_SECONDS: i64 = 180;
+pub(crate) const RESENDS_PER_MINUTE: usize = 20;
+pub(crate) const REQUESTS_PER_MINUTE: usize = 30;
+pub(crate) const LINK_LIFETIME_DAYS: i64 = 30;
 /// How long the simulated channel takes to accept a queued message.
-pub const DELIVERY_SECONDS: i64 = 1;
+pub(crate) const DELIVERY_SECONDS: i64 = 1;
 
 #[derive(Debug, Clone)]
 pub struct BynnInvitation {

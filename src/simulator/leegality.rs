@@ -19,17 +19,17 @@ use serde_json::{Value, json};
 
 use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock};
 
-pub const RESEND_CAP: u32 = 5;
-pub const MAX_SIGN_URLS: usize = 15;
-pub const MAX_FILE_BYTES: usize = 15 * 1024 * 1024;
-pub const MSG_RESENT: &str =
+pub(crate) const RESEND_CAP: u32 = 5;
+pub(crate) const MAX_SIGN_URLS: usize = 15;
+pub(crate) const MAX_FILE_BYTES: usize = 15 * 1024 * 1024;
+pub(crate) const MSG_RESENT: &str =
     "Invitation(s) sent successfully. Please ask invitees to check their inbox.";
-pub const MSG_ALREADY_SIGNED: &str = "Document(s) already signed by the invitee.";
-pub const MSG_NO_ACCESS: &str = "You do not have access to the document.";
-pub const MSG_RESEND_CAP: &str = "You have already resent invitation mail 5 times. Please contact support@leegality.com for help.";
+pub(crate) const MSG_ALREADY_SIGNED: &str = "Document(s) already signed by the invitee.";
+pub(crate) const MSG_NO_ACCESS: &str = "You do not have access to the document.";
+pub(crate) const MSG_RESEND_CAP: &str = "You have already resent invitation mail 5 times. Please contact support@leegality.com for help.";
 /// The per-item text for an unknown sign URL is undocumented (only the null
 /// name/email/phone are); this wording is the simulator's own.
-pub const MSG_INVALID_URL: &str = "Invalid sign URL.";
+pub(crate) const MSG_INVALID_URL: &str = "Invalid sign URL.";
 
 #[derive(Debug, Clone)]
 pub struct Invitee {
@@ -165,7 +165,10 @@ impl State {
     }
 
     /// Finds an invitee by bare UUID or full sign URL.
-    pub fn invitee_mut(&mut self, url_or_uuid: &str) -> Option<(&mut LeegalityDocument, usize)> {
+    pub(crate) fn invitee_mut(
+        &mut self,
+        url_or_uuid: &str,
+    ) -> Option<(&mut LeegalityDocument, usize)> {
         let uuid = url_or_uuid
             .rsplit('/')
             .next()
@@ -200,7 +203,7 @@ impl State {
 }
 
 /// `dd-MM-yyyy HH:mm:ss` in IST.
-pub fn format_date(time: DateTime<Utc>) -> String {
+pub(crate) fn format_date(time: DateTime<Utc>) -> String {
     time.with_timezone(&ist())
         .format("%d-%m-%Y %H:%M:%S")
         .to_string()

@@ -214,7 +214,7 @@ impl Fault {
 
 /// A provider answer before it is turned into HTTP.
 #[derive(Debug, Clone)]
-pub struct SimResponse {
+pub(crate) struct SimResponse {
     pub status: StatusCode,
     pub headers: Vec<(header::HeaderName, String)>,
     pub body: serde_json::Value,
@@ -223,7 +223,7 @@ pub struct SimResponse {
 }
 
 impl SimResponse {
-    pub fn json(status: StatusCode, body: serde_json::Value) -> SimResponse {
+    pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> SimResponse {
         SimResponse {
             status,
             headers: Vec::new(),
@@ -232,16 +232,16 @@ impl SimResponse {
         }
     }
 
-    pub fn without_body(mut self) -> SimResponse {
+    pub(crate) fn without_body(mut self) -> SimResponse {
         self.empty = true;
         self
     }
 
-    pub fn ok(body: serde_json::Value) -> SimResponse {
+    pub(crate) fn ok(body: serde_json::Value) -> SimResponse {
         SimResponse::json(StatusCode::OK, body)
     }
 
-    pub fn with_header(
+    pub(crate) fn with_header(
         mut self,
         name: header::HeaderName,
         value: impl Into<String>,
@@ -252,7 +252,7 @@ impl SimResponse {
 }
 
 /// The request as the per-provider handlers see it.
-pub struct SimRequest<'a> {
+pub(crate) struct SimRequest<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub query: &'a HashMap<String, String>,
@@ -262,11 +262,11 @@ pub struct SimRequest<'a> {
 }
 
 impl SimRequest<'_> {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn bearer(&self) -> Option<&str> {
+    pub(crate) fn bearer(&self) -> Option<&str> {
         self.header("authorization")?.strip_prefix("Bearer ")
     }
 }

@@ -16,7 +16,7 @@ pub(crate) mod redis;
 pub(crate) use redis::RedisStore;
 
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub(crate) trait StateStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
     /// Writes `value`, replacing any earlier one.

@@ -2,12 +2,11 @@
 //! provider simulator, and connects the generated client to it.
 #![allow(dead_code)]
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use esign_gateway::{
     config::{self, Config},
     pb::invitation_service_client::InvitationServiceClient,
-    provider::{Registry, Services, transport::HttpClient},
     server::RunningServer,
     simulator::Simulator,
 };
@@ -96,14 +95,10 @@ pub(crate) async fn serve(
     let mut config = base_config();
     config.accounts = sim.gateway_accounts();
     tweak(&mut config);
-    let http =
-        HttpClient::new(&config.timeouts, config.max_provider_body_bytes).expect("http client");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     // The gateway shares the simulator's clock, so moving it expires tokens
     // and cools down circuit breakers.
-    let services = Services::from_config(&config, http, sim.clock().clone());
-    let registry = Arc::new(Registry::from_services(&config, services));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let server = RunningServer::start(&config, registry, listener, admin)
+    let server = RunningServer::launch(&config, sim.clock().clone(), listener, admin)
         .await
         .expect("server starts");
     (server, config)

@@ -8,8 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use esign_gateway::{
-    domain::ProviderKind,
-    pb,
+    ProviderKind, pb,
     simulator::{Fault, FaultKind},
 };
 use futures_util::StreamExt as _;

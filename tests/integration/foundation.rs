@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use esign_gateway::{
-    config::DEFAULT_ACCOUNT, domain::ProviderKind, error::ERROR_DOMAIN, pb, server::SERVICE_NAME,
+    ERROR_DOMAIN, ProviderKind, config::DEFAULT_ACCOUNT, pb, server::SERVICE_NAME,
 };
 use tokio_stream::StreamExt as _;
 use tonic::Code;

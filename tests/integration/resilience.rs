@@ -10,8 +10,7 @@ use std::{
 };
 
 use esign_gateway::{
-    domain::ProviderKind,
-    pb,
+    ProviderKind, pb,
     simulator::{Fault, FaultKind},
 };
 use tonic::{Code, Request};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use esign_gateway::{domain::ProviderKind, simulator::Simulator};
+use esign_gateway::{ProviderKind, simulator::Simulator};
 use serde_json::{Value, json};
 
 struct Sim {

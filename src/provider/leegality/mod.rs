@@ -68,7 +68,7 @@ const SUPPORTED: &[Rpc] = &[
     Rpc::GetDocument,
 ];
 
-pub struct Leegality {
+pub(crate) struct Leegality {
     account: AccountConfig,
     http: HttpClient,
     clock: Clock,
@@ -117,7 +117,7 @@ impl Endpoint {
 }
 
 impl Leegality {
-    pub fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
+    pub(crate) fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
         let urls = Endpoint::ALL
             .iter()
             .map(|endpoint| transport::url_with_path(&account.base_url, endpoint.describe().2))

@@ -68,7 +68,7 @@ const SUPPORTED: &[Rpc] = &[
     Rpc::GetDocument,
 ];
 
-pub struct SignNow {
+pub(crate) struct SignNow {
     account: AccountConfig,
     http: HttpClient,
     clock: Clock,
@@ -104,7 +104,7 @@ enum Op {
 }
 
 impl SignNow {
-    pub fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
+    pub(crate) fn new(account: AccountConfig, services: Services, timeouts: Timeouts) -> Self {
         let (basic, fixed_bearer) = match &account.credentials {
             Credentials::SignNowPassword { basic_token, .. } => (
                 CredentialHeader::new(&format!("Basic {}", basic_token.expose())),

@@ -12,14 +12,14 @@ use crate::{clock::Clock, config::BreakerConfig, domain::ProviderKind};
 
 /// What `ListProviders` and the metrics show for an account's circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BreakerState {
+pub(crate) enum BreakerState {
     Closed,
     Open,
     HalfOpen,
 }
 
 impl BreakerState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",

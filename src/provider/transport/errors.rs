@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// Delay suggested to callers after a transient provider failure.
-pub const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 pub(super) enum SendFailure {
     Connect(reqwest::Error),
@@ -100,7 +100,7 @@ pub(super) fn failure_to_error(
 
 /// The statuses every provider answers alike; adapters map their own bodies
 /// first and fall back to this.
-pub fn common_status_error(
+pub(crate) fn common_status_error(
     provider: ProviderKind,
     response: &ProviderResponse,
 ) -> Option<GatewayError> {
@@ -136,7 +136,7 @@ pub fn common_status_error(
 }
 
 /// UNKNOWN for a body the adapter could not understand.
-pub fn unrecognized(provider: ProviderKind, response: &ProviderResponse) -> GatewayError {
+pub(crate) fn unrecognized(provider: ProviderKind, response: &ProviderResponse) -> GatewayError {
     tracing::warn!(
         status = response.status.as_u16(),
         content_type = response

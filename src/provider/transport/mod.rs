@@ -16,9 +16,9 @@ use rand::Rng as _;
 use tracing::{Instrument as _, field};
 use url::Url;
 
-pub use self::{
+pub(crate) use self::{
     breaker::BreakerState,
-    errors::{TRANSIENT_RETRY_DELAY, common_status_error, unrecognized},
+    errors::{common_status_error, unrecognized},
     retry::RetryPolicy,
 };
 use self::{
@@ -39,10 +39,10 @@ use crate::{
 /// marked sensitive so it never shows in debug output; `None` inside when
 /// the configured value cannot be a header, reported on use.
 #[derive(Clone)]
-pub struct CredentialHeader(Option<HeaderValue>);
+pub(crate) struct CredentialHeader(Option<HeaderValue>);
 
 impl CredentialHeader {
-    pub fn new(value: &str) -> CredentialHeader {
+    pub(crate) fn new(value: &str) -> CredentialHeader {
         CredentialHeader(HeaderValue::from_str(value).ok().map(|mut value| {
             value.set_sensitive(true);
             value
@@ -58,7 +58,7 @@ impl std::fmt::Debug for CredentialHeader {
 
 /// One provider request, described by the adapter.
 #[derive(Debug)]
-pub struct Outbound {
+pub(crate) struct Outbound {
     /// Stable operation name for spans and metrics, e.g. `resend`.
     pub operation: &'static str,
     pub method: Method,
@@ -72,7 +72,7 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(
+    pub(crate) fn new(
         operation: &'static str,
         method: Method,
         url: Url,
@@ -93,7 +93,7 @@ impl Outbound {
     /// Sets a credential header, marked sensitive so no debug output shows it.
     /// Adds a credential header built once by the adapter
     /// (see [`credential_value`]).
-    pub fn credential(mut self, name: HeaderName, value: &CredentialHeader) -> Result<Self> {
+    pub(crate) fn credential(mut self, name: HeaderName, value: &CredentialHeader) -> Result<Self> {
         let value = value.0.clone().ok_or_else(|| {
             GatewayError::internal("a configured credential is not a valid header value")
         })?;
@@ -101,7 +101,7 @@ impl Outbound {
         Ok(self)
     }
 
-    pub fn json_body(mut self, body: &impl serde::Serialize) -> Result<Self> {
+    pub(crate) fn json_body(mut self, body: &impl serde::Serialize) -> Result<Self> {
         let bytes = serde_json::to_vec(body).map_err(|error| {
             GatewayError::internal("could not encode a provider request").with_source(error)
         })?;
@@ -113,7 +113,7 @@ impl Outbound {
         Ok(self)
     }
 
-    pub fn form_body(mut self, pairs: &[(&str, &str)]) -> Self {
+    pub(crate) fn form_body(mut self, pairs: &[(&str, &str)]) -> Self {
         let encoded = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
@@ -125,12 +125,12 @@ impl Outbound {
         self
     }
 
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+    pub(crate) fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
@@ -138,7 +138,7 @@ impl Outbound {
 
 /// A provider's answer, body fully read (and bounded).
 #[derive(Debug, Clone)]
-pub struct ProviderResponse {
+pub(crate) struct ProviderResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -159,22 +159,15 @@ impl ProviderResponse {
         }
     }
 
-    pub fn json<T: serde::de::DeserializeOwned>(
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
         &self,
     ) -> std::result::Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
 
-    pub fn is_json(&self) -> bool {
-        self.headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains("json"))
-    }
-
     /// `Retry-After` in seconds (the HTTP-date form is not used by these
     /// providers and is ignored).
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         self.headers
             .get(header::RETRY_AFTER)?
             .to_str()
@@ -188,7 +181,7 @@ impl ProviderResponse {
 
 /// The shared, pooled client; cheap to clone.
 #[derive(Clone)]
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     inner: Arc<Inner>,
 }
 
@@ -199,7 +192,7 @@ struct Inner {
 }
 
 impl HttpClient {
-    pub fn new(timeouts: &Timeouts, max_body_bytes: usize) -> Result<HttpClient> {
+    pub(crate) fn new(timeouts: &Timeouts, max_body_bytes: usize) -> Result<HttpClient> {
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -223,7 +216,7 @@ impl HttpClient {
     }
 
     /// The same client with these breaker settings and clock.
-    pub fn with_breaker(self, config: BreakerConfig, clock: Clock) -> HttpClient {
+    pub(crate) fn with_breaker(self, config: BreakerConfig, clock: Clock) -> HttpClient {
         let inner = Inner {
             client: self.inner.client.clone(),
             max_body_bytes: self.inner.max_body_bytes,
@@ -235,14 +228,14 @@ impl HttpClient {
     }
 
     /// The account's circuit, for ListProviders.
-    pub fn breaker_state(&self, provider: ProviderKind, account: &str) -> BreakerState {
+    pub(crate) fn breaker_state(&self, provider: ProviderKind, account: &str) -> BreakerState {
         self.inner.breakers.state(provider, account)
     }
 
     /// Sends `request`, retrying only as its policy allows, and returns the
     /// provider's answer whatever its HTTP status. Transport failures and the
     /// caller's deadline become gateway errors here.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         ctx: &CallContext,
         provider: ProviderKind,
@@ -431,7 +424,7 @@ impl HttpClient {
 /// Joins `segments` onto `base`, each as exactly one percent-encoded path
 /// segment ('/' included), so no caller value can change the host, scheme
 /// or path prefix.
-pub fn url_with_segments(base: &Url, segments: &[&str]) -> Url {
+pub(crate) fn url_with_segments(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();
     {
         let mut path = url
@@ -451,7 +444,7 @@ pub fn url_with_segments(base: &Url, segments: &[&str]) -> Url {
 }
 
 /// `base` plus a fixed path of the gateway's own, like `/v3.0/sign/request`.
-pub fn url_with_path(base: &Url, path: &'static str) -> Url {
+pub(crate) fn url_with_path(base: &Url, path: &'static str) -> Url {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     url_with_segments(base, &parts)
 }

@@ -24,7 +24,7 @@ const LONGEST_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether a call may be sent again after it may have reached the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryPolicy {
+pub(crate) enum RetryPolicy {
     /// Billable or non-idempotent: only a failed connect is retried.
     OnlyBeforeSent,
     /// Reads and idempotent writes: also 429, 502, 503, 504 and resets.

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
 use esign_gateway::{
-    domain::ProviderKind,
-    pb,
+    ProviderKind, pb,
     simulator::{CooldownHint, Fault, FaultKind},
 };
 use tonic::Code;

@@ -6,7 +6,7 @@ mod send;
 
 use crate::common;
 
-use esign_gateway::{domain::ProviderKind, pb};
+use esign_gateway::{ProviderKind, pb};
 use tonic::Code;
 
 const LEEGALITY: i32 = pb::Provider::Leegality as i32;

@@ -557,3 +557,43 @@ async fn code_65582_is_not_always_a_missing_document() {
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(common::error_info(&status).reason, "DOCUMENT_NOT_FOUND");
 }
+
+/// A signed field invite reads SIGNED and completes the document; the next
+/// step's signer is then the one whose turn it is.
+#[tokio::test]
+async fn signing_moves_the_turn_and_completes_the_document() {
+    let mut gateway = common::start().await;
+    let doc = seed(&gateway, &["Tenant", "Landlord"]);
+    let invites = send_field_invites(&mut gateway, &doc).await;
+    let read = |gateway: &mut common::TestGateway| {
+        let mut client = gateway.client.clone();
+        let id = doc.id.clone();
+        async move {
+            client
+                .get_document(get_document(&id))
+                .await
+                .unwrap()
+                .into_inner()
+                .document
+                .unwrap()
+        }
+    };
+    assert!(gateway.sim.signnow().sign_field_invite(&invites[0].id));
+    let document = read(&mut gateway).await;
+    let states: Vec<(i32, bool)> = document
+        .invitations
+        .iter()
+        .map(|i| (i.state, i.is_signers_turn))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (pb::InvitationState::Signed as i32, false),
+            (pb::InvitationState::Pending as i32, true),
+        ]
+    );
+    assert_eq!(document.state, pb::DocumentState::InProgress as i32);
+    assert!(gateway.sim.signnow().sign_field_invite(&invites[1].id));
+    let document = read(&mut gateway).await;
+    assert_eq!(document.state, pb::DocumentState::Completed as i32);
+}

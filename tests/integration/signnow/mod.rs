@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use esign_gateway::{
-    domain::ProviderKind,
-    pb,
+    ProviderKind, pb,
     simulator::{Fault, FaultKind, RecordedRequest},
 };
 use tonic::Code;
