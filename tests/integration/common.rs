@@ -174,3 +174,25 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A SENT Leegality document on the simulator: its id and its invitees'
+/// UUIDs, in signing order.
+pub(crate) fn seed_leegality(
+    sim: &Simulator,
+    irn: Option<&str>,
+    invitees: &[(&str, &str)],
+) -> (String, Vec<String>) {
+    let now = sim.clock().now();
+    let document = sim.leegality().seed_document(irn, invitees, now);
+    (
+        document.id,
+        document.invitees.iter().map(|i| i.uuid.clone()).collect(),
+    )
+}
+
+/// One Leegality invitee whose invitation can be resent.
+pub(crate) fn seed_leegality_invitee(sim: &Simulator) -> String {
+    seed_leegality(sim, Some("IRN-1"), &[("Asha", "asha.rao@example.com")])
+        .1
+        .remove(0)
+}

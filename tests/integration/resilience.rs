@@ -18,16 +18,7 @@ use tonic::{Code, Request};
 const LEEGALITY: i32 = pb::Provider::Leegality as i32;
 
 fn seed_invitee(gateway: &common::TestGateway) -> String {
-    seed_on(&gateway.sim)
-}
-
-fn seed_on(sim: &esign_gateway::simulator::Simulator) -> String {
-    let now = sim.clock().now();
-    sim.leegality()
-        .seed_document(Some("IRN-1"), &[("Asha", "asha@example.com")], now)
-        .invitees[0]
-        .uuid
-        .clone()
+    common::seed_leegality_invitee(&gateway.sim)
 }
 
 fn resend(uuid: &str, request_id: &str) -> pb::ResendInvitationRequest {

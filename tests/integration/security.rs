@@ -67,15 +67,6 @@ fn with_token<T>(message: T, token: &str) -> Request<T> {
     request
 }
 
-fn seed_uuid(sim: &Simulator) -> String {
-    let now = sim.clock().now();
-    sim.leegality()
-        .seed_document(None, &[("Asha", "asha.rao@example.com")], now)
-        .invitees[0]
-        .uuid
-        .clone()
-}
-
 #[tokio::test]
 async fn bearer_tokens_allow_deny_and_refuse() {
     let file = callers_file();
@@ -83,7 +74,7 @@ async fn bearer_tokens_allow_deny_and_refuse() {
         config.auth_tokens_file = Some(file.clone());
     })
     .await;
-    let uuid = seed_uuid(&gateway.sim);
+    let uuid = common::seed_leegality_invitee(&gateway.sim);
     let resend = || pb::ResendInvitationRequest {
         provider: LEEGALITY,
         invitation_id: uuid.clone(),
@@ -282,7 +273,7 @@ async fn metrics_show_calls_providers_and_replays() {
         .await
         .unwrap();
     let mut client = InvitationServiceClient::new(channel);
-    let uuid = seed_uuid(&sim);
+    let uuid = common::seed_leegality_invitee(&sim);
     let request_id = uuid::Uuid::new_v4().to_string();
     for _ in 0..2 {
         client
@@ -467,7 +458,7 @@ async fn mutual_tls_names_the_caller_by_its_spiffe_id() {
         None,
     )
     .await;
-    let uuid = seed_uuid(&sim);
+    let uuid = common::seed_leegality_invitee(&sim);
 
     let channel = tls_channel(server.local_addr(), &pki, true).await.unwrap();
     let mut client = InvitationServiceClient::new(channel);

@@ -12,15 +12,7 @@ use tonic::Code;
 const LEEGALITY: i32 = pb::Provider::Leegality as i32;
 
 fn seed(gateway: &common::TestGateway, invitees: &[(&str, &str)]) -> (String, Vec<String>) {
-    let now = gateway.sim.clock().now();
-    let document = gateway
-        .sim
-        .leegality()
-        .seed_document(Some("IRN-7"), invitees, now);
-    (
-        document.id,
-        document.invitees.iter().map(|i| i.uuid.clone()).collect(),
-    )
+    common::seed_leegality(&gateway.sim, Some("IRN-7"), invitees)
 }
 
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
