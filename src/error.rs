@@ -69,6 +69,8 @@ reasons! {
     RequestInProgress => (Aborted, "REQUEST_IN_PROGRESS"),
     ReplaceSignerIncomplete => (Aborted, "REPLACE_SIGNER_INCOMPLETE"),
     ShuttingDown => (Unavailable, "SHUTTING_DOWN"),
+    StateStoreUnavailable => (Unavailable, "STATE_STORE_UNAVAILABLE"),
+    RequestOutcomeUnknown => (Unknown, "REQUEST_OUTCOME_UNKNOWN"),
     Internal => (Internal, "INTERNAL_ERROR"),
 }
 
@@ -90,6 +92,7 @@ meta_keys! {
     Account => "account",
     Breaker => "breaker",
     Caller => "caller",
+    Cause => "cause",
     CauseReason => "causeReason",
     CompletedSteps => "completedSteps",
     Component => "component",

@@ -51,6 +51,9 @@ pub enum StartError {
     Tls(String),
     #[error("could not build the provider HTTP client: {0}")]
     HttpClient(String),
+    /// The Redis settings cannot be used: a configuration error (exit 64).
+    #[error("GATEWAY_REDIS_URL / GATEWAY_REDIS_CLUSTER_URLS: {0}")]
+    StateStore(String),
     /// The callers file is unusable: a configuration error (exit 64).
     #[error("GATEWAY_AUTH_TOKENS_FILE {0}")]
     Callers(String),
@@ -73,7 +76,9 @@ impl From<String> for RunError {
 impl From<StartError> for RunError {
     fn from(error: StartError) -> RunError {
         match error {
-            StartError::Callers(_) => RunError::Config(error.to_string()),
+            StartError::Callers(_) | StartError::StateStore(_) => {
+                RunError::Config(error.to_string())
+            }
             other => RunError::Runtime(other.to_string()),
         }
     }
@@ -153,7 +158,8 @@ impl RunningServer {
     ) -> Result<RunningServer, StartError> {
         let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
             .map_err(|error| StartError::HttpClient(error.to_string()))?;
-        let services = Services::from_config(config, http, clock);
+        let services =
+            Services::from_config(config, http, clock).map_err(StartError::StateStore)?;
         let registry = Arc::new(Registry::from_services(config, services));
         RunningServer::start(config, registry, listener, admin_listener).await
     }

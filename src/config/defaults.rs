@@ -12,6 +12,8 @@ pub(crate) const BYNN_URL: &str = "https://api.bynn.com/v1";
 pub(crate) const DRAIN_SECONDS: u64 = 5;
 pub(crate) const SHUTDOWN_GRACE_SECONDS: u64 = 20;
 pub(crate) const IDEMPOTENCY_TTL_SECONDS: u64 = 86_400;
+/// A running request-id claim lives this long unless its replica renews it.
+pub(crate) const CLAIM_LEASE_SECONDS: u64 = 30;
 pub(crate) const MAX_IN_FLIGHT: u64 = 4096;
 pub(crate) const BREAKER_FAILURES: u32 = 5;
 pub(crate) const BREAKER_COOLDOWN_SECONDS: u64 = 10;

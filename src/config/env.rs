@@ -28,19 +28,14 @@ pub(super) fn gateway<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Conf
         defaults::SHUTDOWN_GRACE_SECONDS,
     )?;
 
-    let redis_url = match get("GATEWAY_REDIS_URL") {
-        Some(value) => {
-            let url = parse_url("GATEWAY_REDIS_URL", value)?;
-            if url.scheme() != "redis" || url.host_str().is_none() {
-                return Err(ConfigError::new(
-                    "GATEWAY_REDIS_URL",
-                    "must be a redis://[:password@]host[:port][/db] URL (rediss:// is not supported)",
-                ));
-            }
-            Some(value.to_owned())
-        }
-        None => None,
-    };
+    let redis = redis(get)?;
+    let claim_lease = parse_bounded(
+        "GATEWAY_CLAIM_LEASE_SECONDS",
+        get("GATEWAY_CLAIM_LEASE_SECONDS"),
+        defaults::CLAIM_LEASE_SECONDS,
+        1..=3600,
+    )
+    .map(Duration::from_secs)?;
     let otlp_endpoint = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Some(value) => {
             parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", value)?;
@@ -94,7 +89,8 @@ pub(super) fn gateway<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Conf
         timeouts: Timeouts::default(),
         drain_delay,
         shutdown_grace,
-        redis_url,
+        redis,
+        claim_lease,
         otlp_endpoint,
         tls,
         protect_reflection: match get("GATEWAY_AUTH_REFLECTION").unwrap_or("open") {
@@ -185,7 +181,7 @@ pub(super) fn accounts<'a>(
                 auth_token: Secret::new(token),
             },
             sender_email: None,
-            bynn_limits: BynnLimits::default(),
+            budgets: AccountBudgets::default(),
             signnow_resend_id: SignNowResendId::default(),
         });
     } else if get("LEEGALITY_BASE_URL").is_some() {
@@ -252,7 +248,7 @@ pub(super) fn accounts<'a>(
             credentials,
             sender_email,
             sign_url_host: None,
-            bynn_limits: BynnLimits::default(),
+            budgets: AccountBudgets::default(),
             signnow_resend_id: match get("SIGNNOW_RESEND_ID") {
                 Some(value) => SignNowResendId::parse("SIGNNOW_RESEND_ID", value)?,
                 None => SignNowResendId::default(),
@@ -266,12 +262,12 @@ pub(super) fn accounts<'a>(
     }
 
     if let Some(key) = get("BYNN_API_KEY") {
-        let mut limits = BynnLimits::default();
+        let mut limits = AccountBudgets::for_provider(ProviderKind::Bynn);
         if let Some(value) = get("BYNN_RESENDS_PER_MINUTE") {
-            limits.resends_per_minute = parse_positive("BYNN_RESENDS_PER_MINUTE", value)?;
+            limits.resends_per_minute = Some(parse_positive("BYNN_RESENDS_PER_MINUTE", value)?);
         }
         if let Some(value) = get("BYNN_REQUESTS_PER_MINUTE") {
-            limits.requests_per_minute = parse_positive("BYNN_REQUESTS_PER_MINUTE", value)?;
+            limits.requests_per_minute = Some(parse_positive("BYNN_REQUESTS_PER_MINUTE", value)?);
         }
         accounts.push(AccountConfig {
             provider: ProviderKind::Bynn,
@@ -285,7 +281,7 @@ pub(super) fn accounts<'a>(
             },
             sender_email: None,
             sign_url_host: None,
-            bynn_limits: limits,
+            budgets: limits,
             signnow_resend_id: SignNowResendId::default(),
         });
     } else if get("BYNN_BASE_URL").is_some() {
@@ -358,4 +354,85 @@ pub(super) fn parse_positive(variable: &str, value: &str) -> Result<u32, ConfigE
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| ConfigError::new(variable, format!("{value:?} is not a positive integer")))
+}
+
+/// The shared state store: one server (`GATEWAY_REDIS_URL`, `redis://` or
+/// `rediss://`) or a cluster (`GATEWAY_REDIS_CLUSTER_URLS`), with an extra
+/// CA for TLS (`GATEWAY_REDIS_CA_FILE`). Parsed here once; anything unusable
+/// stops the start (exit 64), never a quiet fall-back to memory.
+fn redis<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<RedisConfig>, ConfigError> {
+    let url = get("GATEWAY_REDIS_URL");
+    let cluster = get("GATEWAY_REDIS_CLUSTER_URLS");
+    let ca_file = get("GATEWAY_REDIS_CA_FILE");
+    let (url, cluster_urls) = match (url, cluster) {
+        (None, None) => {
+            if ca_file.is_some() {
+                return Err(ConfigError::new(
+                    "GATEWAY_REDIS_CA_FILE",
+                    "needs GATEWAY_REDIS_URL or GATEWAY_REDIS_CLUSTER_URLS",
+                ));
+            }
+            return Ok(None);
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "GATEWAY_REDIS_CLUSTER_URLS",
+                "set either GATEWAY_REDIS_URL (one server) or GATEWAY_REDIS_CLUSTER_URLS, not both",
+            ));
+        }
+        (Some(url), None) => (Some(redis_url("GATEWAY_REDIS_URL", url)?), Vec::new()),
+        (None, Some(list)) => {
+            let urls = list
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| redis_url("GATEWAY_REDIS_CLUSTER_URLS", u))
+                .collect::<Result<Vec<_>, _>>()?;
+            if urls.is_empty() {
+                return Err(ConfigError::new(
+                    "GATEWAY_REDIS_CLUSTER_URLS",
+                    "lists no node",
+                ));
+            }
+            (None, urls)
+        }
+    };
+    let ca_pem = match ca_file {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|error| {
+                ConfigError::new(
+                    "GATEWAY_REDIS_CA_FILE",
+                    format!("cannot read {path}: {error}"),
+                )
+            })?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(ConfigError::new(
+                    "GATEWAY_REDIS_CA_FILE",
+                    format!("{path} holds no PEM certificate"),
+                ));
+            }
+            Some(pem)
+        }
+    };
+    Ok(Some(RedisConfig {
+        url,
+        cluster_urls,
+        ca_pem,
+    }))
+}
+
+fn redis_url(variable: &str, value: &str) -> Result<String, ConfigError> {
+    use redis::IntoConnectionInfo as _;
+    let url = parse_url(variable, value)?;
+    if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            variable,
+            "must be a redis:// or rediss:// URL: redis[s]://[[user]:password@]host[:port][/db]",
+        ));
+    }
+    value.into_connection_info().map_err(|error| {
+        ConfigError::new(variable, format!("is not a usable Redis URL: {error}"))
+    })?;
+    Ok(value.to_owned())
 }

@@ -221,7 +221,7 @@ fn file_account(
             ));
         }
     };
-    let mut bynn_limits = BynnLimits::default();
+    let mut budgets = AccountBudgets::for_provider(provider);
     if let Some(value) = account.resends_per_minute {
         if value == 0 {
             return Err(ConfigError::new(
@@ -229,7 +229,7 @@ fn file_account(
                 "must be greater than 0",
             ));
         }
-        bynn_limits.resends_per_minute = value;
+        budgets.resends_per_minute = Some(value);
     }
     if let Some(value) = account.requests_per_minute {
         if value == 0 {
@@ -238,7 +238,7 @@ fn file_account(
                 "must be greater than 0",
             ));
         }
-        bynn_limits.requests_per_minute = value;
+        budgets.requests_per_minute = Some(value);
     }
     Ok(AccountConfig {
         provider,
@@ -250,7 +250,7 @@ fn file_account(
         base_url,
         credentials,
         sender_email: account.sender_email,
-        bynn_limits,
+        budgets,
         signnow_resend_id,
     })
 }

@@ -113,18 +113,24 @@ impl Default for Timeouts {
     }
 }
 
-/// Bynn throttles the gateway stays inside of (per account, per minute).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BynnLimits {
-    pub resends_per_minute: u32,
-    pub requests_per_minute: u32,
+/// Calls per minute the gateway allows itself towards one provider
+/// account, shared by every replica when Redis is configured. `None` is no
+/// budget. Bynn's documented throttles (20 resends and 30 requests a minute
+/// per organisation) are its defaults; other providers have none unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountBudgets {
+    pub requests_per_minute: Option<u32>,
+    pub resends_per_minute: Option<u32>,
 }
 
-impl Default for BynnLimits {
-    fn default() -> Self {
-        BynnLimits {
-            resends_per_minute: defaults::BYNN_RESENDS_PER_MINUTE,
-            requests_per_minute: defaults::BYNN_REQUESTS_PER_MINUTE,
+impl AccountBudgets {
+    pub fn for_provider(provider: ProviderKind) -> AccountBudgets {
+        match provider {
+            ProviderKind::Bynn => AccountBudgets {
+                requests_per_minute: Some(defaults::BYNN_REQUESTS_PER_MINUTE),
+                resends_per_minute: Some(defaults::BYNN_RESENDS_PER_MINUTE),
+            },
+            ProviderKind::Leegality | ProviderKind::SignNow => AccountBudgets::default(),
         }
     }
 }
@@ -167,7 +173,7 @@ pub struct AccountConfig {
     pub sender_email: Option<String>,
     /// Leegality: the host of the sign URLs callers may pass.
     pub sign_url_host: Option<String>,
-    pub bynn_limits: BynnLimits,
+    pub budgets: AccountBudgets,
     /// signNow: the id sent to the resend endpoint.
     pub signnow_resend_id: SignNowResendId,
 }
@@ -192,7 +198,10 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub drain_delay: Duration,
     pub shutdown_grace: Duration,
-    pub redis_url: Option<String>,
+    /// The shared state store; `None` keeps state in process.
+    pub redis: Option<RedisConfig>,
+    /// How long a running request-id claim lives without renewal.
+    pub claim_lease: Duration,
     pub otlp_endpoint: Option<String>,
     pub tls: Option<TlsConfig>,
     /// The callers file; the server builds its authenticator from it.
@@ -208,6 +217,37 @@ pub struct Config {
     /// Provider RPCs in flight at once; more are shed with RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
     pub breaker: BreakerConfig,
+}
+
+/// Where the shared state lives when several replicas act as one.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// One server: `redis://` or `rediss://` (TLS).
+    pub url: Option<String>,
+    /// Redis Cluster seed nodes; when set, `url` is not used.
+    pub cluster_urls: Vec<String>,
+    /// An extra CA (PEM) trusted for `rediss://`.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl RedisConfig {
+    /// One server at `url`.
+    pub fn single(url: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            url: Some(url.into()),
+            cluster_urls: Vec::new(),
+            ca_pem: None,
+        }
+    }
+
+    /// A Redis Cluster reached through `nodes`.
+    pub fn cluster(nodes: Vec<String>) -> RedisConfig {
+        RedisConfig {
+            url: None,
+            cluster_urls: nodes,
+            ca_pem: None,
+        }
+    }
 }
 
 /// When a provider account's circuit opens, and for how long.

@@ -157,7 +157,7 @@ read_ms = 2500
         .unwrap();
         let config = load(&env(&[("TENANT_A_KEY", "private_a")]), Some(&path)).unwrap();
         let account = &accounts_by_name(&config, ProviderKind::Bynn)["tenant-a"];
-        assert_eq!(account.bynn_limits.resends_per_minute, 5);
+        assert_eq!(account.budgets.resends_per_minute, Some(5));
         assert_eq!(config.timeouts.read, Duration::from_millis(2500));
 
         let error = load(&env(&[]), Some(&path)).unwrap_err();

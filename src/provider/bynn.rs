@@ -6,7 +6,7 @@
 //! A per-account limiter keeps the gateway inside Bynn's documented
 //! throttles (20 resends and 30 requests a minute) instead of discovering them.
 
-use std::{collections::VecDeque, sync::Mutex, time::Duration};
+use std::time::Duration;
 
 use ::http::{Method, header};
 use async_trait::async_trait;
@@ -48,8 +48,6 @@ pub(crate) struct Bynn {
     http: HttpClient,
     clock: Clock,
     timeouts: Timeouts,
-    requests: SlidingWindow,
-    resends: SlidingWindow,
     /// `Bearer <api key>`, built once.
     authorization: CredentialHeader,
 }
@@ -61,8 +59,6 @@ impl Bynn {
             _ => "",
         };
         Bynn {
-            requests: SlidingWindow::new(account.bynn_limits.requests_per_minute),
-            resends: SlidingWindow::new(account.bynn_limits.resends_per_minute),
             authorization: CredentialHeader::new(&format!("Bearer {api_key}")),
             account,
             http: services.http,
@@ -83,47 +79,7 @@ impl Bynn {
             .credential(header::AUTHORIZATION, &self.authorization)
     }
 
-    /// Takes one request (and one resend) from the local budgets, or says
-    /// how long to wait, without calling Bynn.
-    fn take_budget(&self, is_resend: bool) -> Result<()> {
-        let now = self.clock.now();
-        let wait = if is_resend {
-            self.requests
-                .wait_time(now)
-                .max(self.resends.wait_time(now))
-        } else {
-            self.requests.wait_time(now)
-        };
-        if !wait.is_zero() {
-            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-            return Err(GatewayError::new(
-                Reason::RateLimited,
-                "the gateway's budget for Bynn calls on this account is spent; retry later",
-            )
-            .with_metadata(
-                MetaKey::Limiter,
-                if is_resend {
-                    "resends_per_minute"
-                } else {
-                    "requests_per_minute"
-                },
-            )
-            .with_retry_after(Duration::from_secs(seconds)));
-        }
-        self.requests.record(now);
-        if is_resend {
-            self.resends.record(now);
-        }
-        Ok(())
-    }
-
-    async fn call(
-        &self,
-        ctx: &CallContext,
-        outbound: Outbound,
-        is_resend: bool,
-    ) -> Result<ProviderResponse> {
-        self.take_budget(is_resend)?;
+    async fn call(&self, ctx: &CallContext, outbound: Outbound) -> Result<ProviderResponse> {
         self.http
             .send(ctx, KIND, &self.account.name, outbound)
             .await
@@ -157,7 +113,7 @@ impl Provider for Bynn {
             .timeout(self.timeouts.write)
             // Not idempotent and billed: never resent once it may have arrived.
             .retry(RetryPolicy::OnlyBeforeSent);
-        let response = self.call(ctx, outbound, false).await?;
+        let response = self.call(ctx, outbound).await?;
         if !response.status.is_success() {
             return Err(map_error(&response, Operation::Create, None));
         }
@@ -186,7 +142,7 @@ impl Provider for Bynn {
             .timeout(self.timeouts.write)
             // Billed and capped at 10 attempts: no automatic resend.
             .retry(RetryPolicy::OnlyBeforeSent);
-        let response = self.call(ctx, outbound, true).await?;
+        let response = self.call(ctx, outbound.resend()).await?;
         if !response.status.is_success() {
             return Err(map_error(&response, Operation::Resend, Some(invitation_id)));
         }
@@ -232,51 +188,11 @@ impl Provider for Bynn {
             )?
             .timeout(self.timeouts.read)
             .retry(RetryPolicy::Safe);
-        let response = self.call(ctx, outbound, false).await?;
+        let response = self.call(ctx, outbound).await?;
         if !response.status.is_success() {
             return Err(map_error(&response, Operation::Get, Some(invitation_id)));
         }
         parse_invitation(&response, self.clock.now())
-    }
-}
-
-/// Requests within the last minute, for a budget of `limit` a minute.
-struct SlidingWindow {
-    limit: usize,
-    times: Mutex<VecDeque<DateTime<Utc>>>,
-}
-
-impl SlidingWindow {
-    const WINDOW: Duration = Duration::from_secs(60);
-
-    fn new(limit: u32) -> Self {
-        SlidingWindow {
-            limit: limit as usize,
-            times: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    /// Zero when a call fits now, else the time until one does.
-    fn wait_time(&self, now: DateTime<Utc>) -> Duration {
-        let since = |t: &DateTime<Utc>| (now - *t).to_std().unwrap_or_default();
-        let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
-        while times.front().is_some_and(|t| since(t) >= Self::WINDOW) {
-            times.pop_front();
-        }
-        if times.len() < self.limit {
-            return Duration::ZERO;
-        }
-        times
-            .front()
-            .map(|oldest| Self::WINDOW.saturating_sub(since(oldest)))
-            .unwrap_or_default()
-    }
-
-    fn record(&self, now: DateTime<Utc>) {
-        self.times
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(now);
     }
 }
 
@@ -755,21 +671,5 @@ mod tests {
         assert!(is_locale("pt-BR"));
         assert!(!is_locale("english"));
         assert!(!is_locale("en-"));
-    }
-
-    #[test]
-    fn sliding_window_reports_wait_time() {
-        let window = SlidingWindow::new(2);
-        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        assert!(window.wait_time(start).is_zero());
-        window.record(start);
-        window.record(start);
-        let wait = window.wait_time(start + chrono::Duration::seconds(10));
-        assert_eq!(wait, Duration::from_secs(50));
-        assert!(
-            window
-                .wait_time(start + chrono::Duration::seconds(61))
-                .is_zero()
-        );
     }
 }

@@ -254,29 +254,35 @@ pub(crate) struct Services {
 }
 
 impl Services {
-    /// As configured: Redis when `GATEWAY_REDIS_URL` is set, the breaker
-    /// settings, and `clock` (the real one outside tests).
+    /// As configured: Redis when it is configured (an unusable setting is an
+    /// error, never a quiet fall-back to memory), the breaker settings and
+    /// budgets, and `clock` (the real one outside tests).
     pub(crate) fn from_config(
         config: &Config,
         http: transport::HttpClient,
         clock: Clock,
-    ) -> Services {
-        let store: Arc<dyn StateStore> = match &config.redis_url {
-            Some(url) => match RedisStore::new(url) {
-                Ok(store) => Arc::new(store),
-                // Config validation already parsed it; keep the guard anyway.
-                Err(error) => {
-                    tracing::error!(error = %error, "unusable GATEWAY_REDIS_URL; using memory");
-                    Arc::new(MemoryStore::default())
-                }
-            },
+    ) -> std::result::Result<Services, String> {
+        let store: Arc<dyn StateStore> = match &config.redis {
+            Some(redis) => {
+                let store = Arc::new(RedisStore::new(redis)?);
+                // Says at start, in one clear line, when Redis is unreachable.
+                tokio::spawn({
+                    let store = store.clone();
+                    async move { store.probe().await }
+                });
+                store
+            }
             None => Arc::new(MemoryStore::default()),
         };
-        Services {
-            http: http.with_breaker(config.breaker, clock.clone()),
+        Ok(Services {
+            http: http.with_breaker_and_budgets(
+                config.breaker,
+                clock.clone(),
+                transport::Budgets::new(store.clone(), &config.accounts),
+            ),
             clock,
             store,
-        }
+        })
     }
 }
 

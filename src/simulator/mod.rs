@@ -30,7 +30,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 pub use crate::clock::Clock;
 use crate::{
-    config::{AccountConfig, BynnLimits, Credentials},
+    config::{AccountBudgets, AccountConfig, Credentials},
     domain::ProviderKind,
     secret::Secret,
 };
@@ -395,7 +395,7 @@ impl Simulator {
                 .then(|| self.shared.config.credentials.signnow_username.clone()),
             sign_url_host: (provider == ProviderKind::Leegality)
                 .then(|| self.shared.config.leegality_sign_host.clone()),
-            bynn_limits: BynnLimits::default(),
+            budgets: AccountBudgets::for_provider(provider),
             signnow_resend_id: Default::default(),
         };
         vec![

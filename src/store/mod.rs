@@ -3,7 +3,8 @@
 //! store shared by several replicas implements the same trait.
 
 use std::{
-    sync::Arc,
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -26,13 +27,33 @@ pub(crate) trait StateStore: Send + Sync + 'static {
     async fn claim(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<bool>;
 
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Takes one call from every budget at once, atomically: `None` when
+    /// all admit it (and all advance), else the wait until they would and
+    /// the index of the budget that waits longest.
+    async fn take_budget(&self, budgets: &[Budget]) -> Result<Option<(Duration, usize)>>;
 }
+
+/// A rate budget: at most `limit` calls in any `window` (a sliding window,
+/// so a provider's "N per minute" holds exactly; a token bucket or GCRA
+/// with a burst would let up to twice that through around a window edge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// Shared by every replica that enforces the same budget.
+    pub(crate) key: String,
+    pub(crate) limit: u32,
+    pub(crate) window: Duration,
+}
+
 
 /// In-process store: a `moka` cache with a time to live per entry, bounded
 /// to `capacity` entries (least-recently-used first when full). `claim`
 /// is atomic per key.
 pub(crate) struct MemoryStore {
     entries: Cache<String, Entry>,
+    /// The calls each budget counted in its window, behind one lock so a
+    /// check over several budgets and their update are one step.
+    budgets: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 /// A stored value with the time to live it was written with.
@@ -70,6 +91,7 @@ impl MemoryStore {
                 .max_capacity(capacity.max(1) as u64)
                 .expire_after(PerEntryTtl)
                 .build(),
+            budgets: Mutex::default(),
         }
     }
 }
@@ -113,6 +135,49 @@ impl StateStore for MemoryStore {
         self.entries.invalidate(key);
         Ok(())
     }
+
+    async fn take_budget(&self, budgets: &[Budget]) -> Result<Option<(Duration, usize)>> {
+        Ok(take_budgets(
+            &mut self.budgets.lock().unwrap_or_else(|e| e.into_inner()),
+            budgets,
+            tokio::time::Instant::now().into_std(),
+        ))
+    }
+}
+
+/// A sliding window over several budgets: all admit the call and record
+/// it, or none changes and the answer is the longest wait and its budget
+/// (the Redis script does the same on the server's clock).
+fn take_budgets(
+    windows: &mut HashMap<String, VecDeque<Instant>>,
+    budgets: &[Budget],
+    now: Instant,
+) -> Option<(Duration, usize)> {
+    let mut wait = (Duration::ZERO, 0);
+    for (index, budget) in budgets.iter().enumerate() {
+        let calls = windows.entry(budget.key.clone()).or_default();
+        while calls
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= budget.window)
+        {
+            calls.pop_front();
+        }
+        if calls.len() >= budget.limit as usize
+            && let Some(oldest) = calls.front()
+        {
+            let this = (*oldest + budget.window).saturating_duration_since(now);
+            if this > wait.0 {
+                wait = (this, index);
+            }
+        }
+    }
+    if !wait.0.is_zero() {
+        return Some(wait);
+    }
+    for budget in budgets {
+        windows.entry(budget.key.clone()).or_default().push_back(now);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -135,6 +200,34 @@ mod tests {
         );
         assert_eq!(store.get("k").await.unwrap(), None, "expired at once");
         assert!(store.claim("k", b"d".to_vec(), ttl).await.unwrap());
+    }
+
+    fn budget(key: &str, limit: u32) -> Budget {
+        Budget {
+            key: key.into(),
+            limit,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn budgets_hold_per_window_and_move_together() {
+        let mut windows = HashMap::new();
+        let start = Instant::now();
+        let requests = budget("requests", 3);
+        let resends = budget("resends", 2);
+        let both = [requests.clone(), resends.clone()];
+        assert_eq!(take_budgets(&mut windows, &both, start), None);
+        let later = start + Duration::from_secs(10);
+        assert_eq!(take_budgets(&mut windows, &both, later), None);
+        // The resend budget is spent until the first call leaves the
+        // window; nothing is counted, not even against `requests`.
+        let wait = take_budgets(&mut windows, &both, later).unwrap();
+        assert_eq!(wait, (Duration::from_secs(50), 1), "the resend budget waits");
+        assert_eq!(take_budgets(&mut windows, &[requests.clone()], later), None);
+        assert!(take_budgets(&mut windows, &[requests.clone()], later).is_some());
+        let after = start + Duration::from_secs(60);
+        assert_eq!(take_budgets(&mut windows, &[resends], after), None);
     }
 
     #[tokio::test]

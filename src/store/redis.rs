@@ -1,292 +1,263 @@
-//! [`StateStore`] on Redis, so several replicas share request-id records and
-//! saga progress. Four commands are needed (GET, SET with PX and NX, DEL), so
-//! this speaks RESP2 itself over a small pool of connections instead of
-//! pulling in a full client. Any connection problem fails the call with
-//! UNAVAILABLE: a billed call never runs without its duplicate check.
+//! [`StateStore`] on Redis (the `redis` crate), so several replicas share
+//! request-id records, saga progress and provider budgets: a single server
+//! (`redis://`, or `rediss://` over rustls with an optional extra CA) through
+//! a reconnecting connection manager, or a Redis Cluster.
+//!
+//! Every command is bounded by [`COMMAND_TIMEOUT`]; any failure is the
+//! state store's own UNAVAILABLE error (never blamed on a provider), so a
+//! billed call never runs without its duplicate check.
 
-use std::{sync::Mutex, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::{
-    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
-    net::TcpStream,
+use redis::{
+    AsyncCommands as _, Client, FromRedisValue, Script, TlsCertificates,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
 };
+use tokio::sync::OnceCell;
 
-use super::StateStore;
-use crate::error::{GatewayError, MetaKey, Outcome, Reason, Result};
+use super::{Budget, StateStore};
+use crate::{
+    config::RedisConfig,
+    error::{GatewayError, MetaKey, Outcome, Reason, Result},
+};
 
 /// Each command must finish within this, or the store counts as down.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-const MAX_IDLE_CONNECTIONS: usize = 16;
-/// Largest value the store reads back (replayed responses are small).
-const MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
+/// Connecting (TCP and TLS) must finish within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A sliding window over every budget key at once: each key is a sorted
+/// set of call times (ms, server clock). Either all budgets admit the call
+/// and all record it, or none changes and the answer is the wait in ms and
+/// the index of its budget. ARGV: limit and window per key, then a unique
+/// member id. The keys of one account share a hash tag, so this also runs
+/// on Redis Cluster.
+const TAKE_BUDGET: &str = r"
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local member = ARGV[#ARGV]
+local wait = 0
+local which = 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local until_free = tonumber(oldest[2]) + window - now
+    if until_free > wait then
+      wait = until_free
+      which = i - 1
+    end
+  end
+end
+if wait > 0 then return {wait, which} end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, now .. ':' .. member)
+  redis.call('PEXPIRE', key, tonumber(ARGV[2 * i]))
+end
+return {0, 0}
+";
 
 pub(crate) struct RedisStore {
-    address: String,
-    password: Option<String>,
-    username: Option<String>,
-    database: u32,
-    idle: Mutex<Vec<BufReader<TcpStream>>>,
+    target: Target,
+    connection: OnceCell<Connection>,
+    take_budget: Script,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Reply {
-    Ok,
-    Nil,
-    Bulk(Vec<u8>),
-    Integer(i64),
-    Error(String),
+enum Target {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 impl RedisStore {
-    /// `redis://[[user]:password@]host[:port][/db]`; validated by config.
-    pub(crate) fn new(url: &str) -> std::result::Result<RedisStore, String> {
-        let url = url::Url::parse(url).map_err(|e| e.to_string())?;
-        let host = url.host_str().ok_or("no host")?;
-        let port = url.port().unwrap_or(6379);
-        let database = match url.path().trim_matches('/') {
-            "" => 0,
-            db => db
-                .parse()
-                .map_err(|_| format!("{db:?} is not a database number"))?,
+    /// Builds the client from configuration already validated at start; no
+    /// connection is made until the first command.
+    pub(crate) fn new(config: &RedisConfig) -> std::result::Result<RedisStore, String> {
+        let certificates = || TlsCertificates {
+            client_tls: None,
+            root_cert: config.ca_pem.clone(),
+        };
+        let target = if config.cluster_urls.is_empty() {
+            let url = config.url.as_deref().ok_or("no Redis URL")?;
+            let client = if config.ca_pem.is_some() {
+                Client::build_with_tls(url, certificates())
+            } else {
+                Client::open(url)
+            };
+            Target::Single(client.map_err(|e| e.to_string())?)
+        } else {
+            let mut builder = ClusterClient::builder(config.cluster_urls.clone())
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(COMMAND_TIMEOUT);
+            if config.ca_pem.is_some() {
+                builder = builder.certs(certificates());
+            }
+            Target::Cluster(builder.build().map_err(|e| e.to_string())?)
         };
         Ok(RedisStore {
-            address: format!("{host}:{port}"),
-            password: url.password().map(percent_decode),
-            username: (!url.username().is_empty()).then(|| percent_decode(url.username())),
-            database,
-            idle: Mutex::new(Vec::new()),
+            target,
+            connection: OnceCell::new(),
+            take_budget: Script::new(TAKE_BUDGET),
         })
     }
 
-    async fn connect(&self) -> std::io::Result<BufReader<TcpStream>> {
-        let stream = TcpStream::connect(&self.address).await?;
-        stream.set_nodelay(true)?;
-        let mut connection = BufReader::new(stream);
-        if let Some(password) = &self.password {
-            let mut command = vec![b"AUTH".to_vec()];
-            if let Some(user) = &self.username {
-                command.push(user.as_bytes().to_vec());
-            }
-            command.push(password.as_bytes().to_vec());
-            expect_ok(round_trip(&mut connection, &command).await?)?;
-        }
-        if self.database != 0 {
-            let command = [b"SELECT".to_vec(), self.database.to_string().into_bytes()];
-            expect_ok(round_trip(&mut connection, &command).await?)?;
-        }
-        Ok(connection)
+    /// The shared connection, made on first use; a failed attempt is
+    /// retried by the next call. Once made, it reconnects by itself.
+    async fn connection(&self) -> Result<Connection> {
+        let connection = self
+            .connection
+            .get_or_try_init(|| async {
+                let connect = async {
+                    match &self.target {
+                        Target::Single(client) => {
+                            let config = ConnectionManagerConfig::new()
+                                .set_connection_timeout(CONNECT_TIMEOUT)
+                                .set_response_timeout(COMMAND_TIMEOUT)
+                                .set_number_of_retries(2);
+                            ConnectionManager::new_with_config(client.clone(), config)
+                                .await
+                                .map(Connection::Single)
+                        }
+                        Target::Cluster(client) => {
+                            client.get_async_connection().await.map(Connection::Cluster)
+                        }
+                    }
+                };
+                match tokio::time::timeout(CONNECT_TIMEOUT * 2, connect).await {
+                    Ok(Ok(connection)) => Ok(connection),
+                    Ok(Err(error)) => Err(unavailable(&error.to_string())),
+                    Err(_) => Err(unavailable("connecting timed out")),
+                }
+            })
+            .await?;
+        Ok(connection.clone())
     }
 
-    async fn command(&self, args: &[Vec<u8>]) -> Result<Reply> {
-        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let attempt = async {
-            let mut connection = match pooled {
-                Some(connection) => connection,
-                None => self.connect().await?,
-            };
-            let reply = round_trip(&mut connection, args).await?;
-            Ok::<_, std::io::Error>((connection, reply))
+    async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
+        let connection = self.connection().await?;
+        let run = async {
+            match connection {
+                Connection::Single(mut c) => command.query_async::<T>(&mut c).await,
+                Connection::Cluster(mut c) => command.query_async::<T>(&mut c).await,
+            }
         };
-        match tokio::time::timeout(COMMAND_TIMEOUT, attempt).await {
-            Ok(Ok((connection, reply))) => {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                if idle.len() < MAX_IDLE_CONNECTIONS {
-                    idle.push(connection);
-                }
-                if let Reply::Error(message) = &reply {
-                    tracing::warn!(error = %message, "redis refused a command");
-                    return Err(store_down("redis refused a command"));
-                }
-                Ok(reply)
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(error = %error, "redis connection failed");
-                Err(store_down("the idempotency store is unreachable"))
-            }
-            Err(_) => {
-                tracing::warn!("redis command timed out");
-                Err(store_down("the idempotency store did not answer in time"))
-            }
+        bounded(run).await
+    }
+
+    /// Connects and pings once, logging a clear line when that fails (a
+    /// wrong CA, a refused connection), so an operator sees it at start.
+    pub(crate) async fn probe(&self) {
+        match self.query::<String>(&redis::cmd("PING")).await {
+            Ok(_) => tracing::info!("state store reachable"),
+            Err(error) => tracing::error!(
+                error = %error,
+                cause = error.metadata(MetaKey::Cause).unwrap_or_default(),
+                "state store unreachable; calls with a request_id fail until it is back"
+            ),
         }
     }
 }
 
-/// URL userinfo is percent-encoded.
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = bytes
-            .get(index + 1..index + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[index], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                index += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn store_down(message: &str) -> GatewayError {
-    GatewayError::new(Reason::ProviderUnavailable, message)
-        .with_metadata(MetaKey::Component, "idempotency-store")
-        .with_outcome(Outcome::NotSent)
-        .with_retry_after(Duration::from_secs(1))
-}
-
-fn expect_ok(reply: Reply) -> std::io::Result<()> {
-    match reply {
-        Reply::Ok => Ok(()),
-        other => Err(std::io::Error::other(format!("unexpected reply {other:?}"))),
+async fn bounded<T>(run: impl Future<Output = redis::RedisResult<T>>) -> Result<T> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, run).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(unavailable(&error.to_string())),
+        Err(_) => Err(unavailable("command timed out")),
     }
 }
 
-async fn round_trip(
-    connection: &mut BufReader<TcpStream>,
-    args: &[Vec<u8>],
-) -> std::io::Result<Reply> {
-    let mut frame = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        frame.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        frame.extend_from_slice(arg);
-        frame.extend_from_slice(b"\r\n");
-    }
-    connection.get_mut().write_all(&frame).await?;
-    read_reply(connection).await
+/// The state store is down: UNAVAILABLE of its own, nothing was sent.
+fn unavailable(cause: &str) -> GatewayError {
+    tracing::warn!(cause, "state store call failed");
+    GatewayError::new(
+        Reason::StateStoreUnavailable,
+        "the gateway's shared state store (Redis) is unreachable; nothing was sent",
+    )
+    .with_metadata(MetaKey::Component, "state-store")
+    // Redis error texts name hosts and commands, never values or secrets.
+    .with_metadata(MetaKey::Cause, cause.chars().take(200).collect::<String>())
+    .with_outcome(Outcome::NotSent)
+    .with_retry_after(Duration::from_secs(1))
 }
 
-async fn read_reply(connection: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
-    let mut line = Vec::new();
-    connection.read_until(b'\n', &mut line).await?;
-    if line.len() < 3 || !line.ends_with(b"\r\n") {
-        return Err(std::io::Error::other("truncated redis reply"));
-    }
-    let body = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
-    let invalid = || std::io::Error::other("malformed redis reply");
-    match line[0] {
-        b'+' if body == "OK" => Ok(Reply::Ok),
-        b'+' => Ok(Reply::Bulk(body.into_bytes())),
-        b'-' => Ok(Reply::Error(body)),
-        b':' => body.parse().map(Reply::Integer).map_err(|_| invalid()),
-        b'$' => {
-            let length: i64 = body.parse().map_err(|_| invalid())?;
-            if length < 0 {
-                return Ok(Reply::Nil);
-            }
-            let length = usize::try_from(length).map_err(|_| invalid())?;
-            if length > MAX_VALUE_BYTES {
-                return Err(std::io::Error::other("redis value too large"));
-            }
-            let mut value = vec![0; length + 2];
-            connection.read_exact(&mut value).await?;
-            value.truncate(length);
-            Ok(Reply::Bulk(value))
-        }
-        _ => Err(invalid()),
-    }
-}
-
-fn millis(ttl: Duration) -> Vec<u8> {
-    ttl.as_millis().max(1).to_string().into_bytes()
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 #[async_trait]
 impl StateStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match self
-            .command(&[b"GET".to_vec(), key.as_bytes().to_vec()])
-            .await?
-        {
-            Reply::Bulk(value) => Ok(Some(value)),
-            Reply::Nil => Ok(None),
-            other => Err(store_down(&format!("unexpected redis reply {other:?}"))),
-        }
+        self.query(redis::cmd("GET").arg(key)).await
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
-        let args = [
-            b"SET".to_vec(),
-            key.as_bytes().to_vec(),
-            value,
-            b"PX".to_vec(),
-            millis(ttl),
-        ];
-        match self.command(&args).await? {
-            Reply::Ok => Ok(()),
-            other => Err(store_down(&format!("unexpected redis reply {other:?}"))),
-        }
+        self.query::<()>(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(millis(ttl)),
+        )
+        .await
     }
 
     async fn claim(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<bool> {
-        let args = [
-            b"SET".to_vec(),
-            key.as_bytes().to_vec(),
-            value,
-            b"PX".to_vec(),
-            millis(ttl),
-            b"NX".to_vec(),
-        ];
-        match self.command(&args).await? {
-            Reply::Ok => Ok(true),
-            Reply::Nil => Ok(false),
-            other => Err(store_down(&format!("unexpected redis reply {other:?}"))),
-        }
+        let reply: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl)),
+            )
+            .await?;
+        Ok(reply.is_some())
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        match self
-            .command(&[b"DEL".to_vec(), key.as_bytes().to_vec()])
-            .await?
-        {
-            Reply::Integer(_) => Ok(()),
-            other => Err(store_down(&format!("unexpected redis reply {other:?}"))),
+        let connection = self.connection().await?;
+        let run = async {
+            match connection {
+                Connection::Single(mut c) => c.del::<_, ()>(key).await,
+                Connection::Cluster(mut c) => c.del::<_, ()>(key).await,
+            }
+        };
+        bounded(run).await
+    }
+
+    async fn take_budget(&self, budgets: &[Budget]) -> Result<Option<(Duration, usize)>> {
+        if budgets.is_empty() {
+            return Ok(None);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_give_address_credentials_and_database() {
-        let store = RedisStore::new("redis://:s3%40cret@cache.internal:6380/2").unwrap();
-        assert_eq!(store.address, "cache.internal:6380");
-        assert_eq!(store.password.as_deref(), Some("s3@cret"));
-        assert_eq!(store.username, None);
-        assert_eq!(store.database, 2);
-        let plain = RedisStore::new("redis://127.0.0.1").unwrap();
-        assert_eq!(plain.address, "127.0.0.1:6379");
-        assert_eq!(plain.database, 0);
-        assert!(RedisStore::new("redis://host/not-a-number").is_err());
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_redis_is_unavailable_not_a_silent_pass() {
-        // A port nothing listens on: bind, note it, close.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let store = RedisStore::new(&format!("redis://127.0.0.1:{port}")).unwrap();
-        let error = store
-            .claim("k", b"v".to_vec(), Duration::from_secs(1))
-            .await
-            .unwrap_err();
-        assert_eq!(error.reason(), Reason::ProviderUnavailable);
-        assert_eq!(
-            error.metadata(MetaKey::Component),
-            Some("idempotency-store")
-        );
+        let mut invocation = self.take_budget.prepare_invoke();
+        for budget in budgets {
+            invocation
+                .key(&budget.key)
+                .arg(budget.limit)
+                .arg(millis(budget.window));
+        }
+        invocation.arg(uuid::Uuid::new_v4().simple().to_string());
+        let connection = self.connection().await?;
+        let run = async {
+            match connection {
+                Connection::Single(mut c) => invocation.invoke_async::<(u64, u64)>(&mut c).await,
+                Connection::Cluster(mut c) => invocation.invoke_async::<(u64, u64)>(&mut c).await,
+            }
+        };
+        let (wait_ms, which) = bounded(run).await?;
+        Ok((wait_ms > 0).then(|| (Duration::from_millis(wait_ms), which as usize)))
     }
 }

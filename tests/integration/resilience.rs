@@ -10,7 +10,9 @@ use std::{
 };
 
 use esign_gateway::{
-    ProviderKind, pb,
+    ProviderKind,
+    config::RedisConfig,
+    pb,
     simulator::{Fault, FaultKind},
 };
 use tonic::{Code, Request};
@@ -376,9 +378,12 @@ impl Drop for Redis {
 async fn two_replicas_sharing_redis_send_a_retried_resend_once() {
     let redis = Redis::start().await;
     let url = redis.url.clone();
-    let mut a = common::start_with(|config| config.redis_url = Some(url.clone())).await;
-    let (_server_b, mut b, _, _) =
-        common::gateway_for(&a.sim, |config| config.redis_url = Some(url.clone())).await;
+    let mut a =
+        common::start_with(|config| config.redis = Some(RedisConfig::single(url.clone()))).await;
+    let (_server_b, mut b, _, _) = common::gateway_for(&a.sim, |config| {
+        config.redis = Some(RedisConfig::single(url.clone()))
+    })
+    .await;
     let uuid = seed_invitee(&a);
 
     // Replica A answers; the client's retry lands on replica B.
@@ -421,7 +426,7 @@ async fn with_redis_down_a_deduplicated_call_fails_rather_than_risk_a_second_sen
         .unwrap()
         .port();
     let mut gateway = common::start_with(|config| {
-        config.redis_url = Some(format!("redis://127.0.0.1:{port}/0"));
+        config.redis = Some(RedisConfig::single(format!("redis://127.0.0.1:{port}/0")));
     })
     .await;
     let uuid = seed_invitee(&gateway);
@@ -432,7 +437,9 @@ async fn with_redis_down_a_deduplicated_call_fails_rather_than_risk_a_second_sen
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     let info = common::error_info(&status);
-    assert_eq!(info.metadata["component"], "idempotency-store");
+    assert_eq!(info.reason, "STATE_STORE_UNAVAILABLE", "not blamed on the provider");
+    assert_eq!(info.metadata["component"], "state-store");
+    assert_eq!(info.metadata["outcome"], "not_sent");
     assert!(common::retry_delay(&status).is_some());
     assert_eq!(resends(&gateway.sim), 0);
     // Without a request id nothing needs the store.

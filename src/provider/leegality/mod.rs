@@ -177,7 +177,8 @@ impl Leegality {
             .json_body(&body)?
             .timeout(self.timeouts.write)
             // Sends real notifications and counts toward the 5-resend cap.
-            .retry(RetryPolicy::OnlyBeforeSent);
+            .retry(RetryPolicy::OnlyBeforeSent)
+            .resend();
         let envelope = self.call(ctx, outbound).await?;
         let data: ResendData = envelope
             .data()

@@ -180,6 +180,7 @@ impl SignNow {
                     // arrived, and never retried with the other kind of id.
                     o.timeout(self.timeouts.write)
                         .retry(RetryPolicy::OnlyBeforeSent)
+                        .resend()
                 })
             })
             .await?;

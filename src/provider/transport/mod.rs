@@ -5,6 +5,7 @@
 //! and logs that never carry credentials.
 
 mod breaker;
+mod budget;
 mod errors;
 mod retry;
 
@@ -18,6 +19,7 @@ use url::Url;
 
 pub(crate) use self::{
     breaker::BreakerState,
+    budget::{Budgets, CallKind},
     errors::{common_status_error, unrecognized},
     retry::RetryPolicy,
 };
@@ -69,6 +71,8 @@ pub(crate) struct Outbound {
     pub body: Option<Bytes>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Which of the account's budgets the call counts against.
+    pub kind: CallKind,
 }
 
 impl Outbound {
@@ -87,6 +91,7 @@ impl Outbound {
             body: None,
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::OnlyBeforeSent,
+            kind: CallKind::Request,
         }
     }
 
@@ -132,6 +137,12 @@ impl Outbound {
 
     pub(crate) fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Marks a call that re-delivers a notification (resend budgets).
+    pub(crate) fn resend(mut self) -> Self {
+        self.kind = CallKind::Resend;
         self
     }
 }
@@ -189,6 +200,7 @@ struct Inner {
     client: reqwest::Client,
     max_body_bytes: usize,
     breakers: Breakers,
+    budgets: Option<Budgets>,
 }
 
 impl HttpClient {
@@ -211,16 +223,24 @@ impl HttpClient {
                 client,
                 max_body_bytes,
                 breakers: Breakers::new(BreakerConfig::default(), Clock::default()),
+                budgets: None,
             }),
         })
     }
 
-    /// The same client with these breaker settings and clock.
-    pub(crate) fn with_breaker(self, config: BreakerConfig, clock: Clock) -> HttpClient {
+    /// The same client with these breaker settings and clock, and the
+    /// accounts' budgets.
+    pub(crate) fn with_breaker_and_budgets(
+        self,
+        config: BreakerConfig,
+        clock: Clock,
+        budgets: Budgets,
+    ) -> HttpClient {
         let inner = Inner {
             client: self.inner.client.clone(),
             max_body_bytes: self.inner.max_body_bytes,
             breakers: Breakers::new(config, clock),
+            budgets: Some(budgets),
         };
         HttpClient {
             inner: Arc::new(inner),
@@ -256,6 +276,9 @@ impl HttpClient {
         let operation = request.operation;
         async {
             let started = tokio::time::Instant::now();
+            if let Some(budgets) = &self.inner.budgets {
+                budgets.take(provider, account, request.kind).await?;
+            }
             if let Err(wait) = self.inner.breakers.admit(provider, account) {
                 crate::metrics::global().provider_call(
                     provider.as_str(),

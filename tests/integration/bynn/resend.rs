@@ -295,7 +295,7 @@ async fn malformed_tokens_never_reach_bynn() {
 async fn local_limiter_answers_without_calling_bynn() {
     let mut gateway = common::start_with(|config| {
         for account in &mut config.accounts {
-            account.bynn_limits.resends_per_minute = 2;
+            account.budgets.resends_per_minute = Some(2);
         }
     })
     .await;
