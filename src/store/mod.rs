@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn budgets_hold_per_window_and_move_together() {
         let mut windows = HashMap::new();
-        let start = Instant::now();
+        let start = tokio::time::Instant::now().into_std();
         let requests = budget("requests", 3);
         let resends = budget("resends", 2);
         let both = [requests.clone(), resends.clone()];
@@ -224,8 +224,8 @@ mod tests {
         // window; nothing is counted, not even against `requests`.
         let wait = take_budgets(&mut windows, &both, later).unwrap();
         assert_eq!(wait, (Duration::from_secs(50), 1), "the resend budget waits");
-        assert_eq!(take_budgets(&mut windows, &[requests.clone()], later), None);
-        assert!(take_budgets(&mut windows, &[requests.clone()], later).is_some());
+        assert_eq!(take_budgets(&mut windows, std::slice::from_ref(&requests), later), None);
+        assert!(take_budgets(&mut windows, std::slice::from_ref(&requests), later).is_some());
         let after = start + Duration::from_secs(60);
         assert_eq!(take_budgets(&mut windows, &[resends], after), None);
     }
