@@ -84,6 +84,20 @@ impl Rpc {
     pub(crate) fn is_mutating(self) -> bool {
         !matches!(self, Rpc::GetDocument | Rpc::GetInvitation)
     }
+
+    /// Running it a second time does no harm: deletes and cancels end in
+    /// the same state, and ReplaceSigner resumes from its stored progress.
+    /// Sends, resends and reactivations are billed or send email.
+    pub(crate) fn is_safe_to_repeat(self) -> bool {
+        matches!(
+            self,
+            Rpc::DeleteInvitation
+                | Rpc::CancelInvitations
+                | Rpc::ReplaceSigner
+                | Rpc::GetDocument
+                | Rpc::GetInvitation
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -7,8 +7,14 @@
 //! Errors that prove the provider did nothing (rate limits, refused
 //! connections, a shed or shutting-down gateway) release the id instead, so
 //! a retry really runs.
+//!
+//! A running call holds a lease (`<key>:lease`) its replica renews while
+//! the call runs; the record itself lives for the whole window. When a
+//! replica dies mid-call its lease lapses and the record stays "running":
+//! the next claim finds it [`Claim::Orphaned`] and must not simply run the
+//! call again (it may have reached the provider).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use prost::Message as _;
@@ -20,14 +26,19 @@ use crate::{
     store::StateStore,
 };
 
-/// How long a running claim lives if its gateway dies mid-call.
-const RUNNING_TTL: Duration = Duration::from_secs(300);
 /// Suggested wait before asking again about a call that is still running.
 const IN_PROGRESS_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Idempotency {
-    store: std::sync::Arc<dyn StateStore>,
+    store: Arc<dyn StateStore>,
     ttl: Duration,
+    lease: Duration,
+}
+
+/// This replica's hold on a running request id.
+pub(crate) struct Lease {
+    key: String,
+    owner: String,
 }
 
 /// What the first call with an id left behind.
@@ -40,8 +51,11 @@ pub(crate) enum Stored {
 
 pub(crate) enum Claim {
     /// This call owns the id: run it, then `finish`.
-    Run,
+    Run(Lease),
     Replay(Stored),
+    /// A replica claimed the id and died before recording an outcome; this
+    /// call now holds the lease and decides what to answer, then `finish`.
+    Orphaned(Lease),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,8 +68,8 @@ struct Record {
 }
 
 impl Idempotency {
-    pub(crate) fn new(store: std::sync::Arc<dyn StateStore>, ttl: Duration) -> Self {
-        Idempotency { store, ttl }
+    pub(crate) fn new(store: Arc<dyn StateStore>, ttl: Duration, lease: Duration) -> Self {
+        Idempotency { store, ttl, lease }
     }
 
     pub(crate) fn key(request_id: &str) -> String {
@@ -71,19 +85,58 @@ impl Idempotency {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(context.finish())
     }
 
+    /// Claims `key`: the lease first (one claimant at a time), then the
+    /// record. A live lease means another call runs it; a record without
+    /// one is an orphan.
     pub(crate) async fn claim(&self, key: &str, fingerprint: &str) -> Result<Claim> {
+        let lease = Lease {
+            key: format!("{key}:lease"),
+            owner: uuid::Uuid::new_v4().simple().to_string(),
+        };
         let running = serde_json::to_vec(&Record {
             fingerprint: fingerprint.to_owned(),
             response: None,
             error: None,
         })
         .map_err(|e| GatewayError::internal("could not encode a claim").with_source(e))?;
-        if self.store.claim(key, running, RUNNING_TTL).await? {
-            return Ok(Claim::Run);
+        if !self
+            .store
+            .claim(&lease.key, lease.owner.clone().into_bytes(), self.lease)
+            .await?
+        {
+            // Another call holds the lease: it runs, or it just finished.
+            return match self.recorded(key, fingerprint).await? {
+                Some(stored) => Ok(Claim::Replay(stored)),
+                None => Err(in_progress()),
+            };
         }
+        if self.store.claim(key, running, self.ttl).await? {
+            return Ok(Claim::Run(lease));
+        }
+        let found = self.recorded(key, fingerprint).await;
+        match found {
+            Ok(Some(stored)) => {
+                self.release(&lease).await;
+                Ok(Claim::Replay(stored))
+            }
+            Ok(None) => {
+                tracing::warn!(
+                    "request_id was claimed by a replica that stopped before recording an outcome"
+                );
+                Ok(Claim::Orphaned(lease))
+            }
+            Err(error) => {
+                self.release(&lease).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The stored outcome of `key`, `None` while it is still running (or
+    /// gone); REQUEST_ID_REUSED for another request under the same id.
+    async fn recorded(&self, key: &str, fingerprint: &str) -> Result<Option<Stored>> {
         let Some(bytes) = self.store.get(key).await? else {
-            // Expired between the two calls: claim again once.
-            return Box::pin(self.claim(key, fingerprint)).await;
+            return Ok(None);
         };
         let record: Record = serde_json::from_slice(&bytes)
             .map_err(|e| GatewayError::internal("unreadable request-id record").with_source(e))?;
@@ -100,19 +153,51 @@ impl Idempotency {
                 .map_err(|e| GatewayError::internal("unreadable request-id record").with_source(e))
         };
         match (record.response, record.error) {
-            (Some(response), _) => Ok(Claim::Replay(Stored::Response(decode(&response)?))),
-            (None, Some(error)) => Ok(Claim::Replay(Stored::Error(decode(&error)?))),
-            (None, None) => Err(GatewayError::new(
-                Reason::RequestInProgress,
-                "a call with this request_id is still running",
-            )
-            .with_retry_after(IN_PROGRESS_RETRY)),
+            (Some(response), _) => Ok(Some(Stored::Response(decode(&response)?))),
+            (None, Some(error)) => Ok(Some(Stored::Error(decode(&error)?))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Renews `lease` every third of its life until the returned guard is
+    /// dropped, so a long call keeps its claim and a dead replica's lapses.
+    pub(crate) fn hold(&self, lease: &Lease) -> LeaseGuard {
+        let store = self.store.clone();
+        let (key, owner, life) = (lease.key.clone(), lease.owner.clone(), self.lease);
+        let renewer = tokio::spawn(async move {
+            let mut every = tokio::time::interval(life / 3);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(error) = store.put(&key, owner.clone().into_bytes(), life).await {
+                    tracing::warn!(error = %error, "could not renew a request-id lease");
+                }
+            }
+        });
+        LeaseGuard(renewer)
+    }
+
+    async fn release(&self, lease: &Lease) {
+        if let Err(error) = self.store.delete(&lease.key).await {
+            tracing::warn!(error = %error, "could not release a request-id lease");
         }
     }
 
     /// Stores the outcome for replay, or releases the id when the error
     /// shows the provider did nothing.
     pub(crate) async fn finish<T: prost::Message>(
+        &self,
+        key: &str,
+        lease: &Lease,
+        fingerprint: &str,
+        outcome: &Result<T>,
+    ) -> Result<()> {
+        let recorded = self.record(key, fingerprint, outcome).await;
+        self.release(lease).await;
+        recorded
+    }
+
+    async fn record<T: prost::Message>(
         &self,
         key: &str,
         fingerprint: &str,
@@ -144,6 +229,23 @@ impl Idempotency {
     }
 }
 
+/// Stops renewing a lease when dropped.
+pub(crate) struct LeaseGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn in_progress() -> GatewayError {
+    GatewayError::new(
+        Reason::RequestInProgress,
+        "a call with this request_id is still running",
+    )
+    .with_retry_after(IN_PROGRESS_RETRY)
+}
+
 /// Errors after which the provider certainly did nothing, so the same
 /// request may run again. Anything else, an unknown outcome included, is
 /// final for this request id: a retry must never send twice.
@@ -167,27 +269,37 @@ mod tests {
     use super::*;
     use crate::{pb, store::MemoryStore};
 
-    fn idempotency() -> Idempotency {
-        Idempotency::new(
-            std::sync::Arc::new(MemoryStore::new(100)),
+    fn idempotency() -> (Idempotency, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new(100));
+        let idem = Idempotency::new(
+            store.clone(),
             Duration::from_secs(60),
-        )
+            Duration::from_secs(30),
+        );
+        (idem, store)
+    }
+
+    fn run(claim: Claim) -> Lease {
+        match claim {
+            Claim::Run(lease) => lease,
+            _ => panic!("expected to run"),
+        }
     }
 
     #[tokio::test]
     async fn claims_then_replays_then_refuses_other_requests() {
-        let idem = idempotency();
+        let (idem, _) = idempotency();
         let request = pb::ResendInvitationRequest {
             invitation_id: "a".into(),
             ..Default::default()
         };
         let fp = Idempotency::fingerprint(Rpc::ResendInvitation, &request);
-        assert!(matches!(idem.claim("k", &fp).await.unwrap(), Claim::Run));
+        let lease = run(idem.claim("k", &fp).await.unwrap());
         let running = idem.claim("k", &fp).await.err().unwrap();
         assert_eq!(running.reason(), Reason::RequestInProgress);
         assert!(running.retry_after().is_some());
         let response = pb::ResendInvitationResponse::default();
-        idem.finish("k", &fp, &Ok(response)).await.unwrap();
+        idem.finish("k", &lease, &fp, &Ok(response)).await.unwrap();
         assert!(matches!(
             idem.claim("k", &fp).await.unwrap(),
             Claim::Replay(Stored::Response(_))
@@ -207,19 +319,43 @@ mod tests {
 
     #[tokio::test]
     async fn errors_without_effect_release_the_id_others_are_final() {
-        let idem = idempotency();
+        let (idem, _) = idempotency();
         let fp = "fp";
-        assert!(matches!(idem.claim("a", fp).await.unwrap(), Claim::Run));
+        let lease = run(idem.claim("a", fp).await.unwrap());
         let limited: Result<pb::ResendInvitationResponse> =
             Err(GatewayError::new(Reason::RateLimited, "slow down"));
-        idem.finish("a", fp, &limited).await.unwrap();
-        assert!(matches!(idem.claim("a", fp).await.unwrap(), Claim::Run));
+        idem.finish("a", &lease, fp, &limited).await.unwrap();
+        let lease = run(idem.claim("a", fp).await.unwrap());
 
         let unknown: Result<pb::ResendInvitationResponse> =
             Err(GatewayError::new(Reason::DeadlineExceeded, "late").with_outcome(Outcome::Unknown));
-        idem.finish("a", fp, &unknown).await.unwrap();
+        idem.finish("a", &lease, fp, &unknown).await.unwrap();
         assert!(matches!(
             idem.claim("a", fp).await.unwrap(),
+            Claim::Replay(Stored::Error(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_lapsed_lease_without_an_outcome_is_an_orphan_once() {
+        let (idem, store) = idempotency();
+        let _dead = run(idem.claim("k", "fp").await.unwrap());
+        // Its replica died: nobody renews the lease, and it lapses.
+        store.delete("k:lease").await.unwrap();
+        let Claim::Orphaned(lease) = idem.claim("k", "fp").await.unwrap() else {
+            panic!("expected an orphan");
+        };
+        // While the orphan is being settled, others are told to wait.
+        assert_eq!(
+            idem.claim("k", "fp").await.err().unwrap().reason(),
+            Reason::RequestInProgress
+        );
+        let settled: Result<pb::SendInvitationResponse> =
+            Err(GatewayError::new(Reason::RequestOutcomeUnknown, "unknown")
+                .with_outcome(Outcome::Unknown));
+        idem.finish("k", &lease, "fp", &settled).await.unwrap();
+        assert!(matches!(
+            idem.claim("k", "fp").await.unwrap(),
             Claim::Replay(Stored::Error(_))
         ));
     }

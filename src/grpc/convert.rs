@@ -349,6 +349,21 @@ pub(crate) fn document(document: domain::Document) -> pb::Document {
     }
 }
 
+pub(crate) fn send_response(outcome: domain::SendOutcome) -> pb::SendInvitationResponse {
+    pb::SendInvitationResponse {
+        document_id: outcome.document_id.unwrap_or_default(),
+        invitations: outcome.invitations.into_iter().map(invitation).collect(),
+        provider_warnings: outcome
+            .warnings
+            .into_iter()
+            .map(|w| pb::ProviderMessage {
+                code: w.code,
+                message: w.message,
+            })
+            .collect(),
+    }
+}
+
 pub(crate) fn breaker_state(state: crate::provider::transport::BreakerState) -> pb::BreakerState {
     use crate::provider::transport::BreakerState as B;
     match state {

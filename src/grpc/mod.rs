@@ -2,6 +2,7 @@
 
 pub(crate) mod convert;
 pub(crate) mod deadline;
+mod pipeline;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -13,12 +14,16 @@ use tracing::{Instrument as _, field};
 use prost::Message as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::pipeline::{
+    AuditContext, Pipeline, ProviderScoped, Reconcile, rpc_span, within_deadline,
+};
+
 use crate::{
     audit::{self, Audited},
     auth::{Authenticator, Caller},
     config::Config,
     domain::{Expiry, ReplaceSignerRequest, Rpc},
-    error::{GatewayError, MetaKey, Reason, Result},
+    error::{GatewayError, MetaKey, Outcome, Reason, Result},
     idempotency::{Claim, Idempotency, Stored},
     metrics,
     pb::{self, invitation_service_server::InvitationService},
@@ -52,7 +57,11 @@ impl InvitationApi {
         auth: Option<Arc<Authenticator>>,
     ) -> Self {
         InvitationApi {
-            idempotency: Arc::new(Idempotency::new(registry.store(), config.idempotency_ttl)),
+            idempotency: Arc::new(Idempotency::new(
+                registry.store(),
+                config.idempotency_ttl,
+                config.claim_lease,
+            )),
             registry,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             auth,
@@ -78,7 +87,7 @@ impl InvitationApi {
         call: F,
     ) -> Result<Response<T>, Status>
     where
-        Req: ProviderScoped + Audited + prost::Message + Send + 'static,
+        Req: ProviderScoped + Reconcile<Response = T> + Audited + prost::Message + Send + 'static,
         T: prost::Message + Default + Send + 'static,
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
@@ -131,196 +140,6 @@ impl InvitationApi {
     }
 }
 
-fn rpc_span(rpc: Rpc) -> tracing::Span {
-    tracing::info_span!(
-        "rpc",
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = "esign.v1.InvitationService",
-        rpc.method = rpc.name(),
-        provider = field::Empty,
-        account = field::Empty,
-        rpc.grpc.status_code = field::Empty,
-        error.reason = field::Empty,
-    )
-}
-
-/// The call bounded by the caller's deadline: the gateway answers
-/// DEADLINE_EXCEEDED (with details) before the caller's own cut-off.
-async fn within_deadline<T>(
-    rpc: Rpc,
-    deadline: Option<Instant>,
-    work: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    match deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, work).await {
-            Ok(result) => result,
-            Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
-        },
-        None => work.await,
-    }
-}
-
-/// What one call needs once it is admitted.
-struct Pipeline {
-    rpc: Rpc,
-    registry: Arc<Registry>,
-    idempotency: Arc<Idempotency>,
-    auth: Option<Arc<Authenticator>>,
-}
-
-impl Pipeline {
-    /// Validation of the target, authorization, the account lookup, and the
-    /// provider call (deduplicated when it carries a request id).
-    ///
-    /// Authorization comes before the lookup, on the name asked for, so a
-    /// caller learns nothing about accounts it may not use: an unknown and
-    /// a forbidden account answer alike.
-    async fn serve<Req, T, F, Fut>(
-        self,
-        caller: Result<Caller>,
-        admission: Result<OwnedSemaphorePermit>,
-        ctx: CallContext,
-        message: Req,
-        call: F,
-    ) -> Result<T>
-    where
-        Req: ProviderScoped + prost::Message + Send + 'static,
-        T: prost::Message + Default + Send + 'static,
-        F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T>> + Send + 'static,
-    {
-        let caller = caller?;
-        let permit = admission?;
-        let in_flight = metrics::global().in_flight();
-        let kind = convert::provider(message.provider())?;
-        tracing::Span::current().record("provider", kind.as_str());
-        convert::account(message.account())?;
-        convert::request_id(message.request_id())?;
-        if let Some(auth) = &self.auth {
-            let name = self.registry.account_name(kind, message.account());
-            auth.authorize(&caller, self.rpc.name(), Some((kind, name)))?;
-        }
-        let account = self.registry.resolve(kind, message.account())?;
-        tracing::Span::current().record("account", account.config.name.as_str());
-        let ctx = ctx.with_request_id(message.request_id());
-        if !self.rpc.is_mutating() || message.request_id().is_empty() {
-            let annotate = account.clone();
-            return call(account, ctx, message)
-                .await
-                .map_err(|error| annotate.annotate(error));
-        }
-        // Scoped to the caller, so no caller sees another's outcome.
-        let request_id = if self.auth.is_some() {
-            format!("{}:{}", caller.name, message.request_id())
-        } else {
-            message.request_id().to_owned()
-        };
-        self.deduplicated(
-            &request_id,
-            account,
-            ctx,
-            message,
-            call,
-            (permit, in_flight),
-        )
-        .await
-    }
-
-    /// Request-id deduplication (AIP-155): the first call claims the id and
-    /// runs in its own task, so a caller that gives up still gets the
-    /// recorded outcome on retry and a retry never sends twice; a repeat
-    /// replays the stored outcome.
-    async fn deduplicated<Req, T, F, Fut>(
-        self,
-        request_id: &str,
-        account: Arc<Account>,
-        ctx: CallContext,
-        message: Req,
-        call: F,
-        held: (OwnedSemaphorePermit, metrics::InFlight),
-    ) -> Result<T>
-    where
-        Req: prost::Message + Send + 'static,
-        T: prost::Message + Default + Send + 'static,
-        F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T>> + Send + 'static,
-    {
-        let key = Idempotency::key(request_id);
-        let fingerprint = Idempotency::fingerprint(self.rpc, &message);
-        match self.idempotency.claim(&key, &fingerprint).await {
-            Ok(Claim::Run) => {}
-            Ok(Claim::Replay(stored)) => {
-                metrics::global().replayed(self.rpc.name());
-                tracing::info!("request_id seen before: replaying its outcome");
-                return replay(stored);
-            }
-            Err(error) => return Err(account.annotate(error)),
-        }
-        let idempotency = self.idempotency;
-        let task = tokio::spawn(
-            async move {
-                let annotate = account.clone();
-                let outcome = call(account, ctx, message)
-                    .await
-                    .map_err(|error| annotate.annotate(error));
-                if let Err(error) = idempotency.finish(&key, &fingerprint, &outcome).await {
-                    tracing::error!(error = %error, "could not record the outcome of a request id");
-                }
-                // The permit and the in-flight count last as long as the call.
-                drop(held);
-                outcome
-            }
-            .in_current_span(),
-        );
-        task.await.unwrap_or_else(|join_error| {
-            tracing::error!(error = %join_error, "provider call task failed");
-            Err(GatewayError::internal("the call failed inside the gateway"))
-        })
-    }
-}
-
-/// What the audit line needs from a mutating request, taken before the
-/// request is handed to the provider call.
-struct AuditContext {
-    provider: Option<crate::domain::ProviderKind>,
-    account: String,
-    request_id: String,
-    subjects: audit::Subjects,
-}
-
-impl AuditContext {
-    /// `None` when the call is not audited (reads, or audit switched off).
-    fn of<Req: ProviderScoped + Audited>(rpc: Rpc, message: &Req) -> Option<AuditContext> {
-        (rpc.is_mutating() && audit::enabled()).then(|| AuditContext {
-            provider: convert::provider(message.provider()).ok(),
-            account: message.account().to_owned(),
-            request_id: message.request_id().to_owned(),
-            subjects: message.subjects(),
-        })
-    }
-
-    /// The audit line for the call's outcome.
-    fn record<T>(&self, caller: &str, rpc: Rpc, result: &Result<T>) {
-        let (code, reason) = match result {
-            Ok(_) => ("OK", ""),
-            Err(error) => (code_name(error.code()), error.reason().as_str()),
-        };
-        audit::record(
-            caller,
-            rpc.name(),
-            self.provider,
-            &self.account,
-            &self.request_id,
-            &self.subjects,
-            code,
-            reason,
-            &telemetry::current_trace_id().unwrap_or_default(),
-        );
-    }
-}
-
-/// gRPC code names as the gRPC spec spells them, for metric labels.
 /// The optional `document_id` of an invitation call: checked, and refused
 /// for providers that do not use it, before any provider call.
 fn invitation_document<'a>(account: &Account, document_id: &'a str) -> Result<Option<&'a str>> {
@@ -340,6 +159,7 @@ fn invitation_document<'a>(account: &Account, document_id: &'a str) -> Result<Op
     Ok(Some(document_id))
 }
 
+/// gRPC code names as the gRPC spec spells them, for metric labels.
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
@@ -361,53 +181,6 @@ fn code_name(code: tonic::Code) -> &'static str {
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
     }
-}
-
-/// The stored first outcome of a request id.
-fn replay<T: prost::Message + Default>(stored: Stored) -> Result<T> {
-    match stored {
-        Stored::Response(bytes) => T::decode(bytes.as_slice())
-            .map_err(|e| GatewayError::internal("a stored response is unreadable").with_source(e)),
-        Stored::Error(bytes) => {
-            let status = tonic_types::Status::decode(bytes.as_slice()).map_err(|e| {
-                GatewayError::internal("a stored error is unreadable").with_source(e)
-            })?;
-            Err(GatewayError::replayed(status))
-        }
-    }
-}
-
-/// Requests that name a provider and account.
-trait ProviderScoped {
-    fn provider(&self) -> i32;
-    fn account(&self) -> &str;
-    fn request_id(&self) -> &str {
-        ""
-    }
-}
-
-macro_rules! provider_scoped {
-    ($($ty:ty => $has_request_id:tt),* $(,)?) => {
-        $(impl ProviderScoped for $ty {
-            fn provider(&self) -> i32 { self.provider }
-            fn account(&self) -> &str { &self.account }
-            provider_scoped!(@request_id $has_request_id);
-        })*
-    };
-    (@request_id yes) => { fn request_id(&self) -> &str { &self.request_id } };
-    (@request_id no) => {};
-}
-
-provider_scoped! {
-    pb::SendInvitationRequest => yes,
-    pb::ResendInvitationRequest => yes,
-    pb::BatchResendInvitationsRequest => yes,
-    pb::ReactivateDocumentRequest => yes,
-    pb::DeleteInvitationRequest => yes,
-    pb::ReplaceSignerRequest => yes,
-    pb::CancelInvitationsRequest => yes,
-    pb::GetDocumentRequest => no,
-    pb::GetInvitationRequest => no,
 }
 
 fn trace_headers(metadata: &tonic::metadata::MetadataMap) -> HeaderMap {
@@ -473,22 +246,7 @@ impl InvitationService for InvitationApi {
                 let kind = account.config.provider;
                 let send = convert::send_request(kind, message)?;
                 let outcome = account.provider.send_invitation(&ctx, send).await?;
-                Ok(pb::SendInvitationResponse {
-                    document_id: outcome.document_id.unwrap_or_default(),
-                    invitations: outcome
-                        .invitations
-                        .into_iter()
-                        .map(convert::invitation)
-                        .collect(),
-                    provider_warnings: outcome
-                        .warnings
-                        .into_iter()
-                        .map(|w| pb::ProviderMessage {
-                            code: w.code,
-                            message: w.message,
-                        })
-                        .collect(),
-                })
+                Ok(convert::send_response(outcome))
             },
         )
         .await

@@ -17,8 +17,8 @@ use crate::{
     clock::Clock,
     config::{AccountConfig, Credentials, Timeouts},
     domain::{
-        BynnChannel, Invitation, InvitationState, ProviderKind, Rpc, SendOptions, SendOutcome,
-        SendRequest, Signer,
+        BynnChannel, Invitation, InvitationState, ProviderKind, ProviderWarning, Rpc, SendOptions,
+        SendOutcome, SendRequest, Signer,
     },
     error::{GatewayError, MetaKey, Reason, Result},
     provider::{
@@ -168,6 +168,52 @@ impl Provider for Bynn {
                 })
             }
         }
+    }
+
+    /// Bynn lists invitations by `reference` (its own advice before retrying
+    /// a create): the one for this recipient is the orphaned send.
+    async fn reconcile_send(
+        &self,
+        ctx: &CallContext,
+        request: &SendRequest,
+    ) -> Result<Option<SendOutcome>> {
+        let body = create_body(request)?;
+        let Some(reference) = body.reference else {
+            return Ok(None);
+        };
+        let mut outbound = self
+            .request(
+                "list_invitations",
+                Method::GET,
+                &["autodoc", "invitations"],
+                "/autodoc/invitations",
+            )?
+            .timeout(self.timeouts.read)
+            .retry(RetryPolicy::Safe);
+        outbound
+            .url
+            .query_pairs_mut()
+            .append_pair("reference", reference);
+        let response = self.call(ctx, outbound).await?;
+        if !response.status.is_success() {
+            return Err(map_error(&response, Operation::Get, None));
+        }
+        let now = self.clock.now();
+        let listed = parse_invitation_list(&response)?
+            .into_iter()
+            .filter(|wire| wire.reference.as_deref() == Some(reference))
+            .filter(|wire| wire.recipient.as_deref() == Some(body.recipient))
+            .max_by(|a, b| {
+                parse_time(a.created_at.as_deref()).cmp(&parse_time(b.created_at.as_deref()))
+            });
+        Ok(listed.map(|wire| SendOutcome {
+            document_id: None,
+            invitations: vec![to_invitation(wire, now)],
+            warnings: vec![ProviderWarning {
+                code: "gateway.reconciled".into(),
+                message: "an earlier attempt created this invitation; nothing new was sent".into(),
+            }],
+        }))
     }
 
     fn validate_batch_ids(&self, ids: &[String]) -> Result<()> {
@@ -339,6 +385,8 @@ struct WireInvitation {
     sent_at: Option<String>,
     #[serde(default)]
     expires_at: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
 /// The invitation object may come bare or wrapped in `data` (unconfirmed).
@@ -364,6 +412,24 @@ struct WireError {
     remaining_seconds: Option<serde_json::Value>,
     #[serde(default)]
     status: Option<String>,
+}
+
+/// A page of the invitation list: under `data` (the platform's habit) or
+/// `invitations`, or a bare array; the key is undocumented, so all three.
+fn parse_invitation_list(response: &ProviderResponse) -> Result<Vec<WireInvitation>> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Data { data: Vec<WireInvitation> },
+        Invitations { invitations: Vec<WireInvitation> },
+        Bare(Vec<WireInvitation>),
+    }
+    match response.json::<List>() {
+        Ok(List::Data { data }) => Ok(data),
+        Ok(List::Invitations { invitations }) => Ok(invitations),
+        Ok(List::Bare(list)) => Ok(list),
+        Err(_) => Err(transport::unrecognized(KIND, response)),
+    }
 }
 
 fn parse_invitation(response: &ProviderResponse, now: DateTime<Utc>) -> Result<Invitation> {

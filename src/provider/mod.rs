@@ -101,6 +101,17 @@ pub(crate) trait Provider: Send + Sync + 'static {
         ))
     }
 
+    /// What the provider shows of a send that may have happened (its
+    /// replica died before recording the outcome): `Some` when the provider
+    /// lets the gateway find it, `None` when it cannot tell. Never sends.
+    async fn reconcile_send(
+        &self,
+        _ctx: &CallContext,
+        _request: &SendRequest,
+    ) -> Result<Option<SendOutcome>> {
+        Ok(None)
+    }
+
     /// Whether invitation calls take the optional `document_id` hint
     /// (signNow reads the document to tell invite kinds apart); others
     /// refuse it before any provider call.

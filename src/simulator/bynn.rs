@@ -204,6 +204,7 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match (request.method, segments.as_slice()) {
         (&Method::POST, ["autodoc", "invitations"]) => create(&mut state, request),
+        (&Method::GET, ["autodoc", "invitations"]) => list(&mut state, request),
         (&Method::GET, ["autodoc", "invitations", "locales"]) => {
             SimResponse::ok(json!({"data": state.locales}))
         }
@@ -216,6 +217,31 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
         }
         _ => error(StatusCode::NOT_FOUND, "not_found", "Route not found."),
     }
+}
+
+/// `GET /autodoc/invitations`, filtered by `reference` when given, newest
+/// first, with Bynn's `pagination` object (one page here).
+fn list(state: &mut State, request: &SimRequest<'_>) -> SimResponse {
+    let now = request.now;
+    let reference = request.query.get("reference");
+    let tokens: Vec<String> = state
+        .invitations
+        .values()
+        .filter(|i| reference.is_none_or(|r| i.reference.as_deref() == Some(r.as_str())))
+        .map(|i| i.token.clone())
+        .collect();
+    let mut items: Vec<(DateTime<Utc>, Value)> = Vec::with_capacity(tokens.len());
+    for token in &tokens {
+        if let Some(invitation) = state.invitation(token, now) {
+            items.push((invitation.created_at, invitation.to_json()));
+        }
+    }
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
+    let total = items.len();
+    SimResponse::ok(json!({
+        "data": items.into_iter().map(|(_, item)| item).collect::<Vec<_>>(),
+        "pagination": {"total": total, "totalPages": 1, "page": 1, "perPage": 100},
+    }))
 }
 
 fn create(state: &mut State, request: &SimRequest<'_>) -> SimResponse {

@@ -45,7 +45,6 @@ pub(crate) struct Budget {
     pub(crate) window: Duration,
 }
 
-
 /// In-process store: a `moka` cache with a time to live per entry, bounded
 /// to `capacity` entries (least-recently-used first when full). `claim`
 /// is atomic per key.
@@ -175,7 +174,10 @@ fn take_budgets(
         return Some(wait);
     }
     for budget in budgets {
-        windows.entry(budget.key.clone()).or_default().push_back(now);
+        windows
+            .entry(budget.key.clone())
+            .or_default()
+            .push_back(now);
     }
     None
 }
@@ -223,8 +225,15 @@ mod tests {
         // The resend budget is spent until the first call leaves the
         // window; nothing is counted, not even against `requests`.
         let wait = take_budgets(&mut windows, &both, later).unwrap();
-        assert_eq!(wait, (Duration::from_secs(50), 1), "the resend budget waits");
-        assert_eq!(take_budgets(&mut windows, std::slice::from_ref(&requests), later), None);
+        assert_eq!(
+            wait,
+            (Duration::from_secs(50), 1),
+            "the resend budget waits"
+        );
+        assert_eq!(
+            take_budgets(&mut windows, std::slice::from_ref(&requests), later),
+            None
+        );
         assert!(take_budgets(&mut windows, std::slice::from_ref(&requests), later).is_some());
         let after = start + Duration::from_secs(60);
         assert_eq!(take_budgets(&mut windows, &[resends], after), None);

@@ -120,10 +120,15 @@ impl RedisStore {
                 let connect = async {
                     match &self.target {
                         Target::Single(client) => {
+                            // Few, short reconnect attempts: a caller waits
+                            // on them, and the next call tries again anyway.
                             let config = ConnectionManagerConfig::new()
                                 .set_connection_timeout(CONNECT_TIMEOUT)
                                 .set_response_timeout(COMMAND_TIMEOUT)
-                                .set_number_of_retries(2);
+                                .set_number_of_retries(1)
+                                .set_exponent_base(2)
+                                .set_factor(50)
+                                .set_max_delay(500);
                             ConnectionManager::new_with_config(client.clone(), config)
                                 .await
                                 .map(Connection::Single)

@@ -437,7 +437,10 @@ async fn with_redis_down_a_deduplicated_call_fails_rather_than_risk_a_second_sen
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     let info = common::error_info(&status);
-    assert_eq!(info.reason, "STATE_STORE_UNAVAILABLE", "not blamed on the provider");
+    assert_eq!(
+        info.reason, "STATE_STORE_UNAVAILABLE",
+        "not blamed on the provider"
+    );
     assert_eq!(info.metadata["component"], "state-store");
     assert_eq!(info.metadata["outcome"], "not_sent");
     assert!(common::retry_delay(&status).is_some());

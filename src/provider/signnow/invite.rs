@@ -3,6 +3,52 @@
 use super::*;
 
 impl SignNow {
+    /// The invites an orphaned send left on the document, read back (never
+    /// sent again): each signer's open invite for its role, or the
+    /// signer's open freeform invite. `None` unless all are there.
+    pub(super) async fn find_sent(
+        &self,
+        ctx: &CallContext,
+        request: &SendRequest,
+    ) -> Result<Option<SendOutcome>> {
+        validate_id("document_id", &request.document_id)?;
+        let document = self.read_document_for(ctx, &request.document_id).await?;
+        let now = self.clock.now();
+        let mut invitations = Vec::with_capacity(request.signers.len());
+        for signer in &request.signers {
+            let field = document.field_invites.iter().rev().find(|invite| {
+                invite.email.eq_ignore_ascii_case(&signer.email)
+                    && (signer.role_id.is_empty() || invite.role_id == signer.role_id)
+                    && (signer.role.is_empty() || invite.role == signer.role)
+                    && invite.is_open(now)
+            });
+            let freeform = || {
+                document.requests.iter().rev().find(|row| {
+                    row.signer_email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(&signer.email))
+                        && freeform_state(row) == InvitationState::Pending
+                })
+            };
+            match (field, signer.role.is_empty() && signer.role_id.is_empty()) {
+                (Some(invite), _) => invitations.push(field_invitation(&document, invite, now)),
+                (None, true) => match freeform() {
+                    Some(row) => invitations.push(freeform_invitation(&document.id, row)),
+                    None => return Ok(None),
+                },
+                (None, false) => return Ok(None),
+            }
+        }
+        Ok(Some(SendOutcome {
+            document_id: Some(document.id.clone()),
+            invitations,
+            warnings: vec![ProviderWarning {
+                code: "gateway.reconciled".into(),
+                message: "an earlier attempt sent these invites; nothing new was sent".into(),
+            }],
+        }))
+    }
+
     pub(super) async fn send_invite(
         &self,
         ctx: &CallContext,

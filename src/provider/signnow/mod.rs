@@ -231,6 +231,14 @@ impl Provider for SignNow {
         self.send_invite(ctx, request).await
     }
 
+    async fn reconcile_send(
+        &self,
+        ctx: &CallContext,
+        request: &SendRequest,
+    ) -> Result<Option<SendOutcome>> {
+        self.find_sent(ctx, request).await
+    }
+
     async fn resend_invitation(
         &self,
         ctx: &CallContext,
