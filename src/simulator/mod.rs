@@ -473,10 +473,6 @@ async fn handle(
     }
 
     let latency = *lock(&shared.latency);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-
     let fault = take_fault(&shared, provider, &method, path);
     match fault.clone() {
         Some(FaultKind::Respond {
@@ -496,9 +492,13 @@ async fn handle(
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
+            tokio::time::sleep(latency).await;
             return response;
         }
-        Some(FaultKind::Reset) => return reset_response(),
+        Some(FaultKind::Reset) => {
+            tokio::time::sleep(latency).await;
+            return reset_response();
+        }
         Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(FaultKind::LoseAnswer) | None => {}
     }
@@ -516,6 +516,9 @@ async fn handle(
         ProviderKind::SignNow => signnow::handle(&shared, &request),
         ProviderKind::Bynn => bynn::handle(&shared, &request),
     };
+    // A real provider finishes its work even when the caller stops
+    // waiting: the state changes on arrival, and only the answer is late.
+    tokio::time::sleep(latency).await;
     if matches!(fault, Some(FaultKind::LoseAnswer)) {
         return reset_response();
     }

@@ -6,6 +6,7 @@ mod common;
 mod faults;
 mod foundation;
 mod leegality;
+mod redis;
 mod resilience;
 mod security;
 mod signnow;

@@ -4,10 +4,7 @@
 
 use crate::common;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use esign_gateway::{
     ProviderKind,
@@ -331,53 +328,10 @@ async fn excess_calls_are_shed_quickly_with_retry_info() {
     );
 }
 
-/// A throwaway redis-server on a free loopback port.
-struct Redis {
-    child: Child,
-    url: String,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        #[allow(clippy::zombie_processes)] // killed and waited for in Drop
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test.sh installs it)");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Redis {
-                    child,
-                    url: format!("redis://127.0.0.1:{port}/0"),
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn two_replicas_sharing_redis_send_a_retried_resend_once() {
-    let redis = Redis::start().await;
-    let url = redis.url.clone();
+    let redis = crate::redis::RedisServer::start().await;
+    let url = redis.url();
     let mut a =
         common::start_with(|config| config.redis = Some(RedisConfig::single(url.clone()))).await;
     let (_server_b, mut b, _, _) = common::gateway_for(&a.sim, |config| {
