@@ -144,6 +144,27 @@ def main():
     for kind in ["HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "ConfigMap", "Secret"]:
         if kind not in all_on:
             fail(f"all-on: {kind} missing")
+    # Redis: the URL (it may carry a password) and the CA come from Secrets,
+    # and the NetworkPolicy lets the pods reach it.
+    deployment = by_kind(rendered["all-on"], "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    if env["GATEWAY_REDIS_URL"].get("valueFrom") != {
+        "secretKeyRef": {"name": "esign-redis", "key": "url"}
+    }:
+        fail(f"all-on: GATEWAY_REDIS_URL is not read from its Secret: {env['GATEWAY_REDIS_URL']}")
+    if env["GATEWAY_REDIS_CA_FILE"].get("value") != "/etc/esign-gateway/redis/ca.crt":
+        fail("all-on: GATEWAY_REDIS_CA_FILE does not point into the CA mount")
+    if env["GATEWAY_CLAIM_LEASE_SECONDS"].get("value") != "20":
+        fail("all-on: GATEWAY_CLAIM_LEASE_SECONDS not passed on")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    if volumes.get("redis-ca", {}).get("secret", {}).get("secretName") != "esign-redis":
+        fail("all-on: the Redis CA Secret is not mounted")
+    egress = by_kind(rendered["all-on"], "NetworkPolicy")["spec"]["egress"]
+    if not any(p.get("port") == 6379 for rule in egress for p in rule.get("ports", [])):
+        fail("all-on: the NetworkPolicy does not allow Redis")
+    print("chart: Redis URL and CA from Secrets, NetworkPolicy egress to Redis")
+
     existing = rendered["existing-secret"]
     if by_kind(existing, "Secret"):
         fail("existing-secret: the chart made a Secret anyway")

@@ -16,6 +16,9 @@ mod properties {
         "GATEWAY_IDEMPOTENCY_TTL_SECONDS",
         "GATEWAY_BREAKER_FAILURES",
         "GATEWAY_AUTH_REFLECTION",
+        "GATEWAY_REDIS_URL",
+        "GATEWAY_REDIS_CLUSTER_URLS",
+        "GATEWAY_CLAIM_LEASE_SECONDS",
         "LEEGALITY_BASE_URL",
         "LEEGALITY_AUTH_TOKEN",
         "SIGNNOW_BASE_URL",
@@ -175,5 +178,59 @@ read_ms = 2500
         let error = load(&env(&[]), Some(&yaml)).unwrap_err();
         assert!(error.message.contains("TOML"), "{error}");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn redis_settings_are_checked_once_at_start() {
+        let config = load(
+            &env(&[("GATEWAY_REDIS_URL", "rediss://cache.internal:6380/2")]),
+            None,
+        )
+        .unwrap();
+        let redis = config.redis.unwrap();
+        assert_eq!(redis.url.as_deref(), Some("rediss://cache.internal:6380/2"));
+        assert_eq!(config.claim_lease, Duration::from_secs(30));
+
+        let config = load(
+            &env(&[(
+                "GATEWAY_REDIS_CLUSTER_URLS",
+                "redis://a:7000, redis://b:7001,redis://c:7002",
+            )]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.redis.unwrap().cluster_urls.len(), 3);
+
+        for (pairs, variable) in [
+            (
+                vec![("GATEWAY_REDIS_URL", "http://cache:6379")],
+                "GATEWAY_REDIS_URL",
+            ),
+            (
+                vec![
+                    ("GATEWAY_REDIS_URL", "redis://a"),
+                    ("GATEWAY_REDIS_CLUSTER_URLS", "redis://b"),
+                ],
+                "GATEWAY_REDIS_CLUSTER_URLS",
+            ),
+            (
+                vec![
+                    ("GATEWAY_REDIS_URL", "rediss://a"),
+                    ("GATEWAY_REDIS_CA_FILE", "/nonexistent/ca.pem"),
+                ],
+                "GATEWAY_REDIS_CA_FILE",
+            ),
+            (
+                vec![("GATEWAY_REDIS_CA_FILE", "/tmp/ca.pem")],
+                "GATEWAY_REDIS_CA_FILE",
+            ),
+            (
+                vec![("GATEWAY_CLAIM_LEASE_SECONDS", "0")],
+                "GATEWAY_CLAIM_LEASE_SECONDS",
+            ),
+        ] {
+            let error = load(&env(&pairs), None).unwrap_err();
+            assert_eq!(error.variable, variable, "{error}");
+        }
     }
 }

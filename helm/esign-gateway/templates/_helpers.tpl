@@ -47,3 +47,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- .Values.terminationGracePeriodSeconds }}
 {{- end }}
 {{- end }}
+
+{{/* Whether a shared Redis is configured. */}}
+{{- define "esign-gateway.redisEnabled" -}}
+{{- $r := .Values.gateway.redis -}}
+{{- if or $r.url $r.urlSecret.name $r.clusterUrls -}}true{{- end -}}
+{{- end -}}
