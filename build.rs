@@ -7,15 +7,17 @@ use prost::Message;
 
 const PROTO_ROOT: &str = "proto";
 const SERVICE_PROTO: &str = "proto/esign/v1/invitation_service.proto";
+const EVENT_PROTO: &str = "proto/esign/v1/event_service.proto";
 const VENDORED_STATUS_PROTO: &str = "proto/google/rpc/status.proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tonic-prost-build 0.14 no longer emits these itself (grpc/grpc-rust#2511).
     println!("cargo:rerun-if-changed={SERVICE_PROTO}");
+    println!("cargo:rerun-if-changed={EVENT_PROTO}");
     println!("cargo:rerun-if-changed={VENDORED_STATUS_PROTO}");
     println!("cargo:rerun-if-changed=build.rs");
 
-    let file_descriptors = protox::compile([SERVICE_PROTO], [PROTO_ROOT])?;
+    let file_descriptors = protox::compile([SERVICE_PROTO, EVENT_PROTO], [PROTO_ROOT])?;
 
     // Reflection needs every file our service depends on, so the whole set
     // is written (google/protobuf/*, and google/rpc/status.proto, which

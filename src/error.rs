@@ -71,6 +71,7 @@ reasons! {
     ShuttingDown => (Unavailable, "SHUTTING_DOWN"),
     StateStoreUnavailable => (Unavailable, "STATE_STORE_UNAVAILABLE"),
     RequestOutcomeUnknown => (Unknown, "REQUEST_OUTCOME_UNKNOWN"),
+    EventCursorExpired => (OutOfRange, "EVENT_CURSOR_EXPIRED"),
     Internal => (Internal, "INTERNAL_ERROR"),
 }
 

@@ -16,6 +16,7 @@ pub mod config;
 mod demo;
 mod domain;
 mod error;
+mod events;
 mod grpc;
 mod idempotency;
 mod metrics;

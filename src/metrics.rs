@@ -77,6 +77,17 @@ struct MethodLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    provider: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    provider_event: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BreakerLabels {
     provider: &'static str,
     account: String,
@@ -105,6 +116,10 @@ pub(crate) struct Metrics {
     breaker: Family<BreakerLabels, Gauge>,
     in_flight: Gauge,
     in_flight_count: AtomicI64,
+    webhooks: Family<WebhookLabels, Counter>,
+    events: Family<EventLabels, Counter>,
+    watchers: Gauge,
+    poller_calls: Counter,
 }
 
 impl Default for Metrics {
@@ -152,6 +167,26 @@ impl Default for Metrics {
             "gRPC calls being served now",
             in_flight.clone(),
         );
+        let webhooks = Family::default();
+        let events = Family::default();
+        let watchers = Gauge::default();
+        let poller_calls = Counter::default();
+        registry.register(
+            "esign_webhooks",
+            "Provider webhooks received, by provider and outcome (accepted, duplicate, or the refusal)",
+            webhooks.clone(),
+        );
+        registry.register(
+            "esign_events",
+            "Events recorded, by the provider's name for what happened",
+            events.clone(),
+        );
+        registry.register("esign_event_watchers", "WatchEvents streams open now", watchers.clone());
+        registry.register(
+            "esign_poller_calls",
+            "Bynn invitation reads made by the poller",
+            poller_calls.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Metrics {
             registry,
@@ -163,6 +198,10 @@ impl Default for Metrics {
             breaker,
             in_flight,
             in_flight_count: AtomicI64::new(0),
+            webhooks,
+            events,
+            watchers,
+            poller_calls,
         }
     }
 }
@@ -181,6 +220,15 @@ impl Drop for InFlight {
         let metrics = global();
         let now = metrics.in_flight_count.fetch_sub(1, Ordering::Relaxed) - 1;
         metrics.in_flight.set(now);
+    }
+}
+
+/// An open WatchEvents stream, counted until dropped.
+pub(crate) struct Watcher;
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        global().watchers.dec();
     }
 }
 
@@ -251,6 +299,30 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(each == state));
         }
+    }
+
+    pub(crate) fn webhook(&self, provider: &'static str, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&WebhookLabels { provider, outcome })
+            .inc();
+    }
+
+    pub(crate) fn event_emitted(&self, provider_event: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                provider_event: provider_event.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an open WatchEvents stream until dropped.
+    pub(crate) fn watcher(&self) -> Watcher {
+        self.watchers.inc();
+        Watcher
+    }
+
+    pub(crate) fn poller_call(&self) {
+        self.poller_calls.inc();
     }
 
     /// OpenMetrics text, exemplars included, ending in `# EOF`.

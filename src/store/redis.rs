@@ -266,3 +266,121 @@ impl StateStore for RedisStore {
         Ok((wait_ms > 0).then(|| (Duration::from_millis(wait_ms), which as usize)))
     }
 }
+
+/// Appends an event to the shared Stream unless its id was seen: the
+/// dedupe key and the entry are written together, so a failure leaves
+/// neither and the provider's redelivery is recorded then. Trims by count
+/// (approximately) and by age on the server's clock. KEYS: stream, seen
+/// key; ARGV: payload, retention ms, max events.
+const APPEND_EVENT: &str = r"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1])
+local now = redis.call('TIME')
+local oldest = tonumber(now[1]) * 1000 - tonumber(ARGV[2])
+redis.call('XTRIM', KEYS[1], 'MINID', tostring(oldest))
+return id
+";
+
+/// Every event key shares one hash tag, so the script runs on a cluster.
+const EVENT_STREAM: &str = "{esign-events}:stream";
+
+/// The event log on a Redis Stream, shared by every replica.
+pub(crate) struct RedisEventLog {
+    store: std::sync::Arc<RedisStore>,
+    retention: crate::events::Retention,
+    append: Script,
+}
+
+impl RedisEventLog {
+    pub(crate) fn new(
+        store: std::sync::Arc<RedisStore>,
+        retention: crate::events::Retention,
+    ) -> RedisEventLog {
+        RedisEventLog {
+            store,
+            retention,
+            append: Script::new(APPEND_EVENT),
+        }
+    }
+
+    async fn range(&self, start: &str, count: usize) -> Result<Vec<crate::events::Entry>> {
+        let reply: redis::streams::StreamRangeReply = self
+            .store
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(EVENT_STREAM)
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(count),
+            )
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let cursor = crate::events::Cursor::parse(&entry.id)?;
+                let payload: Vec<u8> = entry.get("e")?;
+                Some((cursor, payload))
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl crate::events::EventLog for RedisEventLog {
+    async fn append(&self, id: &str, payload: Vec<u8>) -> Result<Option<crate::events::Cursor>> {
+        let mut invocation = self.append.prepare_invoke();
+        invocation
+            .key(EVENT_STREAM)
+            .key(format!("{{esign-events}}:seen:{id}"))
+            .arg(payload)
+            .arg(millis(self.retention.age))
+            .arg(self.retention.max_events);
+        let connection = self.store.connection().await?;
+        let run = async {
+            match connection {
+                Connection::Single(mut c) => invocation.invoke_async::<Option<String>>(&mut c).await,
+                Connection::Cluster(mut c) => {
+                    invocation.invoke_async::<Option<String>>(&mut c).await
+                }
+            }
+        };
+        Ok(bounded(run)
+            .await?
+            .and_then(|id| crate::events::Cursor::parse(&id)))
+    }
+
+    async fn after(
+        &self,
+        after: crate::events::Cursor,
+        limit: usize,
+    ) -> Result<Vec<crate::events::Entry>> {
+        if after > crate::events::Cursor::START
+            && let Some((first, _)) = self.range("-", 1).await?.into_iter().next()
+            && after < first
+        {
+            return Err(crate::events::cursor_expired());
+        }
+        self.range(&format!("({after}"), limit).await
+    }
+
+    async fn newest(&self) -> Result<crate::events::Cursor> {
+        let reply: redis::streams::StreamRangeReply = self
+            .store
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(EVENT_STREAM)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
+            )
+            .await?;
+        Ok(reply
+            .ids
+            .first()
+            .and_then(|entry| crate::events::Cursor::parse(&entry.id))
+            .unwrap_or(crate::events::Cursor::START))
+    }
+}

@@ -1,0 +1,1 @@
+//! Webhook intake: placeholder replaced below.

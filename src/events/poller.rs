@@ -1,0 +1,1 @@
+//! Bynn poller: placeholder replaced below.
