@@ -94,8 +94,8 @@ fn config_failure(error: &ConfigError) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), crate::server::RunError> {
-    let (grpc, admin) = crate::server::bind(&config).await?;
-    let server = RunningServer::launch(&config, Clock::default(), grpc, admin).await?;
+    let listeners = crate::server::bind(&config).await?;
+    let server = RunningServer::launch(&config, Clock::default(), listeners).await?;
     crate::server::shutdown_signal().await;
     server.shutdown().await;
     Ok(())

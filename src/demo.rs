@@ -145,8 +145,8 @@ pub(crate) async fn run(mut config: Config) -> Result<(), crate::server::RunErro
     config.accounts = simulator.gateway_accounts();
     let seeds = seed(&simulator);
 
-    let (grpc, admin) = crate::server::bind(&config).await?;
-    let server = RunningServer::launch(&config, simulator.clock().clone(), grpc, admin).await?;
+    let listeners = crate::server::bind(&config).await?;
+    let server = RunningServer::launch(&config, simulator.clock().clone(), listeners).await?;
 
     println!(
         "esign-gateway demo: gRPC on {}, simulated providers on http://{} ({}, {}, {})",

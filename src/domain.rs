@@ -147,6 +147,20 @@ pub(crate) enum DocumentState {
     Cancelled,
 }
 
+impl DocumentState {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DocumentState::Unspecified => "UNSPECIFIED",
+            DocumentState::Draft => "DRAFT",
+            DocumentState::InProgress => "IN_PROGRESS",
+            DocumentState::Completed => "COMPLETED",
+            DocumentState::Rejected => "REJECTED",
+            DocumentState::Expired => "EXPIRED",
+            DocumentState::Cancelled => "CANCELLED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum SignNowAuthentication {
     #[default]

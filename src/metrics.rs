@@ -181,7 +181,11 @@ impl Default for Metrics {
             "Events recorded, by the provider's name for what happened",
             events.clone(),
         );
-        registry.register("esign_event_watchers", "WatchEvents streams open now", watchers.clone());
+        registry.register(
+            "esign_event_watchers",
+            "WatchEvents streams open now",
+            watchers.clone(),
+        );
         registry.register(
             "esign_poller_calls",
             "Bynn invitation reads made by the poller",

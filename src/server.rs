@@ -84,8 +84,18 @@ impl From<StartError> for RunError {
     }
 }
 
+/// The listeners a gateway serves on, bound by the caller (tests use port 0).
+pub struct Listeners {
+    /// gRPC: `InvitationService`, `EventService`, health and reflection.
+    pub grpc: TcpListener,
+    /// Admin HTTP: `/metrics`, `/healthz`, `/readyz`.
+    pub admin: Option<TcpListener>,
+    /// Webhook intake, the only port the providers reach.
+    pub webhooks: Option<TcpListener>,
+}
+
 /// Binds the listeners of `config`, mapping failures to one readable line.
-pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>), String> {
+pub async fn bind(config: &Config) -> Result<Listeners, String> {
     let grpc = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|error| {
@@ -94,14 +104,20 @@ pub async fn bind(config: &Config) -> Result<(TcpListener, Option<TcpListener>),
                 config.listen_addr
             )
         })?;
-    let admin =
-        match config.metrics_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| {
-                format!("cannot listen on {addr} (GATEWAY_METRICS_ADDR): {error}")
-            })?),
-            None => None,
-        };
-    Ok((grpc, admin))
+    let optional = |addr: Option<SocketAddr>, variable: &'static str| async move {
+        match addr {
+            Some(addr) => TcpListener::bind(addr)
+                .await
+                .map(Some)
+                .map_err(|error| format!("cannot listen on {addr} ({variable}): {error}")),
+            None => Ok(None),
+        }
+    };
+    Ok(Listeners {
+        grpc,
+        admin: optional(config.metrics_addr, "GATEWAY_METRICS_ADDR").await?,
+        webhooks: optional(config.webhook_addr, "GATEWAY_WEBHOOK_ADDR").await?,
+    })
 }
 
 /// The server's TLS settings; with a client CA, client certificates are
@@ -135,6 +151,9 @@ pub struct RunningServer {
     admin_task: Option<JoinHandle<()>>,
     drain_delay: Duration,
     shutdown_grace: Duration,
+    webhook_addr: Option<SocketAddr>,
+    /// Webhook listener and pollers, stopped at shutdown.
+    background: Vec<JoinHandle<()>>,
 }
 
 /// How a graceful shutdown ended.
@@ -153,15 +172,45 @@ impl RunningServer {
     pub async fn launch(
         config: &Config,
         clock: crate::clock::Clock,
-        listener: TcpListener,
-        admin_listener: Option<TcpListener>,
+        listeners: Listeners,
     ) -> Result<RunningServer, StartError> {
         let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
             .map_err(|error| StartError::HttpClient(error.to_string()))?;
         let services =
             Services::from_config(config, http, clock).map_err(StartError::StateStore)?;
+        let events = crate::events::Events::start(services.event_log.clone());
+        let store = services.store.clone();
+        let clock = services.clock.clone();
         let registry = Arc::new(Registry::from_services(config, services));
-        RunningServer::start(config, registry, listener, admin_listener).await
+        let mut background = Vec::new();
+        for account in registry.accounts() {
+            if crate::events::poller::polls(account) {
+                let poller = crate::events::poller::Poller {
+                    account: account.clone(),
+                    store: store.clone(),
+                    events: events.clone(),
+                    clock: clock.clone(),
+                    interval: config.bynn_poll_interval,
+                    requests_per_minute: crate::config::defaults::BYNN_POLL_REQUESTS_PER_MINUTE,
+                };
+                background.push(tokio::spawn(poller.run()));
+            }
+        }
+        let intake =
+            crate::events::intake::Intake::new(registry.clone(), events.clone(), store, clock);
+        let mut server =
+            RunningServer::start(config, registry, events, listeners.grpc, listeners.admin).await?;
+        if let Some(listener) = listeners.webhooks {
+            server.webhook_addr = Some(listener.local_addr().map_err(StartError::Listener)?);
+            let app = intake.router();
+            background.push(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(error = %error, "webhook listener failed");
+                }
+            }));
+        }
+        server.background = background;
+        Ok(server)
     }
 
     /// Starts serving `registry` on `listener`. Health turns SERVING once
@@ -169,6 +218,7 @@ impl RunningServer {
     pub(crate) async fn start(
         config: &Config,
         registry: Arc<Registry>,
+        events: Arc<crate::events::Events>,
         listener: TcpListener,
         admin_listener: Option<TcpListener>,
     ) -> Result<RunningServer, StartError> {
@@ -194,6 +244,9 @@ impl RunningServer {
         let api = InvitationServiceServer::new(InvitationApi::new(registry, config, auth.clone()))
             .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
+        let event_api = pb::event_service_server::EventServiceServer::new(
+            crate::events::service::EventApi::new(events, auth.clone()),
+        );
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_grpc, stopped) = oneshot::channel::<()>();
@@ -224,7 +277,8 @@ impl RunningServer {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(api);
+            .add_service(api)
+            .add_service(event_api);
         let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
         }));
@@ -264,7 +318,14 @@ impl RunningServer {
             admin_task,
             drain_delay: config.drain_delay,
             shutdown_grace: config.shutdown_grace,
+            webhook_addr: None,
+            background: Vec::new(),
         })
+    }
+
+    /// Where the webhook intake listens, when it does.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook_addr
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -316,6 +377,9 @@ impl RunningServer {
         };
         if let Some(admin) = self.admin_task.take() {
             admin.abort();
+        }
+        for task in self.background.drain(..) {
+            task.abort();
         }
         tracing::info!(?outcome, "shutdown complete");
         outcome

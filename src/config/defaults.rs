@@ -5,6 +5,12 @@ use std::time::Duration;
 pub const DEFAULT_ACCOUNT: &str = "default";
 pub(crate) const LISTEN_ADDR: &str = "0.0.0.0:50051";
 pub(crate) const METRICS_ADDR: &str = "0.0.0.0:9090";
+pub(crate) const WEBHOOK_ADDR: &str = "0.0.0.0:8080";
+pub(crate) const EVENT_RETENTION_HOURS: u64 = 168;
+pub(crate) const EVENT_RETENTION_MAX: u64 = 1_000_000;
+pub(crate) const BYNN_POLL_SECONDS: u64 = 60;
+/// The share of Bynn's request budget the poller may use.
+pub(crate) const BYNN_POLL_REQUESTS_PER_MINUTE: u32 = 10;
 pub(crate) const LEEGALITY_SANDBOX_URL: &str = "https://sandbox.leegality.com/api";
 pub(crate) const SIGNNOW_EVAL_URL: &str = "https://api-eval.signnow.com";
 pub(crate) const BYNN_URL: &str = "https://api.bynn.com/v1";

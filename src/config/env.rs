@@ -29,6 +29,31 @@ pub(super) fn gateway<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Conf
     )?;
 
     let redis = redis(get)?;
+    let webhook_addr = match get("GATEWAY_WEBHOOK_ADDR") {
+        Some("off") | Some("none") => None,
+        Some(value) => Some(parse_addr("GATEWAY_WEBHOOK_ADDR", value)?),
+        None => Some(parse_addr("GATEWAY_WEBHOOK_ADDR", defaults::WEBHOOK_ADDR)?),
+    };
+    let event_retention = parse_bounded(
+        "GATEWAY_EVENT_RETENTION_HOURS",
+        get("GATEWAY_EVENT_RETENTION_HOURS"),
+        defaults::EVENT_RETENTION_HOURS,
+        1..=24 * 365,
+    )
+    .map(|hours| Duration::from_secs(hours * 3600))?;
+    let event_retention_max = parse_bounded(
+        "GATEWAY_EVENT_RETENTION_MAX",
+        get("GATEWAY_EVENT_RETENTION_MAX"),
+        defaults::EVENT_RETENTION_MAX,
+        100..=100_000_000,
+    )? as usize;
+    let bynn_poll_interval = parse_bounded(
+        "BYNN_POLL_SECONDS",
+        get("BYNN_POLL_SECONDS"),
+        defaults::BYNN_POLL_SECONDS,
+        1..=3600,
+    )
+    .map(Duration::from_secs)?;
     let claim_lease = parse_bounded(
         "GATEWAY_CLAIM_LEASE_SECONDS",
         get("GATEWAY_CLAIM_LEASE_SECONDS"),
@@ -91,6 +116,10 @@ pub(super) fn gateway<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Conf
         shutdown_grace,
         redis,
         claim_lease,
+        webhook_addr,
+        event_retention,
+        event_retention_max,
+        bynn_poll_interval,
         otlp_endpoint,
         tls,
         protect_reflection: match get("GATEWAY_AUTH_REFLECTION").unwrap_or("open") {
@@ -183,6 +212,8 @@ pub(super) fn accounts<'a>(
             sender_email: None,
             budgets: AccountBudgets::default(),
             signnow_resend_id: SignNowResendId::default(),
+            webhook_secret: get("LEEGALITY_WEBHOOK_SALT").map(Secret::new),
+            webhook_callback_url: None,
         });
     } else if get("LEEGALITY_BASE_URL").is_some() {
         return Err(ConfigError::new(
@@ -253,6 +284,11 @@ pub(super) fn accounts<'a>(
                 Some(value) => SignNowResendId::parse("SIGNNOW_RESEND_ID", value)?,
                 None => SignNowResendId::default(),
             },
+            webhook_secret: get("SIGNNOW_WEBHOOK_SECRET").map(Secret::new),
+            webhook_callback_url: match get("SIGNNOW_WEBHOOK_CALLBACK_URL") {
+                Some(url) => Some(parse_url("SIGNNOW_WEBHOOK_CALLBACK_URL", url)?.to_string()),
+                None => None,
+            },
         });
     } else if get("SIGNNOW_BASE_URL").is_some() {
         return Err(ConfigError::new(
@@ -283,6 +319,8 @@ pub(super) fn accounts<'a>(
             sign_url_host: None,
             budgets: limits,
             signnow_resend_id: SignNowResendId::default(),
+            webhook_secret: get("BYNN_WEBHOOK_PUBLIC_KEY").map(Secret::new),
+            webhook_callback_url: None,
         });
     } else if get("BYNN_BASE_URL").is_some() {
         return Err(ConfigError::new(

@@ -74,6 +74,8 @@ struct FileAccount {
     sender_email: Option<String>,
     sign_url_host: Option<String>,
     resend_id: Option<String>,
+    webhook_secret: Option<FileSecret>,
+    webhook_callback_url: Option<String>,
     resends_per_minute: Option<u32>,
     requests_per_minute: Option<u32>,
 }
@@ -252,5 +254,7 @@ fn file_account(
         sender_email: account.sender_email,
         budgets,
         signnow_resend_id,
+        webhook_secret: secret("webhook_secret", account.webhook_secret)?,
+        webhook_callback_url: account.webhook_callback_url,
     })
 }

@@ -176,6 +176,13 @@ pub struct AccountConfig {
     pub budgets: AccountBudgets,
     /// signNow: the id sent to the resend endpoint.
     pub signnow_resend_id: SignNowResendId,
+    /// Verifies this account's webhooks: Leegality's private salt,
+    /// signNow's subscription `secret_key`, or Bynn's public key (PEM).
+    /// Without it the account's webhook path answers 404.
+    pub webhook_secret: Option<Secret>,
+    /// signNow: where the gateway keeps this account's event subscriptions
+    /// pointed (its public webhook URL); unset leaves subscriptions alone.
+    pub webhook_callback_url: Option<String>,
 }
 
 impl AccountConfig {
@@ -202,6 +209,13 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// How long a running request-id claim lives without renewal.
     pub claim_lease: Duration,
+    /// The webhook intake listener; `None` turns it off.
+    pub webhook_addr: Option<SocketAddr>,
+    /// How long and how many events are kept.
+    pub event_retention: Duration,
+    pub event_retention_max: usize,
+    /// How often the Bynn poller goes over the invitations it watches.
+    pub bynn_poll_interval: Duration,
     pub otlp_endpoint: Option<String>,
     pub tls: Option<TlsConfig>,
     /// The callers file; the server builds its authenticator from it.

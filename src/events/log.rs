@@ -117,7 +117,9 @@ impl EventLog for MemoryLog {
         state.next += 1;
         let cursor = Cursor(0, state.next);
         let now = tokio::time::Instant::now();
-        state.events.push_back((cursor, id.to_owned(), payload, now));
+        state
+            .events
+            .push_back((cursor, id.to_owned(), payload, now));
         state.trim(self.retention);
         Ok(Some(cursor))
     }
@@ -139,10 +141,10 @@ impl EventLog for MemoryLog {
 
     async fn newest(&self) -> Result<Cursor> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(state.events.back().map_or(
-            state.trimmed_up_to.unwrap_or(Cursor::START),
-            |e| e.0,
-        ))
+        Ok(state
+            .events
+            .back()
+            .map_or(state.trimmed_up_to.unwrap_or(Cursor::START), |e| e.0))
     }
 }
 
@@ -157,7 +159,11 @@ mod tests {
             max_events: 3,
         });
         let first = log.append("a", b"1".to_vec()).await.unwrap().unwrap();
-        assert_eq!(log.append("a", b"1".to_vec()).await.unwrap(), None, "a duplicate");
+        assert_eq!(
+            log.append("a", b"1".to_vec()).await.unwrap(),
+            None,
+            "a duplicate"
+        );
         let second = log.append("b", b"2".to_vec()).await.unwrap().unwrap();
         assert!(second > first);
         let read = log.after(first, 10).await.unwrap();

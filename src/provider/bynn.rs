@@ -47,6 +47,8 @@ pub(crate) struct Bynn {
     account: AccountConfig,
     http: HttpClient,
     clock: Clock,
+    /// Where sent invitations are registered for the event poller.
+    store: std::sync::Arc<dyn crate::store::StateStore>,
     timeouts: Timeouts,
     /// `Bearer <api key>`, built once.
     authorization: CredentialHeader,
@@ -63,6 +65,7 @@ impl Bynn {
             account,
             http: services.http,
             clock: services.clock,
+            store: services.store,
             timeouts,
         }
     }
@@ -118,6 +121,11 @@ impl Provider for Bynn {
             return Err(map_error(&response, Operation::Create, None));
         }
         let invitation = parse_invitation(&response, self.clock.now())?;
+        // Bynn sends no invitation events: the poller follows this one.
+        let key = crate::events::poller::watch_key(&self.account.name);
+        if let Err(error) = self.store.set_add(&key, &invitation.id).await {
+            tracing::warn!(error = %error, "could not register a sent invitation for polling");
+        }
         Ok(SendOutcome {
             document_id: None,
             invitations: vec![invitation],

@@ -262,6 +262,8 @@ pub(crate) struct Services {
     pub http: transport::HttpClient,
     pub clock: Clock,
     pub store: Arc<dyn StateStore>,
+    /// The event log: a Redis Stream with Redis, in process otherwise.
+    pub event_log: Arc<dyn crate::events::EventLog>,
 }
 
 impl Services {
@@ -273,18 +275,27 @@ impl Services {
         http: transport::HttpClient,
         clock: Clock,
     ) -> std::result::Result<Services, String> {
-        let store: Arc<dyn StateStore> = match &config.redis {
-            Some(redis) => {
-                let store = Arc::new(RedisStore::new(redis)?);
-                // Says at start, in one clear line, when Redis is unreachable.
-                tokio::spawn({
-                    let store = store.clone();
-                    async move { store.probe().await }
-                });
-                store
-            }
-            None => Arc::new(MemoryStore::default()),
+        let retention = crate::events::Retention {
+            age: config.event_retention,
+            max_events: config.event_retention_max,
         };
+        let (store, event_log): (Arc<dyn StateStore>, Arc<dyn crate::events::EventLog>) =
+            match &config.redis {
+                Some(redis) => {
+                    let store = Arc::new(RedisStore::new(redis)?);
+                    // Says at start, in one clear line, when Redis is unreachable.
+                    tokio::spawn({
+                        let store = store.clone();
+                        async move { store.probe().await }
+                    });
+                    let log = Arc::new(crate::store::RedisEventLog::new(store.clone(), retention));
+                    (store, log)
+                }
+                None => (
+                    Arc::new(MemoryStore::default()),
+                    Arc::new(crate::events::MemoryLog::new(retention)),
+                ),
+            };
         Ok(Services {
             http: http.with_breaker_and_budgets(
                 config.breaker,
@@ -293,6 +304,7 @@ impl Services {
             ),
             clock,
             store,
+            event_log,
         })
     }
 }

@@ -397,6 +397,8 @@ impl Simulator {
                 .then(|| self.shared.config.leegality_sign_host.clone()),
             budgets: AccountBudgets::for_provider(provider),
             signnow_resend_id: Default::default(),
+            webhook_secret: None,
+            webhook_callback_url: None,
         };
         vec![
             account(

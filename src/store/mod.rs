@@ -13,8 +13,8 @@ use moka::{Expiry, sync::Cache};
 
 use crate::error::Result;
 
-pub(crate) mod redis;
-pub(crate) use redis::RedisStore;
+mod redis;
+pub(crate) use self::redis::{RedisEventLog, RedisStore};
 
 #[async_trait]
 pub(crate) trait StateStore: Send + Sync + 'static {
@@ -32,6 +32,13 @@ pub(crate) trait StateStore: Send + Sync + 'static {
     /// all admit it (and all advance), else the wait until they would and
     /// the index of the budget that waits longest.
     async fn take_budget(&self, budgets: &[Budget]) -> Result<Option<(Duration, usize)>>;
+
+    /// Adds `member` to the set at `key` (kept without expiry).
+    async fn set_add(&self, key: &str, member: &str) -> Result<()>;
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()>;
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>>;
 }
 
 /// A rate budget: at most `limit` calls in any `window` (a sliding window,
@@ -53,6 +60,7 @@ pub(crate) struct MemoryStore {
     /// The calls each budget counted in its window, behind one lock so a
     /// check over several budgets and their update are one step.
     budgets: Mutex<HashMap<String, VecDeque<Instant>>>,
+    sets: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 /// A stored value with the time to live it was written with.
@@ -91,6 +99,7 @@ impl MemoryStore {
                 .expire_after(PerEntryTtl)
                 .build(),
             budgets: Mutex::default(),
+            sets: Mutex::default(),
         }
     }
 }
@@ -133,6 +142,30 @@ impl StateStore for MemoryStore {
     async fn delete(&self, key: &str) -> Result<()> {
         self.entries.invalidate(key);
         Ok(())
+    }
+
+    async fn set_add(&self, key: &str, member: &str) -> Result<()> {
+        let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        sets.entry(key.to_owned())
+            .or_default()
+            .insert(member.to_owned());
+        Ok(())
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()> {
+        let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = sets.get_mut(key) {
+            set.remove(member);
+        }
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>> {
+        let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(sets
+            .get(key)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn take_budget(&self, budgets: &[Budget]) -> Result<Option<(Duration, usize)>> {

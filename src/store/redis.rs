@@ -243,6 +243,20 @@ impl StateStore for RedisStore {
         bounded(run).await
     }
 
+    async fn set_add(&self, key: &str, member: &str) -> Result<()> {
+        self.query::<()>(redis::cmd("SADD").arg(key).arg(member))
+            .await
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<()> {
+        self.query::<()>(redis::cmd("SREM").arg(key).arg(member))
+            .await
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>> {
+        self.query(redis::cmd("SMEMBERS").arg(key)).await
+    }
+
     async fn take_budget(&self, budgets: &[Budget]) -> Result<Option<(Duration, usize)>> {
         if budgets.is_empty() {
             return Ok(None);
@@ -340,7 +354,9 @@ impl crate::events::EventLog for RedisEventLog {
         let connection = self.store.connection().await?;
         let run = async {
             match connection {
-                Connection::Single(mut c) => invocation.invoke_async::<Option<String>>(&mut c).await,
+                Connection::Single(mut c) => {
+                    invocation.invoke_async::<Option<String>>(&mut c).await
+                }
                 Connection::Cluster(mut c) => {
                     invocation.invoke_async::<Option<String>>(&mut c).await
                 }

@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use esign_gateway::{
     config::{self, Config},
     pb::invitation_service_client::InvitationServiceClient,
-    server::RunningServer,
+    server::{Listeners, RunningServer},
     simulator::Simulator,
 };
 use tokio::net::TcpListener;
@@ -98,7 +98,13 @@ pub(crate) async fn serve(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     // The gateway shares the simulator's clock, so moving it expires tokens
     // and cools down circuit breakers.
-    let server = RunningServer::launch(&config, sim.clock().clone(), listener, admin)
+    let webhooks = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listeners = Listeners {
+        grpc: listener,
+        admin,
+        webhooks: Some(webhooks),
+    };
+    let server = RunningServer::launch(&config, sim.clock().clone(), listeners)
         .await
         .expect("server starts");
     (server, config)

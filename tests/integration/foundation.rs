@@ -401,6 +401,7 @@ fn bad_configuration_exits_64_naming_the_variable() {
         .env("BYNN_API_KEY", "private_x")
         .env("GATEWAY_LISTEN_ADDR", "127.0.0.1:0")
         .env("GATEWAY_METRICS_ADDR", "off")
+        .env("GATEWAY_WEBHOOK_ADDR", "off")
         .env("GATEWAY_AUTH_TOKENS_FILE", "/nonexistent/callers.toml")
         .output()
         .expect("binary runs");

@@ -426,6 +426,7 @@ async fn a_replica_killed_mid_create_never_causes_a_second_create() {
         .env_clear()
         .env("GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("GATEWAY_METRICS_ADDR", "off")
+        .env("GATEWAY_WEBHOOK_ADDR", "off")
         .env("GATEWAY_REDIS_URL", redis.url())
         .env("GATEWAY_CLAIM_LEASE_SECONDS", "1")
         .env("RUST_LOG", "warn")
