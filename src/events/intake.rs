@@ -145,7 +145,7 @@ fn decode_signature(text: &str) -> Option<Vec<u8>> {
     {
         return Some(bytes);
     }
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
