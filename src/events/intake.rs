@@ -137,21 +137,20 @@ async fn record_all(intake: &Intake, events: Vec<pb::Event>) -> Outcome {
     Ok(new)
 }
 
-/// A signature given as base64 or hex.
+/// A signature given as hex or base64 (hex first: a hex string is also
+/// valid base64, the reverse almost never).
 fn decode_signature(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text)
-        && bytes.len() >= 20
-    {
-        return Some(bytes);
+    let is_hex = !text.is_empty()
+        && text.len().is_multiple_of(2)
+        && text.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex {
+        return (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+            .collect();
     }
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {

@@ -164,6 +164,44 @@ impl State {
         document
     }
 
+    /// The invitee signs: the next one becomes active, and Leegality's
+    /// webhook for it is made (signed with `salt`).
+    pub(crate) fn sign(&mut self, uuid: &str, salt: &str) -> Option<super::webhooks::Outgoing> {
+        let host = self.sign_host.clone();
+        let (document, index) = self.invitee_mut(uuid)?;
+        document.invitees[index].signed = true;
+        document.invitees[index].active = false;
+        if let Some(next) = document
+            .invitees
+            .iter_mut()
+            .find(|i| !i.signed && !i.deleted)
+        {
+            next.active = true;
+        }
+        let invitee = &document.invitees[index];
+        let request = serde_json::json!({
+            "inviteeType": "signer",
+            "name": invitee.name,
+            "email": invitee.email,
+            "phone": invitee.phone,
+            "invitationUrl": format!("https://{host}/sign/{}", invitee.uuid),
+            "active": false,
+            "action": "Signed",
+            "error": null,
+            "expired": false,
+            "expiryDate": format_date(invitee.expiry),
+            "rejectionMessage": null,
+            "signType": "VIRTUAL_SIGN",
+        });
+        let status = if document.status() == "COMPLETED" {
+            "Completed"
+        } else {
+            "Sent"
+        };
+        let id = document.id.clone();
+        Some(super::webhooks::leegality(salt, &id, request, status))
+    }
+
     /// Finds an invitee by bare UUID or full sign URL.
     pub(crate) fn invitee_mut(
         &mut self,

@@ -10,6 +10,7 @@
 pub mod bynn;
 pub mod leegality;
 pub mod signnow;
+pub mod webhooks;
 
 use std::{
     collections::HashMap,
@@ -43,6 +44,11 @@ pub struct SimulatorCredentials {
     pub signnow_username: String,
     pub signnow_password: String,
     pub bynn_api_key: String,
+    /// Webhook signing: Leegality's private salt, signNow's subscription
+    /// secret key, and the public half of the simulator's Bynn key.
+    pub leegality_webhook_salt: String,
+    pub signnow_webhook_secret: String,
+    pub bynn_webhook_public_key: String,
 }
 
 impl Default for SimulatorCredentials {
@@ -53,6 +59,9 @@ impl Default for SimulatorCredentials {
             signnow_username: "sender@example.com".into(),
             signnow_password: "sim-signnow-password".into(),
             bynn_api_key: "private_sandbox_sim_key".into(),
+            leegality_webhook_salt: "sim-leegality-private-salt".into(),
+            signnow_webhook_secret: "sim-signnow-webhook-secret".into(),
+            bynn_webhook_public_key: webhooks::BYNN_PUBLIC_KEY.into(),
         }
     }
 }
@@ -280,6 +289,10 @@ pub(crate) struct Shared {
     pub(crate) leegality: Mutex<leegality::State>,
     pub(crate) signnow: Mutex<signnow::State>,
     pub(crate) bynn: Mutex<bynn::State>,
+    /// Webhooks waiting to go out, and where each provider's go.
+    pub(crate) outbox: Mutex<Vec<webhooks::Outgoing>>,
+    webhook_targets: Mutex<HashMap<ProviderKind, String>>,
+    outbox_ready: tokio::sync::Notify,
 }
 
 /// A running simulator on a loopback port.
@@ -305,7 +318,11 @@ impl Simulator {
             latency: Mutex::new(Duration::ZERO),
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
+            outbox: Mutex::new(Vec::new()),
+            webhook_targets: Mutex::new(HashMap::new()),
+            outbox_ready: tokio::sync::Notify::new(),
         });
+        tokio::spawn(send_webhooks(Arc::downgrade(&shared)));
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
@@ -313,6 +330,73 @@ impl Simulator {
             }
         });
         Ok(Simulator { shared, addr, task })
+    }
+
+    /// Where this provider's webhooks go (the gateway's intake URL).
+    pub fn set_webhook_target(&self, provider: ProviderKind, url: impl Into<String>) {
+        lock(&self.shared.webhook_targets).insert(provider, url.into());
+    }
+
+    /// Queues a webhook; used by the provider states' controls.
+    pub fn send_webhook(&self, outgoing: webhooks::Outgoing) {
+        lock(&self.shared.outbox).push(outgoing);
+        self.shared.outbox_ready.notify_one();
+    }
+
+    /// A signNow signer signs their field invite; signNow calls back.
+    pub fn sign_signnow_invite(&self, invite_id: &str) -> bool {
+        self.shared.sign_signnow_invite(invite_id)
+    }
+
+    /// A signNow signer declines; signNow calls back.
+    pub fn decline_signnow_invite(&self, invite_id: &str, text: &str) -> bool {
+        let now = self.shared.clock.now();
+        let secret = self
+            .shared
+            .config
+            .credentials
+            .signnow_webhook_secret
+            .clone();
+        let mut state = lock(&self.shared.signnow);
+        if !state.decline_field_invite(invite_id, text) {
+            return false;
+        }
+        let content = state.invite_content(invite_id);
+        drop(state);
+        self.send_webhook(webhooks::signnow(
+            &secret,
+            "document.fieldinvite.decline",
+            content,
+            now,
+        ));
+        true
+    }
+
+    /// A Leegality invitee signs; Leegality calls back.
+    pub fn sign_leegality_invitee(&self, uuid: &str) -> bool {
+        let salt = self
+            .shared
+            .config
+            .credentials
+            .leegality_webhook_salt
+            .clone();
+        let mut state = lock(&self.shared.leegality);
+        let Some(outgoing) = state.sign(uuid, &salt) else {
+            return false;
+        };
+        drop(state);
+        self.send_webhook(outgoing);
+        true
+    }
+
+    /// Bynn calls back with a dossier event (it sends none for invitations).
+    pub fn bynn_dossier_event(&self, event_type: &str, dossier_token: &str) {
+        let now = self.shared.clock.now();
+        self.send_webhook(webhooks::bynn(
+            event_type,
+            serde_json::json!({"token": dossier_token, "status": event_type.rsplit('.').next()}),
+            now,
+        ));
     }
 
     /// Starts on an ephemeral loopback port with default settings.
@@ -397,7 +481,11 @@ impl Simulator {
                 .then(|| self.shared.config.leegality_sign_host.clone()),
             budgets: AccountBudgets::for_provider(provider),
             signnow_resend_id: Default::default(),
-            webhook_secret: None,
+            webhook_secret: Some(Secret::new(match provider {
+                ProviderKind::Leegality => &self.shared.config.credentials.leegality_webhook_salt,
+                ProviderKind::SignNow => &self.shared.config.credentials.signnow_webhook_secret,
+                ProviderKind::Bynn => &self.shared.config.credentials.bynn_webhook_public_key,
+            })),
             webhook_callback_url: None,
         };
         vec![
@@ -446,6 +534,18 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let full_path = uri.path();
+    // A control for the demo: make a signNow signer sign, as a person would.
+    if method == Method::POST
+        && let Some(invite_id) = full_path
+            .strip_prefix("/_control/signnow/invites/")
+            .and_then(|rest| rest.strip_suffix("/sign"))
+    {
+        return if shared.sign_signnow_invite(invite_id) {
+            (StatusCode::OK, "signed\n").into_response()
+        } else {
+            (StatusCode::NOT_FOUND, "no such field invite\n").into_response()
+        };
+    }
     let (provider, path) = if let Some(rest) = full_path.strip_prefix("/leegality/api") {
         (ProviderKind::Leegality, rest)
     } else if let Some(rest) = full_path.strip_prefix("/signnow") {
@@ -597,6 +697,56 @@ pub(crate) fn looks_like_e164(value: &str) -> bool {
     value.strip_prefix('+').is_some_and(|digits| {
         (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
     })
+}
+
+impl Shared {
+    fn sign_signnow_invite(&self, invite_id: &str) -> bool {
+        let now = self.clock.now();
+        let secret = self.config.credentials.signnow_webhook_secret.clone();
+        let mut state = lock(&self.signnow);
+        if !state.sign_field_invite(invite_id) {
+            return false;
+        }
+        let content = state.invite_content(invite_id);
+        let completed = state.document_completed(invite_id);
+        drop(state);
+        let mut outgoing = vec![webhooks::signnow(
+            &secret,
+            "document.fieldinvite.signed",
+            content.clone(),
+            now,
+        )];
+        if let Some(document_id) = completed {
+            outgoing.push(webhooks::signnow(
+                &secret,
+                "document.complete",
+                serde_json::json!({"document_id": document_id}),
+                now,
+            ));
+        }
+        lock(&self.outbox).extend(outgoing);
+        self.outbox_ready.notify_one();
+        true
+    }
+}
+
+/// Delivers queued webhooks, oldest first, for as long as the simulator runs.
+async fn send_webhooks(shared: std::sync::Weak<Shared>) {
+    let http = reqwest::Client::new();
+    loop {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let batch: Vec<webhooks::Outgoing> = std::mem::take(&mut *lock(&shared.outbox));
+        let targets = lock(&shared.webhook_targets).clone();
+        for outgoing in batch {
+            webhooks::deliver(&http, &targets, outgoing).await;
+        }
+        tokio::select! {
+            _ = shared.outbox_ready.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
 }
 
 pub(crate) fn random_hex(len: usize) -> String {

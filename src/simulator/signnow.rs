@@ -144,6 +144,32 @@ impl State {
         true
     }
 
+    /// What signNow's webhook says about a field invite.
+    pub(crate) fn invite_content(&mut self, invite_id: &str) -> Value {
+        match self.document_of_invite(invite_id) {
+            Some((document, index)) => {
+                let invite = &document.field_invites[index];
+                json!({
+                    "document_id": document.id,
+                    "invite_id": invite.id,
+                    "signer": invite.email,
+                    "status": invite.status,
+                })
+            }
+            None => json!({}),
+        }
+    }
+
+    /// The document of `invite_id`, when every field invite on it is signed.
+    pub(crate) fn document_completed(&mut self, invite_id: &str) -> Option<String> {
+        let (document, _) = self.document_of_invite(invite_id)?;
+        document
+            .field_invites
+            .iter()
+            .all(|i| i.status == "fulfilled")
+            .then(|| document.id.clone())
+    }
+
     /// The signer declines: signNow keeps the status and records the text.
     pub fn decline_field_invite(&mut self, invite_id: &str, text: &str) -> bool {
         let Some((document, index)) = self.document_of_invite(invite_id) else {

@@ -119,6 +119,11 @@ pub(crate) fn logged_lines(target: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// This test binary's log file.
+pub(crate) fn log_file() -> std::path::PathBuf {
+    log_path()
+}
+
 fn log_path() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let name = exe
