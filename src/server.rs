@@ -120,6 +120,31 @@ pub async fn bind(config: &Config) -> Result<Listeners, String> {
     })
 }
 
+/// Keeps the account's webhook subscriptions in place: at start, then
+/// hourly (someone may delete one in the provider's dashboard).
+async fn keep_subscriptions(
+    account: Arc<crate::provider::Account>,
+    callback: String,
+    secret: crate::secret::Secret,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match account
+            .provider
+            .keep_webhook_subscriptions(&callback, secret.expose())
+            .await
+        {
+            Ok(created) => tracing::info!(
+                account = account.config.name.as_str(),
+                created,
+                "webhook subscriptions in place"
+            ),
+            Err(error) => tracing::warn!(error = %error, "could not keep webhook subscriptions"),
+        }
+    }
+}
+
 /// The server's TLS settings; with a client CA, client certificates are
 /// required and verified.
 fn tls_config(
@@ -184,6 +209,16 @@ impl RunningServer {
         let registry = Arc::new(Registry::from_services(config, services));
         let mut background = Vec::new();
         for account in registry.accounts() {
+            if let (Some(callback), Some(secret)) = (
+                account.config.webhook_callback_url.clone(),
+                account.config.webhook_secret.clone(),
+            ) {
+                background.push(tokio::spawn(keep_subscriptions(
+                    account.clone(),
+                    callback,
+                    secret,
+                )));
+            }
             if crate::events::poller::polls(account) {
                 let poller = crate::events::poller::Poller {
                     account: account.clone(),

@@ -112,6 +112,12 @@ pub(crate) trait Provider: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Keeps the provider's webhook subscriptions pointed at `callback`
+    /// where the provider lets the gateway manage them; how many it made.
+    async fn keep_webhook_subscriptions(&self, _callback: &str, _secret: &str) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Whether invitation calls take the optional `document_id` hint
     /// (signNow reads the document to tell invite kinds apart); others
     /// refuse it before any provider call.

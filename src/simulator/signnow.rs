@@ -119,6 +119,10 @@ pub struct State {
     /// How many tokens `POST /oauth2/token` has issued.
     pub tokens_issued: u32,
     pub resend_id_kind: ResendIdKind,
+    /// Event subscriptions (Webhooks 2.0), as `POST /api/v2/events` made them.
+    pub subscriptions: Vec<Value>,
+    /// The account's user id, the entity of `user.*` subscriptions.
+    pub user_id: String,
 }
 
 impl State {
@@ -130,6 +134,8 @@ impl State {
             token_lifetime: Duration::seconds(config.signnow_token_lifetime_secs),
             tokens_issued: 0,
             resend_id_kind: ResendIdKind::default(),
+            subscriptions: Vec::new(),
+            user_id: random_hex(40),
         }
     }
 
@@ -269,6 +275,13 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     let now = request.now;
     match (request.method, segments.as_slice()) {
+        (&Method::GET, ["user"]) => SimResponse::ok(json!({
+            "id": state.user_id, "primary_email": shared.config.credentials.signnow_username,
+        })),
+        (&Method::GET, ["api", "v2", "events"]) => {
+            SimResponse::ok(json!({"data": state.subscriptions}))
+        }
+        (&Method::POST, ["api", "v2", "events"]) => subscribe(&mut state, &body),
         (&Method::GET, ["document", id]) => match state.documents.get(*id) {
             Some(document) => SimResponse::ok(document_json(document)),
             None => api_error(65582, "Document not found"),
@@ -342,6 +355,35 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
             json!({"404": "Unable to find a route to match the URI"}),
         ),
     }
+}
+
+/// `POST /api/v2/events`: `event`, `entity_id`, `action: "callback"` and
+/// `attributes.callback` are required; answers 204 like signNow's spec.
+fn subscribe(state: &mut State, body: &Value) -> SimResponse {
+    let event = body["event"].as_str().unwrap_or_default();
+    if event.is_empty() {
+        return api_error(65582, "event must not be empty");
+    }
+    if body["action"] != "callback" || body["attributes"]["callback"].as_str().is_none() {
+        return api_error(65536, "callback is required");
+    }
+    let entity = body["entity_id"].as_str().unwrap_or_default();
+    if event.starts_with("user.") && entity != state.user_id {
+        return api_error(65536, "entity_id must be the user id");
+    }
+    state.subscriptions.push(json!({
+        "id": random_hex(40),
+        "event": event,
+        "entity_id": entity,
+        "action": "callback",
+        "json_attributes": {
+            "callback_url": body["attributes"]["callback"],
+            "use_tls_12": body["attributes"]["use_tls_12"],
+            "delete_access_token": body["attributes"]["delete_access_token"],
+            "secret_key": body["attributes"]["secret_key"],
+        },
+    }));
+    SimResponse::json(StatusCode::NO_CONTENT, Value::Null).without_body()
 }
 
 fn token(shared: &Shared, state: &mut State, request: &SimRequest<'_>) -> SimResponse {

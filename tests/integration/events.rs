@@ -460,3 +460,58 @@ async fn the_bynn_poller_reports_changes_within_its_budget() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(reads(), 10, "poller reads in the minute");
 }
+
+#[tokio::test]
+async fn signnow_subscriptions_are_kept_in_place_without_duplicates() {
+    let callback = "https://gateway.example/webhooks/signnow/default";
+    let set_callback = |c: &mut esign_gateway::config::Config| {
+        for account in &mut c.accounts {
+            if account.provider == ProviderKind::SignNow {
+                account.webhook_callback_url = Some(callback.into());
+            }
+        }
+    };
+    let gateway = common::start_with(set_callback).await;
+    let subscriptions = || gateway.sim.signnow().subscriptions.clone();
+    common::wait_until("the subscriptions", || async {
+        subscriptions().len() == 11
+    })
+    .await;
+    for subscription in subscriptions() {
+        assert!(
+            subscription["event"]
+                .as_str()
+                .unwrap()
+                .starts_with("user.document.")
+        );
+        let attributes = &subscription["json_attributes"];
+        assert_eq!(attributes["callback_url"], callback);
+        assert_eq!(
+            attributes["delete_access_token"], true,
+            "no token in payloads"
+        );
+        assert_eq!(
+            attributes["secret_key"],
+            gateway
+                .sim
+                .config()
+                .credentials
+                .signnow_webhook_secret
+                .as_str(),
+            "deliveries are signed"
+        );
+    }
+    // Another replica (or a restart) finds them in place and adds none.
+    let (_again, _, _, _) = common::gateway_for(&gateway.sim, set_callback).await;
+    common::wait_until("the second replica's check", || async {
+        gateway
+            .sim
+            .requests_for(ProviderKind::SignNow)
+            .iter()
+            .filter(|r| r.path == "/api/v2/events" && r.method == "GET")
+            .count()
+            >= 2
+    })
+    .await;
+    assert_eq!(subscriptions().len(), 11);
+}

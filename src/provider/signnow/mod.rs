@@ -39,6 +39,7 @@ mod errors;
 mod invite;
 mod replace;
 mod state;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 mod token;
@@ -229,6 +230,10 @@ impl Provider for SignNow {
         request: SendRequest,
     ) -> Result<SendOutcome> {
         self.send_invite(ctx, request).await
+    }
+
+    async fn keep_webhook_subscriptions(&self, callback: &str, secret: &str) -> Result<usize> {
+        self.keep_subscriptions(callback, secret).await
     }
 
     async fn reconcile_send(
