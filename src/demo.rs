@@ -20,6 +20,7 @@ pub(crate) struct DemoSeeds {
     pub leegality_sign_url_uuid: String,
     pub leegality_expired_document_id: String,
     pub signnow_document_id: String,
+    pub signnow_pending_invite_id: String,
     pub bynn_resendable_token: String,
     pub bynn_delivered_token: String,
 }
@@ -48,12 +49,15 @@ pub(crate) fn seed(simulator: &Simulator) -> DemoSeeds {
         }
         (live.id, live.invitees[0].uuid.clone(), expired.id)
     };
-    let signnow_document_id = {
+    let (signnow_document_id, signnow_pending_invite_id) = {
         let owner = simulator.config().credentials.signnow_username.clone();
-        simulator
-            .signnow()
-            .seed_document(&owner, "Demo NDA.pdf", &["Signer 1", "Signer 2"])
-            .id
+        let mut signnow = simulator.signnow();
+        let document = signnow.seed_document(&owner, "Demo NDA.pdf", &["Signer 1", "Signer 2"]);
+        let signing = signnow.seed_document(&owner, "Demo Lease.pdf", &["Tenant"]);
+        let invite = signnow
+            .seed_field_invite(&signing.id, "tenant@example.com", now)
+            .unwrap_or_default();
+        (document.id, invite)
     };
     let (bynn_resendable_token, bynn_delivered_token) = {
         let mut bynn = simulator.bynn();
@@ -78,18 +82,24 @@ pub(crate) fn seed(simulator: &Simulator) -> DemoSeeds {
         leegality_sign_url_uuid,
         leegality_expired_document_id,
         signnow_document_id,
+        signnow_pending_invite_id,
         bynn_resendable_token,
         bynn_delivered_token,
     }
 }
 
-/// Ready-to-paste grpcurl commands against a gateway at `addr`.
-pub(crate) fn grpcurl_commands(addr: SocketAddr, seeds: &DemoSeeds) -> String {
-    let target = if addr.ip().is_unspecified() {
+/// `addr` as a client reaches it (a wildcard bind means loopback here).
+fn loopback(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
-    };
+    }
+}
+
+/// Ready-to-paste grpcurl commands against a gateway at `addr`.
+pub(crate) fn grpcurl_commands(addr: SocketAddr, seeds: &DemoSeeds) -> String {
+    let target = loopback(addr);
     let call = |rpc: &str, body: String| {
         format!("grpcurl -plaintext -d '{body}' {target} esign.v1.InvitationService/{rpc}")
     };
@@ -147,6 +157,20 @@ pub(crate) async fn run(mut config: Config) -> Result<(), crate::server::RunErro
 
     let listeners = crate::server::bind(&config).await?;
     let server = RunningServer::launch(&config, simulator.clock().clone(), listeners).await?;
+    // The simulated providers call the gateway's intake, as real ones would.
+    if let Some(intake) = server.webhook_addr() {
+        let host = loopback(intake);
+        for kind in [
+            ProviderKind::Leegality,
+            ProviderKind::SignNow,
+            ProviderKind::Bynn,
+        ] {
+            simulator.set_webhook_target(
+                kind,
+                format!("http://{host}/webhooks/{}/default", kind.as_str()),
+            );
+        }
+    }
 
     println!(
         "esign-gateway demo: gRPC on {}, simulated providers on http://{} ({}, {}, {})",
@@ -159,6 +183,14 @@ pub(crate) async fn run(mut config: Config) -> Result<(), crate::server::RunErro
     println!(
         "Try these (Ctrl-C stops the demo):\n{}",
         grpcurl_commands(server.local_addr(), &seeds)
+    );
+    println!(
+        "\nEvents: watch in one terminal, make the demo signer sign in another:\n\
+         grpcurl -plaintext -d '{{}}' {} esign.v1.EventService/WatchEvents\n\
+         curl -X POST http://{}/_control/signnow/invites/{}/sign",
+        loopback(server.local_addr()),
+        simulator.addr(),
+        seeds.signnow_pending_invite_id,
     );
 
     crate::server::shutdown_signal().await;

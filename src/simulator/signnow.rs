@@ -150,6 +150,35 @@ impl State {
         true
     }
 
+    /// Sends a field invite for the document's first role, pending at once
+    /// (for the demo); its id.
+    pub fn seed_field_invite(
+        &mut self,
+        document_id: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let document = self.documents.get_mut(document_id)?;
+        let role = document.roles.first()?.clone();
+        let id = random_hex(40);
+        document.field_invites.push(FieldInvite {
+            id: id.clone(),
+            email: email.into(),
+            role: role.name,
+            role_id: role.unique_id,
+            order: role.signing_order,
+            status: "created".into(),
+            field_request_id: random_hex(40),
+            declined: Vec::new(),
+            created: now,
+            expiration_time: now + Duration::days(30),
+            awaiting_trigger: false,
+            options: Value::Null,
+        });
+        document.advance_routing();
+        Some(id)
+    }
+
     /// What signNow's webhook says about a field invite.
     pub(crate) fn invite_content(&mut self, invite_id: &str) -> Value {
         match self.document_of_invite(invite_id) {

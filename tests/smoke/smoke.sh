@@ -10,7 +10,7 @@ work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 target="127.0.0.1:$port"
 
-GATEWAY_LISTEN_ADDR=$target GATEWAY_METRICS_ADDR=127.0.0.1:0 RUST_LOG=warn \
+GATEWAY_LISTEN_ADDR=$target GATEWAY_METRICS_ADDR=127.0.0.1:0 GATEWAY_WEBHOOK_ADDR=127.0.0.1:0 RUST_LOG=warn \
   "$binary" demo >"$work/demo.out" 2>"$work/demo.err" &
 demo_pid=$!
 cleanup() { kill "$demo_pid" 2>/dev/null || true; wait "$demo_pid" 2>/dev/null || true; rm -rf "$work"; }
@@ -43,6 +43,20 @@ expect "grpcurl shows the code" "FailedPrecondition" "$out"
 out=$(grpcurl -plaintext -d '{"provider":"PROVIDER_BYNN","document_id":"d"}' \
   "$target" esign.v1.InvitationService/GetDocument 2>&1 || true)
 expect "grpcurl: unsupported RPC is UNIMPLEMENTED with ErrorInfo" '"reason":"UNSUPPORTED_BY_PROVIDER"' "$out"
+
+# Events, as the demo tells a newcomer: watch, make the signer sign, see it.
+sign=$(grep -o 'curl -X POST http://[^ ]*/sign' "$work/demo.out" || true)
+[ -n "$sign" ] || fail "the demo printed no signing command"
+timeout 10 grpcurl -plaintext -d '{}' "$target" esign.v1.EventService/WatchEvents >"$work/events.out" 2>&1 &
+watch_pid=$!
+sleep 1
+$sign >/dev/null
+for _ in $(seq 1 50); do
+  grep -q 'document.fieldinvite.signed' "$work/events.out" && break
+  sleep 0.1
+done
+kill "$watch_pid" 2>/dev/null || true
+expect "WatchEvents shows the signature" '"providerEvent": "document.fieldinvite.signed"' "$(cat "$work/events.out")"
 
 mkdir -p "$work/gen"
 python3 -m grpc_tools.protoc -I "$root/proto" --python_out="$work/gen" --grpc_python_out="$work/gen" \
