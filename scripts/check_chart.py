@@ -141,7 +141,7 @@ def main():
         rendered[name] = documents
 
     all_on = {d["kind"] for d in rendered["all-on"]}
-    for kind in ["HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "ConfigMap", "Secret"]:
+    for kind in ["HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "ConfigMap", "Secret", "Ingress"]:
         if kind not in all_on:
             fail(f"all-on: {kind} missing")
     # Redis: the URL (it may carry a password) and the CA come from Secrets,
@@ -164,6 +164,23 @@ def main():
     if not any(p.get("port") == 6379 for rule in egress for p in rule.get("ports", [])):
         fail("all-on: the NetworkPolicy does not allow Redis")
     print("chart: Redis URL and CA from Secrets, NetworkPolicy egress to Redis")
+
+    # The webhook intake: its own Service port, an Ingress for it alone,
+    # and NetworkPolicy ingress to it.
+    ingress = by_kind(rendered["all-on"], "Ingress")
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    if [p["backend"]["service"]["port"]["name"] for p in paths] != ["webhooks"]:
+        fail(f"all-on: the webhook Ingress reaches more than the intake: {paths}")
+    ports = {p["name"] for p in by_kind(rendered["all-on"], "Service")["spec"]["ports"]}
+    if "webhooks" not in ports:
+        fail("all-on: no webhooks Service port")
+    policy_ports = [
+        p["port"] for rule in by_kind(rendered["all-on"], "NetworkPolicy")["spec"]["ingress"]
+        for p in rule["ports"]
+    ]
+    if "webhooks" not in policy_ports:
+        fail("all-on: the NetworkPolicy does not admit the webhook port")
+    print("chart: webhook port, its own Ingress and NetworkPolicy ingress")
 
     existing = rendered["existing-secret"]
     if by_kind(existing, "Secret"):
