@@ -70,6 +70,17 @@ enum Sub {
         #[arg(long)]
         port: u16,
     },
+    /// Events: signed signNow webhooks into the intake, out to many
+    /// WatchEvents streams; webhook-to-watcher latency and events a second.
+    Events {
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+        /// Webhooks posted at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 /// How one call ended, as the load generator counts it.
@@ -433,9 +444,20 @@ async fn echo_server(port: u16) {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    if let Some(Sub::EchoServer { port }) = args.command {
-        echo_server(port).await;
-        return;
+    match args.command {
+        Some(Sub::EchoServer { port }) => {
+            echo_server(port).await;
+            return;
+        }
+        Some(Sub::Events {
+            watchers,
+            events,
+            concurrency,
+        }) => {
+            events_scenario(watchers, events, concurrency).await;
+            return;
+        }
+        None => {}
     }
     let duration = Duration::from_secs(args.duration);
     let warmup = Duration::from_secs(args.warmup);
@@ -702,4 +724,124 @@ mod tests {
         assert_eq!(percentile(&samples, 0.999), 999.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
     }
+}
+
+/// Webhook to watcher: the gateway (a child process, in-process log) with
+/// `watchers` WatchEvents streams open; `events` signed signNow webhooks are
+/// posted, `concurrency` at a time. Each event's latency runs from just
+/// before its webhook is posted to its arrival at a watcher (every watcher
+/// counts); the rate is events recorded per second until the last watcher
+/// has the last one.
+async fn events_scenario(watchers: usize, events: usize, concurrency: usize) {
+    use futures_util::StreamExt as _;
+    use pb::event_service_client::EventServiceClient;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sim = Simulator::start(SimulatorConfig::default(), listener)
+        .await
+        .expect("simulator");
+    let port = free_port();
+    let webhook_port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let secret = sim.config().credentials.signnow_webhook_secret.clone();
+    let child = Command::new(sibling_binary("esign-gateway"))
+        .arg("serve")
+        .env_clear()
+        .env("GATEWAY_LISTEN_ADDR", addr.to_string())
+        .env("GATEWAY_METRICS_ADDR", "off")
+        .env("GATEWAY_WEBHOOK_ADDR", format!("127.0.0.1:{webhook_port}"))
+        .env("GATEWAY_DRAIN_SECONDS", "0")
+        .env("RUST_LOG", "warn")
+        .env(
+            "SIGNNOW_BASE_URL",
+            sim.base_url(esign_gateway::ProviderKind::SignNow),
+        )
+        .env("SIGNNOW_ACCESS_TOKEN", "unused-by-this-scenario")
+        .env("SIGNNOW_WEBHOOK_SECRET", &secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start target/release/esign-gateway");
+    let server = Server { child, addr };
+    wait_serving(addr, "esign.v1.InvitationService").await;
+
+    let sent_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; events]));
+    let channels = channels(addr, 4).await;
+    let mut readers = Vec::new();
+    for index in 0..watchers {
+        let mut stream = EventServiceClient::new(channels[index % channels.len()].clone())
+            .watch_events(pb::WatchEventsRequest::default())
+            .await
+            .expect("watch")
+            .into_inner();
+        let sent_at = sent_at.clone();
+        readers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(events);
+            while latencies.len() < events {
+                let Some(Ok(event)) = stream.next().await else {
+                    break;
+                };
+                let number: usize = event
+                    .document_id
+                    .trim_start_matches("bench-")
+                    .parse()
+                    .unwrap_or(0);
+                if let Some(Some(at)) = sent_at.lock().unwrap().get(number).copied() {
+                    latencies.push(at.elapsed());
+                }
+            }
+            (latencies, Instant::now())
+        }));
+    }
+    let url = format!("http://127.0.0.1:{webhook_port}/webhooks/signnow/default");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    futures_util::stream::iter(0..events)
+        .for_each_concurrent(concurrency, |number| {
+            let http = http.clone();
+            let url = url.clone();
+            let secret = secret.clone();
+            let sent_at = sent_at.clone();
+            async move {
+                let outgoing = esign_gateway::simulator::webhooks::signnow(
+                    &secret,
+                    "document.fieldinvite.signed",
+                    serde_json::json!({"document_id": format!("bench-{number}"), "invite_id": format!("fi-{number}"), "status": "fulfilled"}),
+                    chrono::DateTime::from_timestamp(1_700_000_000 + number as i64, 0).unwrap_or_default(),
+                );
+                sent_at.lock().unwrap()[number] = Some(Instant::now());
+                let mut request = http.post(&url).body(outgoing.body);
+                for (name, value) in outgoing.headers {
+                    request = request.header(name, value);
+                }
+                let _ = request.send().await;
+            }
+        })
+        .await;
+    let mut all = Vec::new();
+    let mut last = started;
+    for reader in readers {
+        let (latencies, done) = reader.await.expect("reader");
+        last = last.max(done);
+        all.extend(latencies);
+    }
+    all.sort();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "events: {watchers} watchers, {events} webhooks ({concurrency} at once): {} deliveries, \
+         webhook-to-watcher p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {:.0} events/s recorded and fanned out",
+        all.len(),
+        pick(0.5).as_secs_f64() * 1000.0,
+        pick(0.99).as_secs_f64() * 1000.0,
+        pick(1.0).as_secs_f64() * 1000.0,
+        events as f64 / (last - started).as_secs_f64(),
+    );
+    drop(server);
 }
