@@ -167,17 +167,43 @@ impl State {
     /// The invitee signs: the next one becomes active, and Leegality's
     /// webhook for it is made (signed with `salt`).
     pub(crate) fn sign(&mut self, uuid: &str, salt: &str) -> Option<super::webhooks::Outgoing> {
+        self.change(uuid, salt, Change::Sign)
+    }
+
+    /// The invitee's link passes its expiry date; Leegality calls back. The
+    /// webhook's `action` word for this is not documented ("Expired" is this
+    /// simulator's guess; the gateway re-reads the document anyway).
+    pub(crate) fn expire(&mut self, uuid: &str, salt: &str) -> Option<super::webhooks::Outgoing> {
+        self.change(uuid, salt, Change::Expire)
+    }
+
+    fn change(
+        &mut self,
+        uuid: &str,
+        salt: &str,
+        change: Change,
+    ) -> Option<super::webhooks::Outgoing> {
         let host = self.sign_host.clone();
         let (document, index) = self.invitee_mut(uuid)?;
-        document.invitees[index].signed = true;
-        document.invitees[index].active = false;
-        if let Some(next) = document
-            .invitees
-            .iter_mut()
-            .find(|i| !i.signed && !i.deleted)
-        {
-            next.active = true;
-        }
+        let action = match change {
+            Change::Sign => {
+                document.invitees[index].signed = true;
+                document.invitees[index].active = false;
+                if let Some(next) = document
+                    .invitees
+                    .iter_mut()
+                    .find(|i| !i.signed && !i.deleted)
+                {
+                    next.active = true;
+                }
+                "Signed"
+            }
+            Change::Expire => {
+                document.invitees[index].expired = true;
+                document.invitees[index].active = false;
+                "Expired"
+            }
+        };
         let invitee = &document.invitees[index];
         let request = serde_json::json!({
             "inviteeType": "signer",
@@ -186,9 +212,9 @@ impl State {
             "phone": invitee.phone,
             "invitationUrl": format!("https://{host}/sign/{}", invitee.uuid),
             "active": false,
-            "action": "Signed",
+            "action": action,
             "error": null,
-            "expired": false,
+            "expired": invitee.expired,
             "expiryDate": format_date(invitee.expiry),
             "rejectionMessage": null,
             "signType": "VIRTUAL_SIGN",
@@ -597,6 +623,12 @@ fn delete(state: &mut State, sign_url: Option<&String>) -> SimResponse {
         }
         _ => failure("invitation.not.exists", "Invitation does not exist."),
     }
+}
+
+/// What happens to an invitee in [`State::change`].
+enum Change {
+    Sign,
+    Expire,
 }
 
 #[cfg(test)]

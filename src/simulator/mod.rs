@@ -389,6 +389,23 @@ impl Simulator {
         true
     }
 
+    /// A Leegality invitee's link expires; Leegality calls back.
+    pub fn expire_leegality_invitee(&self, uuid: &str) -> bool {
+        let salt = self
+            .shared
+            .config
+            .credentials
+            .leegality_webhook_salt
+            .clone();
+        let mut state = lock(&self.shared.leegality);
+        let Some(outgoing) = state.expire(uuid, &salt) else {
+            return false;
+        };
+        drop(state);
+        self.send_webhook(outgoing);
+        true
+    }
+
     /// Bynn calls back with a dossier event (it sends none for invitations).
     pub fn bynn_dossier_event(&self, event_type: &str, dossier_token: &str) {
         let now = self.shared.clock.now();

@@ -271,6 +271,19 @@ async fn leegality_webhooks_report_the_re_read_truth_not_the_body() {
             .is_none_or(|i| i.state != pb::InvitationState::Rejected as i32)
     }));
 
+    // The second invitee's link expires: its event says EXPIRED.
+    assert!(gateway.sim.expire_leegality_invitee(&uuids[1]));
+    let expired = loop {
+        let event = next(&mut stream).await;
+        if event.invitation_id == uuids[1] {
+            break event;
+        }
+    };
+    assert_eq!(
+        expired.invitation.unwrap().state,
+        pb::InvitationState::Expired as i32
+    );
+
     let bad_mac = webhooks::leegality("wrong-salt", &document_id, serde_json::json!({}), "Sent");
     assert_eq!(
         post(&intake_url(server, "leegality"), &bad_mac).await,
@@ -308,6 +321,42 @@ async fn bynn_webhooks_are_checked_against_the_body_digest() {
         post(&url, &tampered).await,
         reqwest::StatusCode::UNAUTHORIZED
     );
+
+    // A well-formed token over the right digest, signed by another key.
+    let mut forged = genuine.clone();
+    let digest: String = ring::digest::digest(&ring::digest::SHA256, &forged.body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let claims = serde_json::json!({
+        "iss": "bynn.com", "sub": "evt_forged", "jti": "forged",
+        "iat": now.timestamp(), "exp": now.timestamp() + 3600, "v": "2", "sha256": digest,
+    });
+    let other_key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("fixtures/other_rsa_key.pem"))
+            .unwrap();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &other_key,
+    )
+    .unwrap();
+    for (name, value) in &mut forged.headers {
+        if name == "X-Bynn-Signature" {
+            *value = token.clone();
+        }
+    }
+    assert_eq!(post(&url, &forged).await, reqwest::StatusCode::UNAUTHORIZED);
+    let mut unsigned = genuine.clone();
+    unsigned
+        .headers
+        .retain(|(name, _)| name != "X-Bynn-Signature");
+    assert_eq!(
+        post(&url, &unsigned).await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+
     assert_eq!(post(&url, &genuine).await, reqwest::StatusCode::OK);
     assert_eq!(post(&url, &genuine).await, reqwest::StatusCode::OK);
     let events = list(gateway.channel.clone()).await;
