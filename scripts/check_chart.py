@@ -120,6 +120,14 @@ def check_deployment(name, documents, values):
     drain = gateway.get("drainSeconds", 5) + gateway.get("shutdownGraceSeconds", 20)
     if pod["terminationGracePeriodSeconds"] <= drain:
         fail(f"{name}: termination grace {pod['terminationGracePeriodSeconds']} <= drain {drain}")
+    budget = gateway.get("maxInflightBytes", 167772160)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    if env.get("GATEWAY_MAX_INFLIGHT_BYTES") != str(budget):
+        fail(f"{name}: GATEWAY_MAX_INFLIGHT_BYTES is {env.get('GATEWAY_MAX_INFLIGHT_BYTES')!r}")
+    memory = (values or {}).get("memory", {})
+    expected = f"{memory.get('baselineMi', 64) + budget // 1048576 + memory.get('headroomMi', 32)}Mi"
+    if container["resources"]["limits"]["memory"] != expected:
+        fail(f"{name}: memory limit {container['resources']['limits']['memory']} is not {expected}")
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     if "checksum/config" not in annotations:
         fail(f"{name}: no config checksum annotation")

@@ -1,6 +1,7 @@
 //! Server assembly: the invitation service, health, reflection (v1 and
 //! v1alpha), the admin HTTP listener, and graceful shutdown.
 
+use crate::grpc::inflight::{PayloadBudget, PayloadLayer};
 use std::{
     net::SocketAddr,
     sync::{
@@ -309,6 +310,10 @@ impl RunningServer {
             // Long-lived connections are recycled so L4 balancers spread load.
             .max_connection_age(Duration::from_secs(30 * 60))
             .max_connection_age_grace(Duration::from_secs(30))
+            .layer(PayloadLayer::new(
+                PayloadBudget::new(config.max_inflight_bytes),
+                MAX_INBOUND_MESSAGE_BYTES,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -21,6 +21,10 @@ pub(crate) const IDEMPOTENCY_TTL_SECONDS: u64 = 86_400;
 /// A running request-id claim lives this long unless its replica renews it.
 pub(crate) const CLAIM_LEASE_SECONDS: u64 = 30;
 pub(crate) const MAX_IN_FLIGHT: u64 = 4096;
+/// Payload bytes (weighted by what a call holds per inbound byte) that
+/// calls in flight may hold together: one largest Leegality create and
+/// room for small calls beside it, inside the chart's 256 MiB limit.
+pub(crate) const MAX_INFLIGHT_BYTES: u64 = 160 * 1024 * 1024;
 pub(crate) const BREAKER_FAILURES: u32 = 5;
 pub(crate) const BREAKER_COOLDOWN_SECONDS: u64 = 10;
 /// Largest provider response body read into memory.

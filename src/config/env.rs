@@ -148,6 +148,12 @@ pub(super) fn gateway<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Conf
             defaults::MAX_IN_FLIGHT,
             1..=1_000_000,
         )? as usize,
+        max_inflight_bytes: parse_bounded(
+            "GATEWAY_MAX_INFLIGHT_BYTES",
+            get("GATEWAY_MAX_INFLIGHT_BYTES"),
+            defaults::MAX_INFLIGHT_BYTES,
+            crate::grpc::inflight::smallest_budget() as u64..=1 << 40,
+        )? as usize,
         breaker: BreakerConfig {
             failures: parse_bounded(
                 "GATEWAY_BREAKER_FAILURES",

@@ -230,6 +230,9 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     /// Provider RPCs in flight at once; more are shed with RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
+    /// Weighted payload bytes calls in flight may hold together; a call
+    /// that would pass it is shed while its message arrives.
+    pub max_inflight_bytes: usize,
     pub breaker: BreakerConfig,
 }
 

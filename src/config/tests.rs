@@ -13,6 +13,7 @@ mod properties {
         "GATEWAY_REDIS_URL",
         "GATEWAY_LOG_FORMAT",
         "GATEWAY_MAX_IN_FLIGHT",
+        "GATEWAY_MAX_INFLIGHT_BYTES",
         "GATEWAY_IDEMPOTENCY_TTL_SECONDS",
         "GATEWAY_BREAKER_FAILURES",
         "GATEWAY_AUTH_REFLECTION",
@@ -85,6 +86,7 @@ mod unit {
     fn empty_environment_gives_defaults_and_no_accounts() {
         let config = load(&env(&[]), None).unwrap();
         assert_eq!(config.listen_addr.to_string(), "0.0.0.0:50051");
+        assert_eq!(config.max_inflight_bytes, 160 * 1024 * 1024);
         assert!(config.accounts.is_empty());
     }
 
@@ -127,6 +129,8 @@ mod unit {
             ("GATEWAY_DRAIN_SECONDS", "-3"),
             ("GATEWAY_REDIS_URL", "http://localhost"),
             ("GATEWAY_LOG_FORMAT", "xml"),
+            // Too small to let the largest message through.
+            ("GATEWAY_MAX_INFLIGHT_BYTES", "1048576"),
         ] {
             let error = load(&env(&[(variable, value)]), None).unwrap_err();
             assert_eq!(error.variable, variable, "{error}");

@@ -2,6 +2,7 @@
 
 pub(crate) mod convert;
 pub(crate) mod deadline;
+pub(crate) mod inflight;
 mod pipeline;
 
 use std::{future::Future, sync::Arc, time::Duration};

@@ -302,6 +302,9 @@ pub struct Simulator {
     task: JoinHandle<()>,
 }
 
+/// Largest request body the simulator reads.
+const MAX_REQUEST_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 impl Simulator {
     /// Serves on `listener` until dropped.
     pub async fn start(
@@ -323,7 +326,12 @@ impl Simulator {
             outbox_ready: tokio::sync::Notify::new(),
         });
         tokio::spawn(send_webhooks(Arc::downgrade(&shared)));
-        let app = Router::new().fallback(handle).with_state(shared.clone());
+        // A 15 MB Leegality PDF arrives Base64-encoded in JSON (about 20 MB);
+        // axum's 2 MB default would refuse what the real provider takes.
+        let app = Router::new()
+            .fallback(handle)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(error = %error, "simulator stopped");

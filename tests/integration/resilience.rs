@@ -328,6 +328,83 @@ async fn excess_calls_are_shed_quickly_with_retry_info() {
     );
 }
 
+fn large_create(request_id: &str, bytes: usize) -> pb::SendInvitationRequest {
+    let mut file = b"%PDF-1.7\n".to_vec();
+    file.resize(bytes, b' ');
+    pb::SendInvitationRequest {
+        provider: LEEGALITY,
+        request_id: request_id.to_owned(),
+        signers: vec![pb::Signer {
+            name: "Asha Rao".into(),
+            email: "asha@example.com".into(),
+            ..Default::default()
+        }],
+        provider_options: Some(pb::send_invitation_request::ProviderOptions::Leegality(
+            pb::LeegalityOptions {
+                profile_id: "wfDemo01".into(),
+                file_name: "large.pdf".into(),
+                file: file.into(),
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn large_creates_beyond_the_payload_budget_are_shed_and_never_sent() {
+    // 4 MB files weigh about 24 MB each: one fits in 40 MB, two do not.
+    let gateway = common::start_with(|config| config.max_inflight_bytes = 40 * 1024 * 1024).await;
+    gateway.sim.set_latency(Duration::from_millis(300));
+    let calls = (0..4).map(|_| {
+        let mut client = gateway.client.clone();
+        let request = large_create(&uuid::Uuid::new_v4().to_string(), 4 * 1024 * 1024);
+        async move { client.send_invitation(request).await }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let mut answered_ok = 0;
+    let mut shed = 0;
+    for result in &results {
+        match result {
+            Ok(_) => answered_ok += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                let info = common::error_info(status);
+                assert_eq!(info.reason, "GATEWAY_OVERLOADED");
+                assert_eq!(info.metadata["component"], "payload-budget");
+                assert_eq!(info.metadata["outcome"], "not_sent");
+                assert!(common::retry_delay(status).is_some());
+                shed += 1;
+            }
+        }
+    }
+    assert!(answered_ok >= 1, "the first message in always fits");
+    assert!(shed >= 1, "four at once cannot all fit");
+    let creates = |sim: &esign_gateway::simulator::Simulator| {
+        sim.requests_for(ProviderKind::Leegality)
+            .iter()
+            .filter(|r| r.method == http::Method::POST && r.path == "/v3.0/sign/request")
+            .count()
+    };
+    assert_eq!(
+        creates(&gateway.sim),
+        answered_ok,
+        "a shed create never reaches the provider"
+    );
+
+    // Once the calls are done their bytes are free again: a shed caller
+    // that retries gets through.
+    gateway.sim.set_latency(Duration::ZERO);
+    let mut client = gateway.client.clone();
+    client
+        .send_invitation(large_create(
+            &uuid::Uuid::new_v4().to_string(),
+            4 * 1024 * 1024,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(creates(&gateway.sim), answered_ok + 1);
+}
+
 #[tokio::test]
 async fn two_replicas_sharing_redis_send_a_retried_resend_once() {
     let redis = crate::redis::RedisServer::start().await;

@@ -53,3 +53,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $r := .Values.gateway.redis -}}
 {{- if or $r.url $r.urlSecret.name $r.clusterUrls -}}true{{- end -}}
 {{- end -}}
+
+{{/*
+The container's memory limit: an explicit resources.limits.memory, else
+baseline + payload budget + headroom (see values.yaml).
+*/}}
+{{- define "esign-gateway.memoryLimit" -}}
+{{- $limits := .Values.resources.limits | default dict -}}
+{{- if $limits.memory -}}
+{{- $limits.memory -}}
+{{- else -}}
+{{- $budgetMi := div (.Values.gateway.maxInflightBytes | int64) 1048576 -}}
+{{- printf "%dMi" (add .Values.memory.baselineMi $budgetMi .Values.memory.headroomMi) -}}
+{{- end -}}
+{{- end }}

@@ -1,0 +1,300 @@
+//! The payload budget (`GATEWAY_MAX_INFLIGHT_BYTES`): bytes of request
+//! bodies are counted as their frames arrive, and a call whose next frame
+//! would pass the budget fails at once with RESOURCE_EXHAUSTED
+//! `GATEWAY_OVERLOADED` and RetryInfo. Its handler never runs, so a shed
+//! create never reaches a provider. The bytes stay counted until the
+//! call's answer is ready, because the handler holds the decoded message
+//! and the provider body built from it until then.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
+
+use crate::error::{GatewayError, MetaKey, Outcome, Reason};
+
+/// How many bytes of memory one inbound payload byte costs while its call
+/// runs. Measured on the Leegality create path, the widest one: the HTTP/2
+/// frames, the decoded message, the Base64 text and the JSON body together
+/// held about 5.4 times the file (issue #17), so each byte counts 6 times.
+pub(crate) const INBOUND_BYTE_WEIGHT: usize = 6;
+
+/// The smallest budget that lets the largest message through.
+pub(crate) const fn smallest_budget() -> usize {
+    (crate::server::MAX_INBOUND_MESSAGE_BYTES + 5) * INBOUND_BYTE_WEIGHT
+}
+
+/// Suggested wait for a caller shed by the payload budget: long enough for
+/// a large create ahead of it to finish.
+const SHED_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The shared count of payload bytes that calls in flight hold.
+#[derive(Clone, Debug)]
+pub(crate) struct PayloadBudget {
+    permits: Arc<Semaphore>,
+}
+
+impl PayloadBudget {
+    pub(crate) fn new(limit_bytes: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit_bytes.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, tonic::Status> {
+        let weighted = bytes.saturating_mul(INBOUND_BYTE_WEIGHT);
+        u32::try_from(weighted)
+            .ok()
+            .and_then(|n| self.permits.clone().try_acquire_many_owned(n).ok())
+            .ok_or_else(|| {
+                GatewayError::new(
+                    Reason::GatewayOverloaded,
+                    "the gateway holds as many document bytes as it may; retry shortly",
+                )
+                .with_metadata(MetaKey::Component, "payload-budget")
+                .with_outcome(Outcome::NotSent)
+                .with_retry_after(SHED_RETRY_AFTER)
+                .into()
+            })
+    }
+}
+
+/// What one call holds; released when the call's answer is ready.
+type Held = Arc<Mutex<Vec<OwnedSemaphorePermit>>>;
+
+/// Counts every gRPC request body against a [`PayloadBudget`].
+#[derive(Clone)]
+pub(crate) struct PayloadLayer {
+    budget: PayloadBudget,
+    max_message: usize,
+}
+
+impl PayloadLayer {
+    pub(crate) fn new(budget: PayloadBudget, max_message: usize) -> Self {
+        Self {
+            budget,
+            max_message,
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for PayloadLayer {
+    type Service = PayloadService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PayloadService {
+            inner,
+            budget: self.budget.clone(),
+            max_message: self.max_message,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct PayloadService<S> {
+    inner: S,
+    budget: PayloadBudget,
+    max_message: usize,
+}
+
+impl<S> tower_service::Service<http::Request<Body>> for PayloadService<S>
+where
+    S: tower_service::Service<http::Request<Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Holding<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let held = Held::default();
+        let request = request.map(|body| {
+            Body::new(CountedBody {
+                inner: body,
+                budget: self.budget.clone(),
+                held: held.clone(),
+                framing: Framing::new(self.max_message),
+            })
+        });
+        Holding {
+            inner: self.inner.call(request),
+            held: Some(held),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's future; the call's bytes are released with it.
+    pub(crate) struct Holding<F> {
+        #[pin]
+        inner: F,
+        held: Option<Held>,
+    }
+}
+
+impl<F: Future> Future for Holding<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = ready!(this.inner.poll(cx));
+        if let Some(held) = this.held.take() {
+            held.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        Poll::Ready(output)
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct CountedBody {
+        #[pin]
+        inner: Body,
+        budget: PayloadBudget,
+        held: Held,
+        framing: Framing,
+    }
+}
+
+impl HttpBody for CountedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = match ready!(this.inner.poll_frame(cx)) {
+            None => return Poll::Ready(None),
+            Some(Err(status)) => return Poll::Ready(Some(Err(status))),
+            Some(Ok(frame)) => frame,
+        };
+        if let Some(data) = frame.data_ref() {
+            for message_bytes in this.framing.announced(data) {
+                let permit = this.budget.take(message_bytes)?;
+                this.held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(permit);
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Reads gRPC's length prefixes (a flag byte and a big-endian u32) as the
+/// body streams by, so that a whole message is counted when its first
+/// frame arrives: two large calls can never each hold half the budget and
+/// both be refused. A length over the message limit is left to tonic, which
+/// refuses it as too large; counting it would only shed a call that can
+/// never pass.
+#[derive(Debug)]
+struct Framing {
+    max_message: usize,
+    prefix: [u8; 5],
+    prefix_len: usize,
+    /// Bytes of the current message still to come (already counted).
+    remaining: usize,
+}
+
+impl Framing {
+    fn new(max_message: usize) -> Self {
+        Self {
+            max_message,
+            prefix: [0; 5],
+            prefix_len: 0,
+            remaining: 0,
+        }
+    }
+
+    /// The sizes (prefix included) of the messages whose prefix completes
+    /// in `data`.
+    fn announced(&mut self, mut data: &[u8]) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let skip = self.remaining.min(data.len());
+                self.remaining -= skip;
+                data = &data[skip..];
+                continue;
+            }
+            let take = (5 - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&data[..take]);
+            self.prefix_len += take;
+            data = &data[take..];
+            if self.prefix_len == 5 {
+                self.prefix_len = 0;
+                let [_, a, b, c, d] = self.prefix;
+                let length = u32::from_be_bytes([a, b, c, d]) as usize;
+                self.remaining = length;
+                if length <= self.max_message {
+                    sizes.push(length + 5);
+                }
+            }
+        }
+        sizes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_weighted_and_released_with_their_permit() {
+        let budget = PayloadBudget::new(1000);
+        let first = budget.take(100).unwrap();
+        assert_eq!(
+            budget.permits.available_permits(),
+            1000 - 100 * INBOUND_BYTE_WEIGHT
+        );
+        let refused = budget.take(100).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        drop(first);
+        assert_eq!(budget.permits.available_permits(), 1000);
+        assert!(budget.take(100).is_ok());
+    }
+
+    #[test]
+    fn a_message_is_announced_once_whatever_the_frame_boundaries() {
+        let mut body = Vec::new();
+        for length in [3u32, 70_000, 0] {
+            body.push(0);
+            body.extend_from_slice(&length.to_be_bytes());
+            body.resize(body.len() + length as usize, 7);
+        }
+        for split in [1, 2, 4, 5, 16_384, body.len()] {
+            let mut framing = Framing::new(100_000);
+            let sizes: Vec<usize> = body
+                .chunks(split)
+                .flat_map(|chunk| framing.announced(chunk))
+                .collect();
+            assert_eq!(sizes, [8, 70_005, 5], "split {split}");
+        }
+        let mut strict = Framing::new(1000);
+        assert_eq!(
+            strict.announced(&body),
+            [8, 5],
+            "too large is left to tonic"
+        );
+    }
+}
