@@ -81,6 +81,16 @@ enum Sub {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Large documents: peak RSS of the gateway for concurrent Leegality
+    /// creates of one large PDF each, with the default payload budget.
+    Bigdocs {
+        /// Size of each PDF, MB (10^6 bytes).
+        #[arg(long, default_value_t = 14)]
+        mb: usize,
+        /// Simulator answer delay, milliseconds (keeps the creates overlapping).
+        #[arg(long, default_value_t = 500)]
+        latency_ms: u64,
+    },
 }
 
 /// How one call ended, as the load generator counts it.
@@ -447,6 +457,10 @@ async fn main() {
     match args.command {
         Some(Sub::EchoServer { port }) => {
             echo_server(port).await;
+            return;
+        }
+        Some(Sub::Bigdocs { mb, latency_ms }) => {
+            bigdocs_scenario(mb, Duration::from_millis(latency_ms)).await;
             return;
         }
         Some(Sub::Events {
@@ -844,4 +858,78 @@ async fn events_scenario(watchers: usize, events: usize, concurrency: usize) {
         events as f64 / (last - started).as_secs_f64(),
     );
     drop(server);
+}
+
+/// For 1, 4 and 8 concurrent creates (a fresh gateway each, so VmHWM is the
+/// peak of that run): peak RSS over idle, OK and shed counts, and how many
+/// creates reached the simulator.
+async fn bigdocs_scenario(mb: usize, latency: Duration) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sim = Simulator::start(SimulatorConfig::default(), listener)
+        .await
+        .expect("simulator");
+    sim.set_latency(latency);
+    let mut file = b"%PDF-1.7\n".to_vec();
+    file.resize(mb * 1_000_000, b' ');
+    let file = bytes::Bytes::from(file);
+    println!("bigdocs: {mb} MB PDF per Leegality create, simulator answers after {latency:?}");
+    for concurrency in [1usize, 4, 8] {
+        let (server, _) = start_gateway(&sim, None).await;
+        let idle = server.status_mib("VmRSS:");
+        let creates_before = leegality_creates(&sim);
+        let channel = channels(server.addr, 1).await.remove(0);
+        let calls = (0..concurrency).map(|_| {
+            let mut client = InvitationServiceClient::new(channel.clone())
+                .max_encoding_message_size(32 * 1024 * 1024);
+            let request = pb::SendInvitationRequest {
+                provider: pb::Provider::Leegality as i32,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                signers: vec![pb::Signer {
+                    name: "Asha Rao".into(),
+                    email: "asha@example.com".into(),
+                    ..Default::default()
+                }],
+                provider_options: Some(pb::send_invitation_request::ProviderOptions::Leegality(
+                    pb::LeegalityOptions {
+                        profile_id: "wfDemo01".into(),
+                        file_name: "large.pdf".into(),
+                        file: file.clone(),
+                    },
+                )),
+                ..Default::default()
+            };
+            async move { client.send_invitation(request).await }
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let shed_with_retry = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .filter(|s| {
+                s.code() == tonic::Code::ResourceExhausted
+                    && tonic_types::StatusExt::get_details_retry_info(*s).is_some()
+            })
+            .count();
+        let other: Vec<_> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .filter(|s| s.code() != tonic::Code::ResourceExhausted)
+            .map(|s| format!("{:?}", s.code()))
+            .collect();
+        let peak = server.status_mib("VmHWM:");
+        let reached = leegality_creates(&sim) - creates_before;
+        println!(
+            "bigdocs: {concurrency} at once: idle RSS {idle:.1} MiB, peak RSS {peak:.1} MiB (+{:.1}), OK {ok}, shed with RetryInfo {shed_with_retry}, other {other:?}, creates at the simulator {reached}",
+            peak - idle
+        );
+    }
+}
+
+fn leegality_creates(sim: &Simulator) -> usize {
+    sim.requests_for(esign_gateway::ProviderKind::Leegality)
+        .iter()
+        .filter(|r| r.method == http::Method::POST && r.path == "/v3.0/sign/request")
+        .count()
 }
