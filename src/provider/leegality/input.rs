@@ -159,7 +159,7 @@ pub(super) fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
         profile_id,
         file: WireFile {
             name: file_name,
-            file: base64::engine::general_purpose::STANDARD.encode(file),
+            file: Base64Text(file),
         },
         invitees,
         cc,

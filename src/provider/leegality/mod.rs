@@ -9,7 +9,6 @@
 
 use ::http::{HeaderName, Method};
 use async_trait::async_trait;
-use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -264,9 +263,11 @@ impl Provider for Leegality {
         request: SendRequest,
     ) -> Result<SendOutcome> {
         let body = create_body(&request)?;
+        // The Base64 text plus room for the names, emails and keys.
+        let expected_len = body.file.file.encoded_len() + 4096;
         let outbound = self
             .request(Endpoint::Create)?
-            .json_body(&body)?
+            .json_body_sized(&body, expected_len)?
             .timeout(self.timeouts.upload)
             // Each call makes a new billed document; irn is not deduplicated.
             .retry(RetryPolicy::OnlyBeforeSent);

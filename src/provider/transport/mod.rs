@@ -106,8 +106,20 @@ impl Outbound {
         Ok(self)
     }
 
-    pub(crate) fn json_body(mut self, body: &impl serde::Serialize) -> Result<Self> {
-        let bytes = serde_json::to_vec(body).map_err(|error| {
+    pub(crate) fn json_body(self, body: &impl serde::Serialize) -> Result<Self> {
+        self.json_body_sized(body, 128)
+    }
+
+    /// Like [`Self::json_body`], for a large body whose size is known
+    /// roughly in advance: one allocation instead of doubling as it grows
+    /// (which for a 20 MB body briefly holds 16 and 32 MB at once).
+    pub(crate) fn json_body_sized(
+        mut self,
+        body: &impl serde::Serialize,
+        expected_len: usize,
+    ) -> Result<Self> {
+        let mut bytes = Vec::with_capacity(expected_len);
+        serde_json::to_writer(&mut bytes, body).map_err(|error| {
             GatewayError::internal("could not encode a provider request").with_source(error)
         })?;
         self.headers.insert(
