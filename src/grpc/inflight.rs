@@ -22,9 +22,10 @@ use tonic::body::Body;
 use crate::error::{GatewayError, MetaKey, Outcome, Reason};
 
 /// How many bytes of memory one inbound payload byte costs while its call
-/// runs. Measured on the Leegality create path, the widest one: the HTTP/2
-/// frames, the decoded message, the Base64 text and the JSON body together
-/// held about 5.4 times the file (issue #17), so each byte counts 6 times.
+/// runs. Measured on the Leegality create path, the widest one
+/// (`esign-bench bigdocs`): 5.4 times the file before the Base64 was written
+/// straight into the body, 3.8 times since. Counting 6 keeps a margin for
+/// what the budget does not see (allocator slack, the provider's answer).
 pub(crate) const INBOUND_BYTE_WEIGHT: usize = 6;
 
 /// The smallest budget that lets the largest message through.
