@@ -1,0 +1,442 @@
+//! The benchmark: one command measures, side by side on this machine,
+//!
+//! - A: a bare tonic unary server (gRPC health Check), the floor for any gRPC service;
+//! - B: the gateway serving ResendInvitation against the simulator;
+//! - C: the same Leegality request sent straight to the simulator with reqwest;
+//!
+//! then a scale run (simulator answers after 250 ms, 2,000 calls in flight)
+//! and an overload run (4x the saturating concurrency against an in-flight
+//! limit). Servers under test run as child processes so their CPU time and
+//! RSS can be read from /proc. Prints a table and writes JSON.
+// A load generator measures real elapsed time; the project-wide rule that
+// time is read through `Clock` is for the gateway, not for this tool.
+#![allow(clippy::disallowed_methods)]
+#![forbid(unsafe_code)]
+
+mod bigdocs;
+mod events;
+mod load;
+mod process;
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use clap::Parser;
+use esign_gateway::{
+    pb::{self, invitation_service_client::InvitationServiceClient},
+    simulator::SimulatorConfig,
+};
+
+use crate::{
+    load::{LoadReport, Outcome, channels, load, outcome_of},
+    process::{
+        ProcessReport, Server, free_port, process_report, start_gateway, start_simulator,
+        wait_serving,
+    },
+};
+use serde::Serialize;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+#[derive(Parser, Debug)]
+#[command(about = "esign-gateway benchmark")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Seconds measured per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of warm-up before each measurement.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Calls in flight for A, B and C.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections the load generator spreads calls over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Calls in flight in the scale run.
+    #[arg(long, default_value_t = 2000)]
+    scale_concurrency: usize,
+    /// Simulator latency in the scale run, milliseconds.
+    #[arg(long, default_value_t = 250)]
+    scale_latency_ms: u64,
+    /// Skip the scale and overload runs.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "target/bench/report.json")]
+    json: PathBuf,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Scenario A's server: tonic with the health service only.
+    EchoServer {
+        #[arg(long)]
+        port: u16,
+    },
+    /// Events: signed signNow webhooks into the intake, out to many
+    /// WatchEvents streams; webhook-to-watcher latency and events a second.
+    Events {
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+        /// Webhooks posted at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Large documents: peak RSS of the gateway for concurrent Leegality
+    /// creates of one large PDF each, with the default payload budget.
+    Bigdocs {
+        /// Size of each PDF, MB (10^6 bytes).
+        #[arg(long, default_value_t = 14)]
+        mb: usize,
+        /// Simulator answer delay, milliseconds (keeps the creates overlapping).
+        #[arg(long, default_value_t = 500)]
+        latency_ms: u64,
+    },
+}
+
+#[derive(Debug, Serialize, Default)]
+struct Report {
+    machine: String,
+    a_bare_tonic: LoadReport,
+    /// CPU of the bare tonic server: the floor the gateway is compared to.
+    a_bare_tonic_process: ProcessReport,
+    b_gateway: LoadReport,
+    b_gateway_process: ProcessReport,
+    c_direct_http: LoadReport,
+    b_over_a: f64,
+    b_over_c: f64,
+    gateway_start_to_serving_ms: f64,
+    gateway_idle_rss_mib: f64,
+    scale: Option<LoadReport>,
+    scale_process: Option<ProcessReport>,
+    overload: Option<LoadReport>,
+    overload_in_flight_limit: Option<usize>,
+    overload_goodput_of_peak: Option<f64>,
+}
+
+async fn run_gateway_load(
+    server: &Server,
+    invitation: &str,
+    concurrency: usize,
+    connections: usize,
+    duration: Duration,
+    honor_retry: bool,
+) -> LoadReport {
+    let clients: Vec<_> = channels(server.addr, connections)
+        .await
+        .into_iter()
+        .map(InvitationServiceClient::new)
+        .collect();
+    let invitation = invitation.to_owned();
+    load(concurrency, duration, honor_retry, move |index| {
+        let mut client = clients[index % clients.len()].clone();
+        let request = pb::ResendInvitationRequest {
+            provider: pb::Provider::Leegality as i32,
+            invitation_id: invitation.clone(),
+            ..Default::default()
+        };
+        async move { outcome_of(client.resend_invitation(request).await) }
+    })
+    .await
+}
+
+fn print_row(name: &str, report: &LoadReport) {
+    println!(
+        "{name:<28} {:>9.0} rps  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  errors {:?}",
+        report.rps,
+        report.p50_ms,
+        report.p90_ms,
+        report.p99_ms,
+        report.p999_ms,
+        report.errors_by_code
+    );
+}
+
+async fn echo_server(port: u16) {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .serve(format!("127.0.0.1:{port}").parse().expect("addr"))
+        .await
+        .expect("echo server");
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match args.command {
+        Some(Sub::EchoServer { port }) => {
+            echo_server(port).await;
+            return;
+        }
+        Some(Sub::Bigdocs { mb, latency_ms }) => {
+            bigdocs::bigdocs_scenario(mb, Duration::from_millis(latency_ms)).await;
+            return;
+        }
+        Some(Sub::Events {
+            watchers,
+            events,
+            concurrency,
+        }) => {
+            events::events_scenario(watchers, events, concurrency).await;
+            return;
+        }
+        None => {}
+    }
+    let duration = Duration::from_secs(args.duration);
+    let warmup = Duration::from_secs(args.warmup);
+    let mut report = Report {
+        machine: format!(
+            "{} cores; load generator, simulator and servers share them",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+        ..Report::default()
+    };
+
+    let config = SimulatorConfig {
+        unlimited_resends: true,
+        record_requests: false,
+        ..SimulatorConfig::default()
+    };
+    let sim = start_simulator(config).await;
+    let invitation = {
+        let now = sim.clock().now();
+        sim.leegality()
+            .seed_document(None, &[("Bench", "bench@example.com")], now)
+            .invitees[0]
+            .uuid
+            .clone()
+    };
+
+    // A: bare tonic.
+    {
+        let port = free_port();
+        let child = Command::new(std::env::current_exe().expect("own path"))
+            .args(["echo-server", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("echo server");
+        let server = Server {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+        };
+        wait_serving(server.addr, "").await;
+        let clients: Vec<_> = channels(server.addr, args.connections)
+            .await
+            .into_iter()
+            .map(HealthClient::new)
+            .collect();
+        let clients = Arc::new(clients);
+        let call = {
+            let clients = clients.clone();
+            move |index: usize| {
+                let mut client = clients[index % clients.len()].clone();
+                async move {
+                    outcome_of(
+                        client
+                            .check(HealthCheckRequest {
+                                service: String::new(),
+                            })
+                            .await,
+                    )
+                }
+            }
+        };
+        load(args.concurrency, warmup, false, call.clone()).await;
+        let cpu_before = server.cpu_seconds();
+        report.a_bare_tonic = load(args.concurrency, duration, false, call).await;
+        report.a_bare_tonic_process =
+            process_report(&server, cpu_before, report.a_bare_tonic.calls);
+        print_row("A bare tonic", &report.a_bare_tonic);
+        println!(
+            "A: server CPU {:.1} us/RPC ({:.1} in the kernel)",
+            report.a_bare_tonic_process.cpu_us_per_rpc,
+            report.a_bare_tonic_process.system_us_per_rpc
+        );
+    }
+
+    // B: the gateway.
+    {
+        let (server, started) = start_gateway(&sim, None).await;
+        report.gateway_start_to_serving_ms = started.as_secs_f64() * 1000.0;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report.gateway_idle_rss_mib = server.status_mib("VmRSS:");
+        run_gateway_load(
+            &server,
+            &invitation,
+            args.concurrency,
+            args.connections,
+            warmup,
+            false,
+        )
+        .await;
+        let cpu_before = server.cpu_seconds();
+        report.b_gateway = run_gateway_load(
+            &server,
+            &invitation,
+            args.concurrency,
+            args.connections,
+            duration,
+            false,
+        )
+        .await;
+        report.b_gateway_process = process_report(&server, cpu_before, report.b_gateway.calls);
+        print_row("B gateway", &report.b_gateway);
+    }
+
+    // C: the same request straight to the simulator.
+    {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .build()
+            .expect("client");
+        let url = format!(
+            "{}/v3.0/sign/request/resend",
+            sim.base_url(esign_gateway::ProviderKind::Leegality)
+        );
+        let token = sim.config().credentials.leegality_auth_token.clone();
+        let body =
+            serde_json::to_vec(&serde_json::json!({"signUrls": [invitation]})).expect("body");
+        let call = move |_: usize| {
+            let request = http
+                .post(&url)
+                .header("x-auth-token", &token)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            async move {
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => {
+                        match response
+                            .bytes()
+                            .await
+                            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok())
+                        {
+                            Ok(true) => Outcome::Ok,
+                            _ => Outcome::Failed {
+                                code: "body".into(),
+                                retry_after: None,
+                            },
+                        }
+                    }
+                    Ok(response) => Outcome::Failed {
+                        code: response.status().to_string(),
+                        retry_after: None,
+                    },
+                    Err(_) => Outcome::Failed {
+                        code: "transport".into(),
+                        retry_after: None,
+                    },
+                }
+            }
+        };
+        let call = Arc::new(call);
+        let warm = call.clone();
+        load(args.concurrency, warmup, false, move |i| warm(i)).await;
+        let measured = call.clone();
+        report.c_direct_http = load(args.concurrency, duration, false, move |i| measured(i)).await;
+        print_row("C direct HTTP", &report.c_direct_http);
+    }
+    report.b_over_a = report.b_gateway.rps / report.a_bare_tonic.rps.max(1.0);
+    report.b_over_c = report.b_gateway.rps / report.c_direct_http.rps.max(1.0);
+    println!(
+        "B/A {:.2}  B/C {:.2}  gateway CPU {:.1} us/RPC ({:.1} in the kernel)  peak RSS {:.1} MiB  idle RSS {:.1} MiB  start to SERVING {:.0} ms",
+        report.b_over_a,
+        report.b_over_c,
+        report.b_gateway_process.cpu_us_per_rpc,
+        report.b_gateway_process.system_us_per_rpc,
+        report.b_gateway_process.peak_rss_mib,
+        report.gateway_idle_rss_mib,
+        report.gateway_start_to_serving_ms
+    );
+
+    if !args.quick {
+        // Scale: slow provider, many calls in flight.
+        sim.set_latency(Duration::from_millis(args.scale_latency_ms));
+        let (server, _) = start_gateway(&sim, None).await;
+        let connections = args.connections.max(args.scale_concurrency / 250);
+        run_gateway_load(
+            &server,
+            &invitation,
+            args.scale_concurrency,
+            connections,
+            warmup,
+            false,
+        )
+        .await;
+        let cpu_before = server.cpu_seconds();
+        let scale = run_gateway_load(
+            &server,
+            &invitation,
+            args.scale_concurrency,
+            connections,
+            duration,
+            false,
+        )
+        .await;
+        report.scale_process = Some(process_report(&server, cpu_before, scale.calls));
+        print_row("scale (250 ms provider)", &scale);
+        println!(
+            "scale: gateway peak RSS {:.1} MiB",
+            report
+                .scale_process
+                .as_ref()
+                .map_or(0.0, |p| p.peak_rss_mib)
+        );
+        report.scale = Some(scale);
+        drop(server);
+        sim.set_latency(Duration::ZERO);
+
+        // Overload: 4x the concurrency that saturates B, against a limit of
+        // that concurrency; shed callers wait out RetryInfo.
+        let limit = args.concurrency;
+        let (server, _) = start_gateway(&sim, Some(limit)).await;
+        run_gateway_load(
+            &server,
+            &invitation,
+            limit * 4,
+            args.connections,
+            warmup,
+            true,
+        )
+        .await;
+        let overload = run_gateway_load(
+            &server,
+            &invitation,
+            limit * 4,
+            args.connections,
+            duration,
+            true,
+        )
+        .await;
+        print_row("overload (4x, limit)", &overload);
+        report.overload_goodput_of_peak = Some(overload.ok_rps / report.b_gateway.rps.max(1.0));
+        println!(
+            "overload: goodput {:.0}% of B's peak; {} failed calls, {} with RetryInfo, failed p99 {:.2} ms",
+            overload.ok_rps / report.b_gateway.rps.max(1.0) * 100.0,
+            overload.calls - overload.ok,
+            overload.failed_with_retry_info,
+            overload.failed_p99_ms
+        );
+        report.overload_in_flight_limit = Some(limit);
+        report.overload = Some(overload);
+    }
+
+    if let Some(dir) = args.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(
+        &args.json,
+        serde_json::to_string_pretty(&report).expect("json"),
+    )
+    .expect("write report");
+    println!("report: {}", args.json.display());
+}

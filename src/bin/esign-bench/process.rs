@@ -1,0 +1,181 @@
+//! Servers under test as child processes, read through /proc.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use esign_gateway::{
+    ProviderKind,
+    simulator::{Simulator, SimulatorConfig},
+};
+use serde::Serialize;
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+#[derive(Debug, Serialize, Default)]
+pub(crate) struct ProcessReport {
+    pub(crate) cpu_seconds: f64,
+    pub(crate) cpu_us_per_rpc: f64,
+    /// The part spent in the kernel (sockets, mostly).
+    pub(crate) system_us_per_rpc: f64,
+    pub(crate) peak_rss_mib: f64,
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A server under test, killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// (user + system, system) CPU seconds so far.
+    pub(crate) fn cpu_seconds(&self) -> (f64, f64) {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of the whole line.
+        let hz = clock_ticks();
+        ((ticks(11) + ticks(12)) / hz, ticks(12) / hz)
+    }
+
+    pub(crate) fn status_mib(&self, key: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+pub(crate) fn process_report(server: &Server, before: (f64, f64), calls: u64) -> ProcessReport {
+    let (total, system) = server.cpu_seconds();
+    let calls = calls.max(1) as f64;
+    ProcessReport {
+        cpu_seconds: total - before.0,
+        cpu_us_per_rpc: (total - before.0) * 1e6 / calls,
+        system_us_per_rpc: (system - before.1) * 1e6 / calls,
+        peak_rss_mib: server.status_mib("VmHWM:"),
+    }
+}
+
+pub(crate) fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+pub(crate) async fn wait_serving(addr: SocketAddr, service: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            let answer = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await;
+            if answer.is_ok_and(|a| a.into_inner().status == 1) {
+                return started.elapsed();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server at {addr} never became SERVING"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+pub(crate) fn sibling_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.with_file_name(name)
+}
+
+/// Starts target/release/esign-gateway with `env` over the benchmark's
+/// settings (metrics and webhook intake off, no drain) and waits until it
+/// serves.
+pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut command = Command::new(sibling_binary("esign-gateway"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("GATEWAY_LISTEN_ADDR", addr.to_string())
+        .env("GATEWAY_METRICS_ADDR", "off")
+        .env("GATEWAY_WEBHOOK_ADDR", "off")
+        .env("GATEWAY_DRAIN_SECONDS", "0")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let spawned = Instant::now();
+    let child = command
+        .spawn()
+        .expect("start target/release/esign-gateway (build with cargo build --release --bins)");
+    let server = Server { child, addr };
+    wait_serving(addr, "esign.v1.InvitationService").await;
+    (server, spawned.elapsed())
+}
+
+/// The gateway with the simulator's Leegality account.
+pub(crate) async fn start_gateway(
+    sim: &Simulator,
+    max_in_flight: Option<usize>,
+) -> (Server, Duration) {
+    let mut env = vec![
+        ("LEEGALITY_BASE_URL", sim.base_url(ProviderKind::Leegality)),
+        (
+            "LEEGALITY_AUTH_TOKEN",
+            sim.config().credentials.leegality_auth_token.clone(),
+        ),
+    ];
+    if let Some(limit) = max_in_flight {
+        env.push(("GATEWAY_MAX_IN_FLIGHT", limit.to_string()));
+    }
+    spawn_gateway(&env).await
+}
+
+/// The provider simulator, on an ephemeral port in this process.
+pub(crate) async fn start_simulator(config: SimulatorConfig) -> Simulator {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    Simulator::start(config, listener).await.expect("simulator")
+}
