@@ -69,7 +69,8 @@ impl PayloadBudget {
 }
 
 /// What one call holds; released when the call's answer is ready.
-type Held = Arc<Mutex<Vec<OwnedSemaphorePermit>>>;
+/// One permit, grown with `merge` as messages arrive.
+type Held = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
 
 /// Counts every gRPC request body against a [`PayloadBudget`].
 #[derive(Clone)]
@@ -151,7 +152,7 @@ impl<F: Future> Future for Holding<F> {
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
         if let Some(held) = this.held.take() {
-            held.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            held.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
         Poll::Ready(output)
     }
@@ -182,13 +183,17 @@ impl HttpBody for CountedBody {
             Some(Ok(frame)) => frame,
         };
         if let Some(data) = frame.data_ref() {
-            for message_bytes in this.framing.announced(data) {
-                let permit = this.budget.take(message_bytes)?;
-                this.held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(permit);
-            }
+            let budget = &*this.budget;
+            let held = &*this.held;
+            this.framing.announced(data, |message_bytes| {
+                let permit = budget.take(message_bytes)?;
+                let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                match held.as_mut() {
+                    Some(all) => all.merge(permit),
+                    None => *held = Some(permit),
+                }
+                Ok::<(), tonic::Status>(())
+            })?;
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -227,10 +232,13 @@ impl Framing {
         }
     }
 
-    /// The sizes (prefix included) of the messages whose prefix completes
-    /// in `data`.
-    fn announced(&mut self, mut data: &[u8]) -> Vec<usize> {
-        let mut sizes = Vec::new();
+    /// Calls `each` with the size (prefix included) of every message whose
+    /// prefix completes in `data`, stopping at its first error.
+    fn announced<E>(
+        &mut self,
+        mut data: &[u8],
+        mut each: impl FnMut(usize) -> Result<(), E>,
+    ) -> Result<(), E> {
         while !data.is_empty() {
             if self.remaining > 0 {
                 let skip = self.remaining.min(data.len());
@@ -248,11 +256,11 @@ impl Framing {
                 let length = u32::from_be_bytes([a, b, c, d]) as usize;
                 self.remaining = length;
                 if length <= self.max_message {
-                    sizes.push(length + 5);
+                    each(length + 5)?;
                 }
             }
         }
-        sizes
+        Ok(())
     }
 }
 
@@ -275,6 +283,17 @@ mod tests {
         assert!(budget.take(100).is_ok());
     }
 
+    fn announced(framing: &mut Framing, data: &[u8]) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        framing
+            .announced(data, |size| {
+                sizes.push(size);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        sizes
+    }
+
     #[test]
     fn a_message_is_announced_once_whatever_the_frame_boundaries() {
         let mut body = Vec::new();
@@ -287,13 +306,13 @@ mod tests {
             let mut framing = Framing::new(100_000);
             let sizes: Vec<usize> = body
                 .chunks(split)
-                .flat_map(|chunk| framing.announced(chunk))
+                .flat_map(|chunk| announced(&mut framing, chunk))
                 .collect();
             assert_eq!(sizes, [8, 70_005, 5], "split {split}");
         }
         let mut strict = Framing::new(1000);
         assert_eq!(
-            strict.announced(&body),
+            announced(&mut strict, &body),
             [8, 5],
             "too large is left to tonic"
         );
