@@ -432,51 +432,29 @@ async fn signnow_field_invites_follow_routing_and_refuse_duplicates() {
     assert_eq!(status_of("one@example.com"), "pending");
     assert_eq!(status_of("two@example.com"), "created");
 
-    let second = invites
-        .iter()
-        .find(|i| i["email"] == "two@example.com")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (_, body) = s
-        .signnow(
-            &token,
-            reqwest::Method::PUT,
-            &format!("/fieldinvite/{second}/resend"),
-            None,
-        )
-        .await;
+    let id_of = |email: &str| {
+        invites.iter().find(|i| i["email"] == email).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let sim = &s;
+    let resend = |token: String, id: String| async move {
+        let path = format!("/fieldinvite/{id}/resend");
+        sim.signnow(&token, reqwest::Method::PUT, &path, None)
+            .await
+            .1
+    };
+    let body = resend(token.clone(), id_of("two@example.com")).await;
     assert_eq!(
         body["errors"][0]["message"],
         "Could not resend: routing out of order."
     );
-    let (_, body) = s
-        .signnow(
-            &token,
-            reqwest::Method::PUT,
-            "/fieldinvite/0000/resend",
-            None,
-        )
-        .await;
+    let body = resend(token.clone(), "0000".into()).await;
     assert_eq!(body["errors"][0]["message"], "could not resend");
     s.sim.clock().advance(Duration::from_secs(31 * 86_400));
     let token = s.signnow_token().await;
-    let first = invites
-        .iter()
-        .find(|i| i["email"] == "one@example.com")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (_, body) = s
-        .signnow(
-            &token,
-            reqwest::Method::PUT,
-            &format!("/fieldinvite/{first}/resend"),
-            None,
-        )
-        .await;
+    let body = resend(token, id_of("one@example.com")).await;
     assert_eq!(
         body["errors"][0]["message"],
         "Could not resend expired invite."
