@@ -25,6 +25,18 @@ fn resend(token: &str) -> pb::ResendInvitationRequest {
     }
 }
 
+/// Resends `token` through the gateway and returns the invitation it answers.
+async fn resent(gateway: &mut common::TestGateway, token: &str) -> pb::Invitation {
+    gateway
+        .client
+        .resend_invitation(resend(token))
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap()
+}
+
 /// Seeds a `sent` invitation last sent `sent_ago` before the simulator's now.
 fn seed_sent(gateway: &common::TestGateway, attempts: u32, sent_ago: ChronoDuration) -> String {
     let now = gateway.sim.clock().now();

@@ -4,14 +4,7 @@ use super::*;
 async fn resend_of_a_sent_invitation_requeues_it_and_counts_the_attempt() {
     let mut gateway = common::start().await;
     let token = seed_sent(&gateway, 1, ChronoDuration::minutes(10));
-    let invitation = gateway
-        .client
-        .resend_invitation(resend(&token))
-        .await
-        .unwrap()
-        .into_inner()
-        .invitation
-        .unwrap();
+    let invitation = resent(&mut gateway, &token).await;
     assert_eq!(invitation.id, token);
     assert_eq!(invitation.provider_status, "pending");
     assert_eq!(invitation.state, pb::InvitationState::Created as i32);
@@ -84,14 +77,7 @@ async fn a_resend_answered_2xx_with_any_body_is_a_success() {
         )
         .on(http::Method::GET),
     );
-    let invitation = gateway
-        .client
-        .resend_invitation(resend(&token))
-        .await
-        .unwrap()
-        .into_inner()
-        .invitation
-        .unwrap();
+    let invitation = resent(&mut gateway, &token).await;
     assert_eq!(invitation.id, token);
     assert_eq!(invitation.state, pb::InvitationState::Unspecified as i32);
     assert_eq!(gateway.sim.bynn().invitations[&token].delivery_attempts, 2);

@@ -212,14 +212,7 @@ async fn unusable_bodies_and_resets_map_to_unknown_and_unavailable() {
     gateway
         .sim
         .inject(Fault::new(ProviderKind::Bynn, "/resend", FaultKind::truncated_json()).times(1));
-    let invitation = gateway
-        .client
-        .resend_invitation(resend(&token))
-        .await
-        .unwrap()
-        .into_inner()
-        .invitation
-        .unwrap();
+    let invitation = resent(&mut gateway, &token).await;
     assert_eq!(invitation.id, token);
     let last = gateway.sim.requests_for(ProviderKind::Bynn);
     assert_eq!(
