@@ -35,6 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.rpc.Status", "::tonic_types::Status")
         // Documents are large: keep them in a shared buffer, not a Vec copy.
         .bytes(".esign.v1.LeegalityOptions.file")
+        .bytes(".esign.v1.UploadDocumentRequest.chunk")
+        .bytes(".esign.v1.DownloadDocumentResponse.chunk")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

@@ -62,6 +62,8 @@ pub(crate) enum Rpc {
     CancelInvitations,
     GetDocument,
     GetInvitation,
+    UploadDocument,
+    DownloadDocument,
 }
 
 impl Rpc {
@@ -76,18 +78,26 @@ impl Rpc {
             Rpc::CancelInvitations => "CancelInvitations",
             Rpc::GetDocument => "GetDocument",
             Rpc::GetInvitation => "GetInvitation",
+            Rpc::UploadDocument => "UploadDocument",
+            Rpc::DownloadDocument => "DownloadDocument",
         }
     }
 
     /// Mutating calls can have a provider-side effect; their outcome is
     /// unknown when the caller's deadline runs out mid-call.
     pub(crate) fn is_mutating(self) -> bool {
-        !matches!(self, Rpc::GetDocument | Rpc::GetInvitation)
+        !matches!(
+            self,
+            Rpc::GetDocument | Rpc::GetInvitation | Rpc::DownloadDocument
+        )
     }
 
     /// Running it a second time does no harm: deletes and cancels end in
     /// the same state, and ReplaceSigner resumes from its stored progress.
-    /// Sends, resends and reactivations are billed or send email.
+    /// Sends, resends and reactivations are billed or send email. An
+    /// upload repeated makes at most one more unsent document, which is
+    /// neither billed nor seen by anyone (a documented choice: the caller
+    /// re-streams its file anyway).
     pub(crate) fn is_safe_to_repeat(self) -> bool {
         matches!(
             self,
@@ -96,6 +106,8 @@ impl Rpc {
                 | Rpc::ReplaceSigner
                 | Rpc::GetDocument
                 | Rpc::GetInvitation
+                | Rpc::UploadDocument
+                | Rpc::DownloadDocument
         )
     }
 }
@@ -333,4 +345,56 @@ pub(crate) struct ReplaceSignerRequest {
     pub invitation_id: String,
     pub new_signer: Signer,
     pub keep_invite_settings: bool,
+}
+
+/// A stream of file bytes, in or out. An `Err` ends it: for an upload the
+/// provider's request body is cut off, so the provider never sees a whole
+/// request and makes nothing.
+pub(crate) type ByteStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = crate::error::Result<Bytes>> + Send + 'static>,
+>;
+
+/// What an upload is; its bytes come as a [`ByteStream`] beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UploadRequest {
+    pub file_name: String,
+    /// Exact, checked while the bytes stream through.
+    pub size: u64,
+    pub extract_fields: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DocumentRole {
+    pub name: String,
+    pub role_id: String,
+    pub signing_order: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UploadedDocument {
+    pub document_id: String,
+    pub roles: Vec<DocumentRole>,
+    pub warnings: Vec<ProviderWarning>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DocumentPart {
+    #[default]
+    Document,
+    AuditTrail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DownloadRequest {
+    pub document_id: String,
+    pub with_history: bool,
+    pub part: DocumentPart,
+}
+
+/// A file on its way back from the provider.
+pub(crate) struct DocumentDownload {
+    pub file_name: String,
+    pub content_type: String,
+    pub size: Option<u64>,
+    pub body: ByteStream,
 }

@@ -277,7 +277,13 @@ impl RunningServer {
             config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         )
         .map_err(StartError::Callers)?;
-        let api = InvitationServiceServer::new(InvitationApi::new(registry, config, auth.clone()))
+        let payload_budget = PayloadBudget::new(config.max_inflight_bytes);
+        let api = InvitationServiceServer::new(InvitationApi::new(
+            registry,
+            config,
+            auth.clone(),
+            payload_budget.clone(),
+        ))
             .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
         let event_api = pb::event_service_server::EventServiceServer::new(
@@ -310,10 +316,7 @@ impl RunningServer {
             // Long-lived connections are recycled so L4 balancers spread load.
             .max_connection_age(Duration::from_secs(30 * 60))
             .max_connection_age_grace(Duration::from_secs(30))
-            .layer(PayloadLayer::new(
-                PayloadBudget::new(config.max_inflight_bytes),
-                MAX_INBOUND_MESSAGE_BYTES,
-            ))
+            .layer(PayloadLayer::new(payload_budget, MAX_INBOUND_MESSAGE_BYTES))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

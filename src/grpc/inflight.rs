@@ -51,8 +51,14 @@ impl PayloadBudget {
     }
 
     fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, tonic::Status> {
-        let weighted = bytes.saturating_mul(INBOUND_BYTE_WEIGHT);
-        u32::try_from(weighted)
+        self.reserve(bytes.saturating_mul(INBOUND_BYTE_WEIGHT))
+            .map_err(tonic::Status::from)
+    }
+
+    /// Holds `bytes` of the budget as they are (a transfer's buffers), or
+    /// sheds the call.
+    pub(crate) fn reserve(&self, bytes: usize) -> crate::error::Result<OwnedSemaphorePermit> {
+        u32::try_from(bytes)
             .ok()
             .and_then(|n| self.permits.clone().try_acquire_many_owned(n).ok())
             .ok_or_else(|| {
@@ -63,7 +69,6 @@ impl PayloadBudget {
                 .with_metadata(MetaKey::Component, "payload-budget")
                 .with_outcome(Outcome::NotSent)
                 .with_retry_after(SHED_RETRY_AFTER)
-                .into()
             })
     }
 }
@@ -121,6 +126,15 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let held = Held::default();
+        // A client stream is counted by its handler, which reserves its
+        // buffers once: counting every chunk would charge a 50 MB upload
+        // for bytes long since sent on.
+        if is_streamed_upload(request.uri().path()) {
+            return Holding {
+                inner: self.inner.call(request),
+                held: None,
+            };
+        }
         let request = request.map(|body| {
             Body::new(CountedBody {
                 inner: body,
@@ -134,6 +148,10 @@ where
             held: Some(held),
         }
     }
+}
+
+fn is_streamed_upload(path: &str) -> bool {
+    path == "/esign.v1.InvitationService/UploadDocument"
 }
 
 pin_project_lite::pin_project! {

@@ -2,6 +2,7 @@
 
 pub(crate) mod convert;
 pub(crate) mod deadline;
+mod documents;
 pub(crate) mod inflight;
 mod pipeline;
 
@@ -46,6 +47,8 @@ pub(crate) struct InvitationApi {
     /// Provider RPCs in flight; beyond it calls are shed at once.
     in_flight: Arc<Semaphore>,
     auth: Option<Arc<Authenticator>>,
+    /// The payload budget uploads and downloads reserve their buffers from.
+    transfers: inflight::PayloadBudget,
 }
 
 /// Suggested wait for a caller the gateway shed.
@@ -56,6 +59,7 @@ impl InvitationApi {
         registry: Arc<Registry>,
         config: &Config,
         auth: Option<Arc<Authenticator>>,
+        transfers: inflight::PayloadBudget,
     ) -> Self {
         InvitationApi {
             idempotency: Arc::new(Idempotency::new(
@@ -66,6 +70,7 @@ impl InvitationApi {
             registry,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             auth,
+            transfers,
         }
     }
 
@@ -106,12 +111,7 @@ impl InvitationApi {
         let admission = self.admit();
         let message = request.into_inner();
         let audit = AuditContext::of(rpc, &message);
-        let pipeline = Pipeline {
-            rpc,
-            registry: self.registry.clone(),
-            idempotency: self.idempotency.clone(),
-            auth: self.auth.clone(),
-        };
+        let pipeline = self.pipeline(rpc);
         let work = pipeline.serve(
             caller,
             admission,
@@ -126,6 +126,15 @@ impl InvitationApi {
             span.in_scope(|| audit.record(&caller_name, rpc, &result));
         }
         finish(&span, rpc, started, result)
+    }
+
+    fn pipeline(&self, rpc: Rpc) -> Pipeline {
+        Pipeline {
+            rpc,
+            registry: self.registry.clone(),
+            idempotency: self.idempotency.clone(),
+            auth: self.auth.clone(),
+        }
     }
 
     /// Admission: a permit while fewer than the limit are in flight, else
@@ -236,6 +245,22 @@ fn finish<T>(
 
 #[tonic::async_trait]
 impl InvitationService for InvitationApi {
+    async fn upload_document(
+        &self,
+        request: Request<tonic::Streaming<pb::UploadDocumentRequest>>,
+    ) -> Result<Response<pb::UploadDocumentResponse>, Status> {
+        self.upload(request).await
+    }
+
+    type DownloadDocumentStream = documents::DownloadStream;
+
+    async fn download_document(
+        &self,
+        request: Request<pb::DownloadDocumentRequest>,
+    ) -> Result<Response<Self::DownloadDocumentStream>, Status> {
+        self.download(request).await
+    }
+
     async fn send_invitation(
         &self,
         request: Request<pb::SendInvitationRequest>,

@@ -63,19 +63,8 @@ impl Pipeline {
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let caller = caller?;
-        let permit = admission?;
-        let in_flight = metrics::global().in_flight();
-        let kind = convert::provider(message.provider())?;
-        tracing::Span::current().record("provider", kind.as_str());
-        convert::account(message.account())?;
-        convert::request_id(message.request_id())?;
-        if let Some(auth) = &self.auth {
-            let name = self.registry.account_name(kind, message.account());
-            auth.authorize(&caller, self.rpc.name(), Some((kind, name)))?;
-        }
-        let account = self.registry.resolve(kind, message.account())?;
-        tracing::Span::current().record("account", account.config.name.as_str());
+        let (account, caller, (permit, in_flight)) =
+            self.admit(caller, admission, &message).await?;
         let ctx = ctx.with_request_id(message.request_id());
         if !self.rpc.is_mutating() || message.request_id().is_empty() {
             let annotate = account.clone();
@@ -98,6 +87,32 @@ impl Pipeline {
             (permit, in_flight),
         )
         .await
+    }
+
+    /// The checks before any provider call: caller, admission, provider,
+    /// account and request id, authorization, and the account lookup. The
+    /// admission permit and in-flight count come back with the account, to
+    /// be held for as long as the call runs.
+    pub(super) async fn admit<Req: ProviderScoped>(
+        &self,
+        caller: Result<Caller>,
+        admission: Result<OwnedSemaphorePermit>,
+        message: &Req,
+    ) -> Result<(Arc<Account>, Caller, (OwnedSemaphorePermit, metrics::InFlight))> {
+        let caller = caller?;
+        let permit = admission?;
+        let in_flight = metrics::global().in_flight();
+        let kind = convert::provider(message.provider())?;
+        tracing::Span::current().record("provider", kind.as_str());
+        convert::account(message.account())?;
+        convert::request_id(message.request_id())?;
+        if let Some(auth) = &self.auth {
+            let name = self.registry.account_name(kind, message.account());
+            auth.authorize(&caller, self.rpc.name(), Some((kind, name)))?;
+        }
+        let account = self.registry.resolve(kind, message.account())?;
+        tracing::Span::current().record("account", account.config.name.as_str());
+        Ok((account, caller, (permit, in_flight)))
     }
 
     /// Request-id deduplication (AIP-155): the first call claims the id and
@@ -204,6 +219,8 @@ unknown_when_orphaned! {
     pb::CancelInvitationsRequest => pb::CancelInvitationsResponse,
     pb::GetDocumentRequest => pb::GetDocumentResponse,
     pb::GetInvitationRequest => pb::GetInvitationResponse,
+    // Never reconciled: an upload is safe to run again (see `Rpc`).
+    pb::UploadDocumentMetadata => pb::UploadDocumentResponse,
 }
 
 #[async_trait::async_trait]
@@ -318,4 +335,6 @@ provider_scoped! {
     pb::CancelInvitationsRequest => yes,
     pb::GetDocumentRequest => no,
     pb::GetInvitationRequest => no,
+    pb::UploadDocumentMetadata => yes,
+    pb::DownloadDocumentRequest => no,
 }

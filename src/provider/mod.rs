@@ -16,8 +16,8 @@ use crate::{
     clock::Clock,
     config::{AccountConfig, Config},
     domain::{
-        Document, Expiry, Invitation, ProviderKind, ReplaceSignerRequest, Rpc, SendOutcome,
-        SendRequest,
+        ByteStream, Document, DocumentDownload, DownloadRequest, Expiry, Invitation, ProviderKind,
+        ReplaceSignerRequest, Rpc, SendOutcome, SendRequest, UploadRequest, UploadedDocument,
     },
     error::{GatewayError, MetaKey, Outcome, Reason, Result},
     store::{MemoryStore, RedisStore, StateStore},
@@ -232,6 +232,34 @@ pub(crate) trait Provider: Send + Sync + 'static {
         Err(GatewayError::unsupported(
             self.kind(),
             Rpc::GetInvitation.name(),
+        ))
+    }
+
+    /// Streams `bytes` into a new provider document. Only the first item
+    /// of `bytes` is awaited before the provider call starts, so an
+    /// adapter that does not upload refuses before reading any.
+    async fn upload_document(
+        &self,
+        _ctx: &CallContext,
+        _request: UploadRequest,
+        _bytes: ByteStream,
+    ) -> Result<UploadedDocument> {
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::UploadDocument.name(),
+        ))
+    }
+
+    /// Opens a download: the answer comes once the provider's headers
+    /// are in, and the body streams from the provider as the caller reads.
+    async fn download_document(
+        &self,
+        _ctx: &CallContext,
+        _request: DownloadRequest,
+    ) -> Result<DocumentDownload> {
+        Err(GatewayError::unsupported(
+            self.kind(),
+            Rpc::DownloadDocument.name(),
         ))
     }
 }

@@ -53,6 +53,8 @@ pub struct LeegalityDocument {
     pub invitees: Vec<Invitee>,
     /// A document of another account: resend answers "no access".
     pub foreign: bool,
+    /// The PDF as created (decoded from its Base64).
+    pub file: axum::body::Bytes,
 }
 
 impl LeegalityDocument {
@@ -159,6 +161,7 @@ impl State {
                 })
                 .collect(),
             foreign: false,
+            file: super::sample_pdf("seeded Leegality document", 2048),
         };
         self.documents.insert(document.id.clone(), document.clone());
         document
@@ -354,6 +357,7 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
         (&Method::DELETE, "/v3.0/sign/request/invitation") => {
             delete(&mut state, request.query.get("signUrl"))
         }
+        (&Method::GET, "/v3.1/document/fetchDocument") => fetch_document(&state, request),
         _ => SimResponse::json(
             StatusCode::NOT_FOUND,
             json!({"status": 0, "messages": [], "data": {}}),
@@ -382,13 +386,13 @@ fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
             "Either file base64 or fields required for file.",
         );
     };
-    match base64::engine::general_purpose::STANDARD.decode(encoded) {
+    let pdf = match base64::engine::general_purpose::STANDARD.decode(encoded) {
         Ok(bytes) if bytes.len() > MAX_FILE_BYTES => {
             return failure("file.size.exceeded", "File size cannot be more than 15 MB.");
         }
-        Ok(_) => {}
+        Ok(bytes) => axum::body::Bytes::from(bytes),
         Err(_) => return failure("validator.invalid", "File is not valid Base64."),
-    }
+    };
     let empty = Vec::new();
     let invitees = body["invitees"].as_array().unwrap_or(&empty);
     if invitees.is_empty() && workflow.preset.is_empty() {
@@ -450,6 +454,7 @@ fn create(state: &mut State, body: &Value, now: DateTime<Utc>) -> SimResponse {
         irn: body["irn"].as_str().map(str::to_owned),
         invitees: created,
         foreign: false,
+        file: pdf,
     };
     let data = json!({
         "documentId": document.id,
@@ -639,5 +644,28 @@ mod tests {
     fn end_of_day_is_2359_ist() {
         let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
         assert_eq!(format_date(end_of_day(now, 5)), "06-03-2026 23:59:59");
+    }
+}
+
+/// `GET /v3.1/document/fetchDocument`: the raw file. `DOCUMENT` is served
+/// at any stage, `AUDIT_TRAIL` once the document is completed; errors come
+/// back as HTTP 200 JSON envelopes, as the notes describe. The simulator's
+/// own choice: an audit trail asked too early is `no.document.found`.
+fn fetch_document(state: &State, request: &SimRequest<'_>) -> SimResponse {
+    let document = request
+        .query
+        .get("documentId")
+        .and_then(|id| state.documents.get(id));
+    let Some(document) = document.filter(|d| !d.foreign) else {
+        return failure("no.document.found", "No document found.");
+    };
+    match request.query.get("documentDownloadType").map(String::as_str) {
+        Some("DOCUMENT") => SimResponse::file(format!("{}.pdf", document.id), vec![document.file.clone()]),
+        Some("AUDIT_TRAIL") if document.status() == "COMPLETED" => SimResponse::file(
+            format!("{}-audit-trail.pdf", document.id),
+            vec![super::sample_pdf(&format!("audit trail of {}", document.id), 1024)],
+        ),
+        Some("AUDIT_TRAIL") => failure("no.document.found", "No document found."),
+        _ => failure("document.download.type", "Invalid document download type."),
     }
 }

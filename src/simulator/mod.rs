@@ -8,6 +8,7 @@
 //! bodies, connection resets) on request.
 
 pub mod bynn;
+mod files;
 pub mod leegality;
 pub mod signnow;
 pub mod webhooks;
@@ -23,12 +24,13 @@ use axum::{
     Router,
     body::{Body, Bytes},
     extract::State,
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use tokio::{net::TcpListener, task::JoinHandle};
 
+pub use self::files::{ReceivedFile, sample_pdf};
 pub use crate::clock::Clock;
 use crate::{
     config::{AccountBudgets, AccountConfig, Credentials},
@@ -115,6 +117,8 @@ pub struct RecordedRequest {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The file part of a multipart upload (its bytes are not kept here).
+    pub file: Option<ReceivedFile>,
 }
 
 impl RecordedRequest {
@@ -229,6 +233,8 @@ pub(crate) struct SimResponse {
     pub body: serde_json::Value,
     /// Send no body at all (not even `null`).
     pub empty: bool,
+    /// Answer with this file instead of JSON.
+    pub file: Option<files::FileAnswer>,
 }
 
 impl SimResponse {
@@ -238,6 +244,14 @@ impl SimResponse {
             headers: Vec::new(),
             body,
             empty: false,
+            file: None,
+        }
+    }
+
+    pub(crate) fn file(file_name: String, parts: Vec<Bytes>) -> SimResponse {
+        SimResponse {
+            file: Some(files::FileAnswer { file_name, parts }),
+            ..SimResponse::ok(serde_json::Value::Null)
         }
     }
 
@@ -330,7 +344,9 @@ impl Simulator {
         // axum's 2 MB default would refuse what the real provider takes.
         let app = Router::new()
             .fallback(handle)
-            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
+            // Uploads are read as they stream (files.rs); JSON bodies are
+            // bounded by MAX_REQUEST_BODY_BYTES in `handle`.
+            .layer(axum::extract::DefaultBodyLimit::max(files::MAX_UPLOAD_BYTES))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
@@ -551,13 +567,10 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let headers = request.headers().clone();
     let full_path = uri.path();
     // A control for the demo: make a signNow signer sign, as a person would.
     if method == Method::POST
@@ -588,6 +601,27 @@ async fn handle(
                 .collect()
         })
         .unwrap_or_default();
+    let latency = *lock(&shared.latency);
+    let fault = take_fault(&shared, provider, &method, path);
+    let is_upload = provider == ProviderKind::SignNow
+        && method == Method::POST
+        && matches!(path, "/document" | "/document/fieldextract");
+    let body = if is_upload && fault.is_none() {
+        // Recorded once received, with the file part summarised.
+        let response = files::signnow_upload(&shared, path, request).await;
+        tokio::time::sleep(latency).await;
+        return response;
+    } else {
+        let limit = if is_upload {
+            files::MAX_UPLOAD_BYTES
+        } else {
+            MAX_REQUEST_BODY_BYTES
+        };
+        match axum::body::to_bytes(request.into_body(), limit).await {
+            Ok(body) => body,
+            Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large\n").into_response(),
+        }
+    };
     if shared.config.record_requests {
         lock(&shared.log).push(RecordedRequest {
             provider,
@@ -596,11 +630,10 @@ async fn handle(
             query: query.clone(),
             headers: headers.clone(),
             body: body.clone(),
+            file: None,
         });
     }
 
-    let latency = *lock(&shared.latency);
-    let fault = take_fault(&shared, provider, &method, path);
     match fault.clone() {
         Some(FaultKind::Respond {
             status,
@@ -649,7 +682,9 @@ async fn handle(
     if matches!(fault, Some(FaultKind::LoseAnswer)) {
         return reset_response();
     }
-    let mut response = if answer.empty {
+    let mut response = if let Some(file) = &answer.file {
+        files::file_response(file)
+    } else if answer.empty {
         (answer.status, Body::empty()).into_response()
     } else {
         (answer.status, axum::Json(answer.body)).into_response()

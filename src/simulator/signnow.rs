@@ -79,6 +79,8 @@ pub struct SignNowDocument {
     pub roles: Vec<Role>,
     pub field_invites: Vec<FieldInvite>,
     pub requests: Vec<FreeformInvite>,
+    /// The uploaded file, served back by `/download`.
+    pub file: axum::body::Bytes,
 }
 
 impl SignNowDocument {
@@ -248,6 +250,7 @@ impl State {
                 .collect(),
             field_invites: Vec::new(),
             requests: Vec::new(),
+            file: super::sample_pdf(name, 2048),
         };
         self.documents.insert(document.id.clone(), document.clone());
         document
@@ -269,7 +272,7 @@ impl State {
     }
 }
 
-fn api_error(code: u64, message: &str) -> SimResponse {
+pub(super) fn api_error(code: u64, message: &str) -> SimResponse {
     SimResponse::json(
         StatusCode::BAD_REQUEST,
         json!({"errors": [{"code": code, "message": message}]}),
@@ -288,17 +291,47 @@ fn success() -> SimResponse {
     SimResponse::ok(json!({"status": "success"}))
 }
 
+pub(super) fn invalid_token() -> SimResponse {
+    auth_error("invalid_token", Some(1537))
+}
+
+impl State {
+    pub(super) fn token_is_valid(&self, bearer: Option<&str>, now: DateTime<Utc>) -> bool {
+        bearer
+            .and_then(|bearer| self.tokens.get(bearer))
+            .is_some_and(|token| token.expires_at > now)
+    }
+}
+
+/// `GET /document/{id}/download`: the file as uploaded, with an audit
+/// trail page's worth of text appended for `with_history=1`. Only
+/// `type=collapsed` (the default) is served.
+fn download(state: &State, id: &str, request: &SimRequest<'_>) -> SimResponse {
+    let Some(document) = state.documents.get(id) else {
+        return api_error(65582, "Document not found");
+    };
+    match request.query.get("type").map(String::as_str) {
+        None | Some("collapsed") => {}
+        Some(_) => return api_error(65536, "Invalid download type"),
+    }
+    let mut parts = vec![document.file.clone()];
+    if request.query.get("with_history").map(String::as_str) == Some("1") {
+        parts.push(axum::body::Bytes::from(format!(
+            "%% audit trail of {}: {} field invites\n",
+            document.id,
+            document.field_invites.len()
+        )));
+    }
+    SimResponse::file(format!("{}.pdf", document.name), parts)
+}
+
 pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
     let mut state = lock(&shared.signnow);
     if request.path == "/oauth2/token" && request.method == Method::POST {
         return token(shared, &mut state, request);
     }
-    let valid = request
-        .bearer()
-        .and_then(|bearer| state.tokens.get(bearer))
-        .is_some_and(|token| token.expires_at > request.now);
-    if !valid {
-        return auth_error("invalid_token", Some(1537));
+    if !state.token_is_valid(request.bearer(), request.now) {
+        return invalid_token();
     }
     let body: Value = serde_json::from_slice(request.body).unwrap_or(Value::Null);
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
@@ -311,6 +344,7 @@ pub(super) fn handle(shared: &Shared, request: &SimRequest<'_>) -> SimResponse {
             SimResponse::ok(json!({"data": state.subscriptions}))
         }
         (&Method::POST, ["api", "v2", "events"]) => subscribe(&mut state, &body),
+        (&Method::GET, ["document", id, "download"]) => download(&state, id, request),
         (&Method::GET, ["document", id]) => match state.documents.get(*id) {
             Some(document) => SimResponse::ok(document_json(document)),
             None => api_error(65582, "Document not found"),

@@ -159,7 +159,7 @@ pub(super) fn create_body(request: &SendRequest) -> Result<CreateBody<'_>> {
         profile_id,
         file: WireFile {
             name: file_name,
-            file: Base64Text(file),
+            file: transport::FileSlot::new(),
         },
         invitees,
         cc,

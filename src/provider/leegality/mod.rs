@@ -29,6 +29,7 @@ use crate::{
 };
 
 mod errors;
+mod files;
 mod input;
 mod state;
 #[cfg(test)]
@@ -65,6 +66,7 @@ const SUPPORTED: &[Rpc] = &[
     Rpc::ReactivateDocument,
     Rpc::DeleteInvitation,
     Rpc::GetDocument,
+    Rpc::DownloadDocument,
 ];
 
 pub(crate) struct Leegality {
@@ -257,17 +259,26 @@ impl Provider for Leegality {
         SUPPORTED
     }
 
+    async fn download_document(
+        &self,
+        ctx: &CallContext,
+        request: crate::domain::DownloadRequest,
+    ) -> Result<crate::domain::DocumentDownload> {
+        self.download(ctx, request).await
+    }
+
     async fn send_invitation(
         &self,
         ctx: &CallContext,
         request: SendRequest,
     ) -> Result<SendOutcome> {
         let body = create_body(&request)?;
-        // The Base64 text plus room for the names, emails and keys.
-        let expected_len = body.file.file.encoded_len() + 4096;
+        let SendOptions::Leegality { file, .. } = &request.options else {
+            unreachable!("create_body accepts Leegality options only");
+        };
         let outbound = self
             .request(Endpoint::Create)?
-            .json_body_sized(&body, expected_len)?
+            .json_body_with_file(&body, &body.file.file, file.clone())?
             .timeout(self.timeouts.upload)
             // Each call makes a new billed document; irn is not deduplicated.
             .retry(RetryPolicy::OnlyBeforeSent);

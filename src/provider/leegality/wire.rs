@@ -18,34 +18,9 @@ pub(super) struct CreateBody<'a> {
 #[derive(Debug, Serialize)]
 pub(super) struct WireFile<'a> {
     pub(super) name: &'a str,
-    pub(super) file: Base64Text<'a>,
-}
-
-/// A PDF written into the JSON body as Base64 while the body is built, so
-/// that the Base64 text never exists as a string of its own (a 15 MB PDF
-/// would otherwise hold 20 MB more until the body is sent).
-pub(super) struct Base64Text<'a>(pub(super) &'a [u8]);
-
-impl Base64Text<'_> {
-    /// Length of the Base64 text (padded).
-    pub(super) fn encoded_len(&self) -> usize {
-        self.0.len().div_ceil(3) * 4
-    }
-}
-
-impl Serialize for Base64Text<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&base64::display::Base64Display::new(
-            self.0,
-            &base64::engine::general_purpose::STANDARD,
-        ))
-    }
-}
-
-impl std::fmt::Debug for Base64Text<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Base64Text({} bytes)", self.0.len())
-    }
+    /// Stands in for the Base64 PDF, which the transport writes in while
+    /// the body is sent (it never exists as text of its own).
+    pub(super) file: transport::FileSlot,
 }
 
 #[derive(Debug, Serialize)]
@@ -169,25 +144,4 @@ pub(super) struct WireRequest {
     pub(super) active: bool,
     #[serde(default)]
     pub(super) expiry_date: Option<String>,
-}
-
-#[cfg(test)]
-mod base64_tests {
-    use base64::Engine as _;
-
-    use super::Base64Text;
-
-    #[test]
-    fn base64_text_is_written_as_the_standard_encoding() {
-        for length in [0, 1, 2, 3, 4, 100, 65_537] {
-            let file: Vec<u8> = (0..length).map(|i| (i * 7 % 256) as u8).collect();
-            let text = Base64Text(&file);
-            let expected = base64::engine::general_purpose::STANDARD.encode(&file);
-            assert_eq!(text.encoded_len(), expected.len());
-            assert_eq!(
-                serde_json::to_string(&text).unwrap(),
-                format!("\"{expected}\"")
-            );
-        }
-    }
 }

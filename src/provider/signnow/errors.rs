@@ -91,7 +91,7 @@ pub(super) fn map_error(response: &ProviderResponse, op: Op) -> GatewayError {
             "signNow rejected the request as invalid",
         ),
         _ if status == 404 => match op {
-            Op::ReadDocument | Op::Cancel | Op::Trigger | Op::Invite => {
+            Op::ReadDocument | Op::Cancel | Op::Trigger | Op::Invite | Op::Download => {
                 (Reason::DocumentNotFound, "signNow has no such document")
             }
             _ => (Reason::InvitationNotFound, "signNow has no such invite"),

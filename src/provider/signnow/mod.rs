@@ -36,6 +36,7 @@ use crate::{
 };
 
 mod errors;
+mod files;
 mod invite;
 mod replace;
 mod state;
@@ -67,6 +68,8 @@ const SUPPORTED: &[Rpc] = &[
     Rpc::ReplaceSigner,
     Rpc::CancelInvitations,
     Rpc::GetDocument,
+    Rpc::UploadDocument,
+    Rpc::DownloadDocument,
 ];
 
 pub(crate) struct SignNow {
@@ -102,6 +105,8 @@ enum Op {
     Cancel,
     CancelFreeform,
     ReadDocument,
+    Upload,
+    Download,
 }
 
 impl SignNow {
@@ -310,6 +315,23 @@ impl Provider for SignNow {
         }
         Err(map_error(&response, Op::Cancel)
             .with_default_metadata(MetaKey::DocumentId, document_id))
+    }
+
+    async fn upload_document(
+        &self,
+        ctx: &CallContext,
+        request: crate::domain::UploadRequest,
+        bytes: crate::domain::ByteStream,
+    ) -> Result<crate::domain::UploadedDocument> {
+        self.upload(ctx, request, bytes).await
+    }
+
+    async fn download_document(
+        &self,
+        ctx: &CallContext,
+        request: crate::domain::DownloadRequest,
+    ) -> Result<crate::domain::DocumentDownload> {
+        self.download(ctx, request).await
     }
 
     async fn get_document(&self, ctx: &CallContext, document_id: &str) -> Result<Document> {

@@ -114,6 +114,8 @@ pub(super) struct WireRole {
     #[serde(default)]
     pub(super) unique_id: String,
     #[serde(default)]
+    pub(super) name: String,
+    #[serde(default)]
     pub(super) signing_order: Option<Value>,
 }
 

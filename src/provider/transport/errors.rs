@@ -20,6 +20,8 @@ pub(super) enum SendFailure {
     Timeout(reqwest::Error),
     Transport(reqwest::Error),
     BodyTooLarge,
+    /// A one-shot body was already sent by an earlier attempt.
+    BodyGone,
 }
 
 impl SendFailure {
@@ -87,6 +89,10 @@ pub(super) fn failure_to_error(
                 error
             }
         }
+        SendFailure::BodyGone => GatewayError::internal(
+            "a one-shot request body was about to be sent twice",
+        )
+        .with_outcome(Outcome::Unknown),
         SendFailure::BodyTooLarge => {
             tracing::warn!(limit = max_body_bytes, "provider response body too large");
             GatewayError::new(

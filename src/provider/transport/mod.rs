@@ -7,6 +7,8 @@
 mod breaker;
 mod budget;
 mod errors;
+mod files;
+mod payload;
 mod retry;
 
 use std::{sync::Arc, time::Duration};
@@ -21,11 +23,14 @@ pub(crate) use self::{
     breaker::BreakerState,
     budget::{Budgets, CallKind},
     errors::{common_status_error, unrecognized},
+    files::{Answer, attachment_file_name, content_length, content_type, is_file},
+    payload::{CaughtError, FileSlot, Payload},
     retry::RetryPolicy,
 };
 use self::{
     breaker::Breakers,
     errors::{SendFailure, failure_to_error},
+    files::{StreamingResponse, Take, body_stream},
     retry::{Attempt, attempt_budget, next_delay},
 };
 use crate::{
@@ -68,7 +73,7 @@ pub(crate) struct Outbound {
     /// The path with ids replaced by placeholders, safe to log.
     pub path_template: &'static str,
     pub headers: HeaderMap,
-    pub body: Option<Bytes>,
+    pub body: Payload,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     /// Which of the account's budgets the call counts against.
@@ -88,7 +93,7 @@ impl Outbound {
             url,
             path_template,
             headers: HeaderMap::new(),
-            body: None,
+            body: Payload::Empty,
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::OnlyBeforeSent,
             kind: CallKind::Request,
@@ -106,28 +111,38 @@ impl Outbound {
         Ok(self)
     }
 
-    pub(crate) fn json_body(self, body: &impl serde::Serialize) -> Result<Self> {
-        self.json_body_sized(body, 128)
-    }
-
-    /// Like [`Self::json_body`], for a large body whose size is known
-    /// roughly in advance: one allocation instead of doubling as it grows
-    /// (which for a 20 MB body briefly holds 16 and 32 MB at once).
-    pub(crate) fn json_body_sized(
-        mut self,
-        body: &impl serde::Serialize,
-        expected_len: usize,
-    ) -> Result<Self> {
-        let mut bytes = Vec::with_capacity(expected_len);
-        serde_json::to_writer(&mut bytes, body).map_err(|error| {
+    pub(crate) fn json_body(mut self, body: &impl serde::Serialize) -> Result<Self> {
+        let bytes = serde_json::to_vec(body).map_err(|error| {
             GatewayError::internal("could not encode a provider request").with_source(error)
         })?;
+        self.body = Payload::Bytes(Bytes::from(bytes));
+        Ok(self.json_content())
+    }
+
+    /// A JSON body with a document in it as Base64 (see
+    /// [`Payload::json_with_file`]).
+    pub(crate) fn json_body_with_file(
+        mut self,
+        body: &impl serde::Serialize,
+        slot: &FileSlot,
+        file: Bytes,
+    ) -> Result<Self> {
+        self.body = Payload::json_with_file(body, slot, file)?;
+        Ok(self.json_content())
+    }
+
+    /// A caller's upload, streamed through as a multipart file part.
+    pub(crate) fn upload_body(mut self, payload: Payload) -> Self {
+        self.body = payload;
+        self
+    }
+
+    fn json_content(mut self) -> Self {
         self.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        self.body = Some(Bytes::from(bytes));
-        Ok(self)
+        self
     }
 
     pub(crate) fn form_body(mut self, pairs: &[(&str, &str)]) -> Self {
@@ -138,7 +153,7 @@ impl Outbound {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        self.body = Some(Bytes::from(encoded));
+        self.body = Payload::Bytes(Bytes::from(encoded));
         self
     }
 
@@ -188,17 +203,8 @@ impl ProviderResponse {
         serde_json::from_slice(&self.body)
     }
 
-    /// `Retry-After` in seconds (the HTTP-date form is not used by these
-    /// providers and is ignored).
     pub(crate) fn retry_after(&self) -> Option<Duration> {
-        self.headers
-            .get(header::RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .map(|seconds| Duration::from_secs(seconds.min(3600)))
+        retry_after(&self.headers)
     }
 }
 
@@ -274,6 +280,37 @@ impl HttpClient {
         account: &str,
         request: Outbound,
     ) -> Result<ProviderResponse> {
+        match self
+            .exchange(ctx, provider, account, request, Take::Whole)
+            .await?
+        {
+            Answer::Whole(response) => Ok(response),
+            Answer::Streaming(_) => unreachable!("whole answers are never streamed"),
+        }
+    }
+
+    /// Like [`Self::send`], but an answer for which `stream` says yes is
+    /// handed back with its body unread, to be streamed to the caller.
+    pub(crate) async fn open(
+        &self,
+        ctx: &CallContext,
+        provider: ProviderKind,
+        account: &str,
+        request: Outbound,
+        stream: fn(StatusCode, &HeaderMap) -> bool,
+    ) -> Result<Answer> {
+        self.exchange(ctx, provider, account, request, Take::StreamWhen(stream))
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        ctx: &CallContext,
+        provider: ProviderKind,
+        account: &str,
+        request: Outbound,
+        take: Take,
+    ) -> Result<Answer> {
         let span = tracing::info_span!(
             "provider_call",
             otel.kind = "client",
@@ -308,9 +345,9 @@ impl HttpClient {
                 .with_outcome(Outcome::NotSent)
                 .with_retry_after(wait));
             }
-            let outcome = self.send_with_retries(ctx, provider, request).await;
+            let outcome = self.send_with_retries(ctx, provider, request, take).await;
             let status = match &outcome {
-                Ok(response) => crate::metrics::CallStatus::Http(response.status.as_u16()),
+                Ok(answer) => crate::metrics::CallStatus::Http(answer.status().as_u16()),
                 Err(error) => crate::metrics::CallStatus::Failed(error.reason().as_str()),
             };
             crate::metrics::global().provider_call(
@@ -321,7 +358,7 @@ impl HttpClient {
                 started.elapsed(),
             );
             let failed = match &outcome {
-                Ok(response) => response.status.is_server_error(),
+                Ok(answer) => answer.status().is_server_error(),
                 // A caller's short deadline says nothing about the provider.
                 Err(error) => error.reason() == Reason::ProviderUnavailable,
             };
@@ -337,7 +374,8 @@ impl HttpClient {
         ctx: &CallContext,
         provider: ProviderKind,
         request: Outbound,
-    ) -> Result<ProviderResponse> {
+        take: Take,
+    ) -> Result<Answer> {
         let mut attempt = 0;
         let mut possibly_delivered = false;
         loop {
@@ -348,25 +386,25 @@ impl HttpClient {
             let bounded_by_deadline = budget < request.timeout;
             tracing::Span::current().record("retry.attempt", attempt);
             let started = tokio::time::Instant::now();
-            let mut outcome = self.send_once(&request, budget).await;
-            if let Ok(response) = &mut outcome {
+            let mut outcome = self.send_once(provider, &request, budget, take).await;
+            if let Ok(Answer::Whole(response)) = &mut outcome {
                 response.is_retry_after_possible_delivery = possibly_delivered;
             }
             possibly_delivered |= !matches!(outcome, Err(SendFailure::Connect(_)));
             let elapsed_ms = started.elapsed().as_millis() as u64;
 
             let attempt_kind = match &outcome {
-                Ok(response) => {
+                Ok(answer) => {
                     tracing::Span::current()
-                        .record("http.response.status_code", response.status.as_u16());
+                        .record("http.response.status_code", answer.status().as_u16());
                     tracing::debug!(
-                        status = response.status.as_u16(),
+                        status = answer.status().as_u16(),
                         elapsed_ms,
                         "provider answered"
                     );
                     Attempt::Answered {
-                        status: response.status,
-                        retry_after: response.retry_after(),
+                        status: answer.status(),
+                        retry_after: retry_after(answer.headers()),
                     }
                 }
                 Err(SendFailure::Connect(_)) => Attempt::ConnectFailed,
@@ -374,13 +412,16 @@ impl HttpClient {
                 Err(_) => Attempt::Final,
             };
             let jitter = rand::rng().random_range(0.0..=1.0);
+            let repeatable = request.body.is_repeatable();
             if let Some(delay) = next_delay(
                 request.retry,
                 attempt,
                 attempt_kind,
                 ctx.remaining(),
                 jitter,
-            ) {
+            )
+            .filter(|_| repeatable)
+            {
                 tracing::info!(
                     attempt,
                     delay_ms = delay.as_millis() as u64,
@@ -391,7 +432,7 @@ impl HttpClient {
             }
 
             return match outcome {
-                Ok(response) => Ok(response),
+                Ok(answer) => Ok(answer),
                 Err(failure) => Err(failure_to_error(
                     ctx,
                     provider,
@@ -406,23 +447,34 @@ impl HttpClient {
 
     async fn send_once(
         &self,
+        provider: ProviderKind,
         request: &Outbound,
         budget: Duration,
-    ) -> std::result::Result<ProviderResponse, SendFailure> {
+        take: Take,
+    ) -> std::result::Result<Answer, SendFailure> {
         let mut headers = request.headers.clone();
         telemetry::inject_trace_context(&mut headers);
-        let mut builder = self
+        let builder = self
             .inner
             .client
             .request(request.method.clone(), request.url.clone())
             .headers(headers)
             .timeout(budget);
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
-        }
+        let Some(builder) = request.body.attach(builder) else {
+            return Err(SendFailure::BodyGone);
+        };
         let mut response = builder.send().await.map_err(SendFailure::from_reqwest)?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
+        if let Take::StreamWhen(stream) = take
+            && stream(status, &headers)
+        {
+            return Ok(Answer::Streaming(StreamingResponse {
+                status,
+                headers,
+                body: body_stream(provider, response),
+            }));
+        }
         if let Some(length) = response.content_length()
             && length as usize > self.inner.max_body_bytes
         {
@@ -447,13 +499,26 @@ impl HttpClient {
             }
         }
         let body = first.unwrap_or_else(|| body.freeze());
-        Ok(ProviderResponse {
+        Ok(Answer::Whole(ProviderResponse {
             status,
             headers,
             body,
             is_retry_after_possible_delivery: false,
-        })
+        }))
     }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by these
+/// providers and is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|seconds| Duration::from_secs(seconds.min(3600)))
 }
 
 /// Joins `segments` onto `base`, each as exactly one percent-encoded path
