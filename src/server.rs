@@ -284,8 +284,8 @@ impl RunningServer {
             auth.clone(),
             payload_budget.clone(),
         ))
-            .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
+        .max_decoding_message_size(MAX_INBOUND_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_OUTBOUND_MESSAGE_BYTES);
         let event_api = pb::event_service_server::EventServiceServer::new(
             crate::events::service::EventApi::new(events, auth.clone()),
         );

@@ -12,9 +12,7 @@ use futures_util::{Stream, StreamExt as _, stream};
 use tonic::Streaming;
 
 use super::*;
-use crate::domain::{
-    ByteStream, DocumentPart, DownloadRequest, ProviderKind, UploadRequest,
-};
+use crate::domain::{ByteStream, DocumentPart, DownloadRequest, ProviderKind, UploadRequest};
 
 /// Largest chunk in either direction (the contract's 64 KiB).
 pub(crate) const MAX_CHUNK_BYTES: usize = 64 * 1024;
@@ -49,40 +47,44 @@ impl InvitationApi {
         };
         let reservation = self.transfers.reserve(TRANSFER_RESERVATION_BYTES)?;
         let request = Request::from_parts(metadata, extensions, first);
-        self.run(Rpc::UploadDocument, request, |account, ctx, first| async move {
-            let upload = upload_request(account.config.provider, &first)?;
-            let expected_sha256 = expected_sha256(&first.sha256)?;
-            let tally = Arc::new(Mutex::new(Tally::new(upload.size, expected_sha256)));
-            let bytes = checked_chunks(chunks, tally.clone());
-            let uploaded = account
-                .provider
-                .upload_document(&ctx, upload, bytes)
-                .await?;
-            drop(reservation);
-            let tally = tally.lock().unwrap_or_else(|e| e.into_inner());
-            Ok(pb::UploadDocumentResponse {
-                document_id: uploaded.document_id,
-                roles: uploaded
-                    .roles
-                    .into_iter()
-                    .map(|role| pb::DocumentRole {
-                        name: role.name,
-                        role_id: role.role_id,
-                        signing_order: role.signing_order,
-                    })
-                    .collect(),
-                size: tally.received,
-                sha256: tally.digest_hex.clone().unwrap_or_default(),
-                provider_warnings: uploaded
-                    .warnings
-                    .into_iter()
-                    .map(|w| pb::ProviderMessage {
-                        code: w.code,
-                        message: w.message,
-                    })
-                    .collect(),
-            })
-        })
+        self.run(
+            Rpc::UploadDocument,
+            request,
+            |account, ctx, first| async move {
+                let upload = upload_request(account.config.provider, &first)?;
+                let expected_sha256 = expected_sha256(&first.sha256)?;
+                let tally = Arc::new(Mutex::new(Tally::new(upload.size, expected_sha256)));
+                let bytes = checked_chunks(chunks, tally.clone());
+                let uploaded = account
+                    .provider
+                    .upload_document(&ctx, upload, bytes)
+                    .await?;
+                drop(reservation);
+                let tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(pb::UploadDocumentResponse {
+                    document_id: uploaded.document_id,
+                    roles: uploaded
+                        .roles
+                        .into_iter()
+                        .map(|role| pb::DocumentRole {
+                            name: role.name,
+                            role_id: role.role_id,
+                            signing_order: role.signing_order,
+                        })
+                        .collect(),
+                    size: tally.received,
+                    sha256: tally.digest_hex.clone().unwrap_or_default(),
+                    provider_warnings: uploaded
+                        .warnings
+                        .into_iter()
+                        .map(|w| pb::ProviderMessage {
+                            code: w.code,
+                            message: w.message,
+                        })
+                        .collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -143,7 +145,10 @@ impl InvitationApi {
     }
 }
 
-fn upload_request(provider: ProviderKind, first: &pb::UploadDocumentMetadata) -> Result<UploadRequest> {
+fn upload_request(
+    provider: ProviderKind,
+    first: &pb::UploadDocumentMetadata,
+) -> Result<UploadRequest> {
     let name = first.file_name.trim();
     if name.is_empty() {
         return Err(GatewayError::invalid_field(
@@ -152,7 +157,9 @@ fn upload_request(provider: ProviderKind, first: &pb::UploadDocumentMetadata) ->
         ));
     }
     if name.chars().count() > MAX_FILE_NAME_CHARS
-        || name.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
     {
         return Err(GatewayError::invalid_field(
             "metadata.file_name",
@@ -249,7 +256,10 @@ impl Tally {
         if chunk.len() > MAX_CHUNK_BYTES {
             return Err(GatewayError::invalid_field(
                 "chunk",
-                format!("is {} bytes; at most {MAX_CHUNK_BYTES} per message", chunk.len()),
+                format!(
+                    "is {} bytes; at most {MAX_CHUNK_BYTES} per message",
+                    chunk.len()
+                ),
             ));
         }
         self.received += chunk.len() as u64;
@@ -301,7 +311,10 @@ impl Tally {
 /// is held back until the caller's stream ends and the size and digest
 /// check out, so a mismatch cuts the provider's body off before its end
 /// and the provider never makes a document of it.
-fn checked_chunks(chunks: Streaming<pb::UploadDocumentRequest>, tally: Arc<Mutex<Tally>>) -> ByteStream {
+fn checked_chunks(
+    chunks: Streaming<pb::UploadDocumentRequest>,
+    tally: Arc<Mutex<Tally>>,
+) -> ByteStream {
     struct State {
         chunks: Streaming<pb::UploadDocumentRequest>,
         held: Option<Bytes>,
@@ -412,7 +425,10 @@ mod tests {
         assert!(tally.add(&vec![0; MAX_CHUNK_BYTES + 1]).is_err());
         let mut tally = Tally::new(3, None);
         tally.add(b"ab").unwrap();
-        assert_eq!(tally.add(b"cd").unwrap_err().field_violations()[0].0, "metadata.size");
+        assert_eq!(
+            tally.add(b"cd").unwrap_err().field_violations()[0].0,
+            "metadata.size"
+        );
         let mut short = Tally::new(3, None);
         short.add(b"ab").unwrap();
         assert!(short.finish().is_err());

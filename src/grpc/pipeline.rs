@@ -98,7 +98,11 @@ impl Pipeline {
         caller: Result<Caller>,
         admission: Result<OwnedSemaphorePermit>,
         message: &Req,
-    ) -> Result<(Arc<Account>, Caller, (OwnedSemaphorePermit, metrics::InFlight))> {
+    ) -> Result<(
+        Arc<Account>,
+        Caller,
+        (OwnedSemaphorePermit, metrics::InFlight),
+    )> {
         let caller = caller?;
         let permit = admission?;
         let in_flight = metrics::global().in_flight();

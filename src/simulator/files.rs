@@ -50,7 +50,7 @@ pub fn sample_pdf(label: &str, size: usize) -> Bytes {
     .into_bytes();
     if pdf.len() + 6 < size {
         pdf.push(b'%');
-        pdf.resize(size - 6, b'.');
+        pdf.resize(size - 7, b'.');
         pdf.push(b'\n');
     }
     pdf.extend_from_slice(b"%%EOF\n");
@@ -177,10 +177,7 @@ pub(crate) async fn signnow_upload(shared: &Shared, path: &str, request: Request
     let mut state = lock(&shared.signnow);
     let document = SignNowDocument {
         id: random_hex(40),
-        name: summary
-            .file_name
-            .trim_end_matches(".pdf")
-            .to_owned(),
+        name: summary.file_name.trim_end_matches(".pdf").to_owned(),
         owner: shared.config.credentials.signnow_username.clone(),
         roles,
         field_invites: Vec::new(),

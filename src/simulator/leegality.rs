@@ -636,17 +636,6 @@ enum Change {
     Expire,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn end_of_day_is_2359_ist() {
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
-        assert_eq!(format_date(end_of_day(now, 5)), "06-03-2026 23:59:59");
-    }
-}
-
 /// `GET /v3.1/document/fetchDocument`: the raw file. `DOCUMENT` is served
 /// at any stage, `AUDIT_TRAIL` once the document is completed; errors come
 /// back as HTTP 200 JSON envelopes, as the notes describe. The simulator's
@@ -659,13 +648,33 @@ fn fetch_document(state: &State, request: &SimRequest<'_>) -> SimResponse {
     let Some(document) = document.filter(|d| !d.foreign) else {
         return failure("no.document.found", "No document found.");
     };
-    match request.query.get("documentDownloadType").map(String::as_str) {
-        Some("DOCUMENT") => SimResponse::file(format!("{}.pdf", document.id), vec![document.file.clone()]),
+    match request
+        .query
+        .get("documentDownloadType")
+        .map(String::as_str)
+    {
+        Some("DOCUMENT") => {
+            SimResponse::file(format!("{}.pdf", document.id), vec![document.file.clone()])
+        }
         Some("AUDIT_TRAIL") if document.status() == "COMPLETED" => SimResponse::file(
             format!("{}-audit-trail.pdf", document.id),
-            vec![super::sample_pdf(&format!("audit trail of {}", document.id), 1024)],
+            vec![super::sample_pdf(
+                &format!("audit trail of {}", document.id),
+                1024,
+            )],
         ),
         Some("AUDIT_TRAIL") => failure("no.document.found", "No document found."),
         _ => failure("document.download.type", "Invalid document download type."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_of_day_is_2359_ist() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        assert_eq!(format_date(end_of_day(now, 5)), "06-03-2026 23:59:59");
     }
 }

@@ -346,7 +346,9 @@ impl Simulator {
             .fallback(handle)
             // Uploads are read as they stream (files.rs); JSON bodies are
             // bounded by MAX_REQUEST_BODY_BYTES in `handle`.
-            .layer(axum::extract::DefaultBodyLimit::max(files::MAX_UPLOAD_BYTES))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                files::MAX_UPLOAD_BYTES,
+            ))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {

@@ -3,6 +3,7 @@
 
 mod bynn;
 mod common;
+mod documents;
 mod events;
 mod faults;
 mod foundation;

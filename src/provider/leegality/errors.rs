@@ -108,10 +108,9 @@ pub(super) fn envelope_error(http_status: u16, envelope: &Envelope) -> GatewayEr
         ),
         // Only when more than one download type is asked for, which the
         // gateway never does.
-        Some("document.download.type") => rejected().with_field_violation(
-            "part",
-            "Leegality refused the download type",
-        ),
+        Some("document.download.type") => {
+            rejected().with_field_violation("part", "Leegality refused the download type")
+        }
         Some("no.document.found") => {
             GatewayError::new(Reason::DocumentNotFound, "Leegality has no such document")
         }

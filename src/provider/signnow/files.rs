@@ -38,11 +38,16 @@ impl SignNow {
             bytes,
             caught.clone(),
         )?;
-        let outbound = Outbound::new("upload_document", Method::POST, self.url(segments), template)
-            .upload_body(payload)
-            .timeout(self.timeouts.upload)
-            // signNow makes a new document for every upload it receives.
-            .retry(RetryPolicy::OnlyBeforeSent);
+        let outbound = Outbound::new(
+            "upload_document",
+            Method::POST,
+            self.url(segments),
+            template,
+        )
+        .upload_body(payload)
+        .timeout(self.timeouts.upload)
+        // signNow makes a new document for every upload it receives.
+        .retry(RetryPolicy::OnlyBeforeSent);
         let sent = self.send_with(ctx, outbound, &bearer).await;
         // The caller's stream broke (or did not match its size): the body
         // was cut off, so signNow never saw a whole upload.

@@ -89,10 +89,10 @@ pub(super) fn failure_to_error(
                 error
             }
         }
-        SendFailure::BodyGone => GatewayError::internal(
-            "a one-shot request body was about to be sent twice",
-        )
-        .with_outcome(Outcome::Unknown),
+        SendFailure::BodyGone => {
+            GatewayError::internal("a one-shot request body was about to be sent twice")
+                .with_outcome(Outcome::Unknown)
+        }
         SendFailure::BodyTooLarge => {
             tracing::warn!(limit = max_body_bytes, "provider response body too large");
             GatewayError::new(

@@ -46,7 +46,10 @@ pub(crate) struct StreamingResponse {
     pub body: crate::domain::ByteStream,
 }
 
-pub(super) fn body_stream(provider: ProviderKind, response: reqwest::Response) -> crate::domain::ByteStream {
+pub(super) fn body_stream(
+    provider: ProviderKind,
+    response: reqwest::Response,
+) -> crate::domain::ByteStream {
     Box::pin(futures_util::stream::try_unfold(
         response,
         move |mut response| async move {
@@ -135,11 +138,16 @@ mod tests {
 
     #[test]
     fn attachment_names_are_reduced_to_a_base_name() {
-        let named = |value: &str| {
-            attachment_file_name(&headers(&[(header::CONTENT_DISPOSITION, value)]))
-        };
-        assert_eq!(named("attachment; filename=\"contract.pdf\"").as_deref(), Some("contract.pdf"));
-        assert_eq!(named("attachment; filename=../../etc/passwd").as_deref(), Some("passwd"));
+        let named =
+            |value: &str| attachment_file_name(&headers(&[(header::CONTENT_DISPOSITION, value)]));
+        assert_eq!(
+            named("attachment; filename=\"contract.pdf\"").as_deref(),
+            Some("contract.pdf")
+        );
+        assert_eq!(
+            named("attachment; filename=../../etc/passwd").as_deref(),
+            Some("passwd")
+        );
         assert_eq!(named("attachment").as_deref(), None);
         assert_eq!(named("attachment; filename=\"\"").as_deref(), None);
     }

@@ -93,13 +93,11 @@ impl Payload {
                 std::io::Error::other(message)
             })
         });
-        let part = reqwest::multipart::Part::stream_with_length(
-            reqwest::Body::wrap_stream(stream),
-            size,
-        )
-        .file_name(file_name.to_owned())
-        .mime_str("application/pdf")
-        .map_err(|error| GatewayError::internal("bad upload type").with_source(error))?;
+        let part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), size)
+                .file_name(file_name.to_owned())
+                .mime_str("application/pdf")
+                .map_err(|error| GatewayError::internal("bad upload type").with_source(error))?;
         Ok(Payload::Upload(Mutex::new(Some(
             reqwest::multipart::Form::new().part(field, part),
         ))))
@@ -111,7 +109,10 @@ impl Payload {
     }
 
     /// Adds the body to `builder`; `None` when a one-shot body was sent.
-    pub(super) fn attach(&self, builder: reqwest::RequestBuilder) -> Option<reqwest::RequestBuilder> {
+    pub(super) fn attach(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Option<reqwest::RequestBuilder> {
         Some(match self {
             Payload::Empty => builder,
             Payload::Bytes(bytes) => builder.body(bytes.clone()),
@@ -121,13 +122,13 @@ impl Payload {
                 suffix,
             } => {
                 let length = prefix.len() + file.len().div_ceil(3) * 4 + suffix.len();
-                builder
-                    .header(http::header::CONTENT_LENGTH, length)
-                    .body(reqwest::Body::wrap_stream(json_with_file_stream(
+                builder.header(http::header::CONTENT_LENGTH, length).body(
+                    reqwest::Body::wrap_stream(json_with_file_stream(
                         prefix.clone(),
                         file.clone(),
                         suffix.clone(),
-                    )))
+                    )),
+                )
             }
             Payload::Upload(form) => {
                 builder.multipart(form.lock().unwrap_or_else(|e| e.into_inner()).take()?)
@@ -159,12 +160,18 @@ pub(crate) struct FileSlot(String);
 
 impl FileSlot {
     pub(crate) fn new() -> FileSlot {
-        FileSlot(format!("esign-gateway-file-{}", uuid::Uuid::new_v4().simple()))
+        FileSlot(format!(
+            "esign-gateway-file-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
     }
 }
 
 impl serde::Serialize for FileSlot {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
     }
 }
@@ -209,7 +216,17 @@ mod tests {
 
     #[tokio::test]
     async fn the_file_is_spliced_in_as_standard_base64_at_every_length() {
-        for length in [0, 1, 2, 3, 4, 100, BASE64_PIECE - 1, BASE64_PIECE, 3 * BASE64_PIECE + 7] {
+        for length in [
+            0,
+            1,
+            2,
+            3,
+            4,
+            100,
+            BASE64_PIECE - 1,
+            BASE64_PIECE,
+            3 * BASE64_PIECE + 7,
+        ] {
             let file: Vec<u8> = (0..length).map(|i| (i * 7 % 256) as u8).collect();
             let slot = FileSlot::new();
             let body = Body {
@@ -217,8 +234,8 @@ mod tests {
                 file: slot,
                 after: 7,
             };
-            let payload = Payload::json_with_file(&body, &body.file, Bytes::from(file.clone()))
-                .unwrap();
+            let payload =
+                Payload::json_with_file(&body, &body.file, Bytes::from(file.clone())).unwrap();
             let Payload::JsonWithFile {
                 prefix,
                 file: kept,
