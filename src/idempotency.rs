@@ -76,12 +76,21 @@ impl Idempotency {
         format!("idem:{}", request_id.to_ascii_lowercase())
     }
 
-    /// A digest of what the request asks for; a repeat must match it.
-    pub(crate) fn fingerprint(rpc: Rpc, request: &impl prost::Message) -> String {
+    /// A digest of what the request asks for; a repeat must match it. A
+    /// document in the request is hashed where it lies: encoding it would
+    /// copy a 15 MB PDF only to hash the copy.
+    pub(crate) fn fingerprint<R: Fingerprint>(rpc: Rpc, request: &R) -> String {
         let mut context = ring::digest::Context::new(&ring::digest::SHA256);
         context.update(rpc.name().as_bytes());
         context.update(b"\0");
-        context.update(&request.encode_to_vec());
+        match request.detach_document() {
+            Some((rest, document)) => {
+                context.update(&rest.encode_to_vec());
+                context.update(b"\0document\0");
+                context.update(&document);
+            }
+            None => context.update(&request.encode_to_vec()),
+        }
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(context.finish())
     }
 
@@ -264,6 +273,14 @@ fn is_retryable_without_effect(error: &GatewayError) -> bool {
     )
 }
 
+/// Requests that can be fingerprinted; one that carries a document hands
+/// it over separately so that it is hashed without a copy.
+pub(crate) trait Fingerprint: prost::Message + Sized {
+    fn detach_document(&self) -> Option<(Self, bytes::Bytes)> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +301,26 @@ mod tests {
             Claim::Run(lease) => lease,
             _ => panic!("expected to run"),
         }
+    }
+
+    #[test]
+    fn a_document_counts_in_the_fingerprint_without_being_encoded() {
+        let send = |file: &'static [u8], irn: &str| pb::SendInvitationRequest {
+            reference: irn.into(),
+            provider_options: Some(pb::send_invitation_request::ProviderOptions::Leegality(
+                pb::LeegalityOptions {
+                    file: bytes::Bytes::from_static(file),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        let print = |request: &pb::SendInvitationRequest| {
+            Idempotency::fingerprint(Rpc::SendInvitation, request)
+        };
+        assert_eq!(print(&send(b"%PDF a", "1")), print(&send(b"%PDF a", "1")));
+        assert_ne!(print(&send(b"%PDF a", "1")), print(&send(b"%PDF b", "1")));
+        assert_ne!(print(&send(b"%PDF a", "1")), print(&send(b"%PDF a", "2")));
     }
 
     #[tokio::test]

@@ -95,7 +95,7 @@ pub struct Timeouts {
     pub read: Duration,
     /// Writes that carry small bodies (resend, delete, cancel, invite).
     pub write: Duration,
-    /// Writes that upload a document (Leegality create).
+    /// Calls that move a document: Leegality create, uploads, downloads.
     pub upload: Duration,
     /// OAuth token requests.
     pub token: Duration,

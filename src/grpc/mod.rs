@@ -93,7 +93,12 @@ impl InvitationApi {
         call: F,
     ) -> Result<Response<T>, Status>
     where
-        Req: ProviderScoped + Reconcile<Response = T> + Audited + prost::Message + Send + 'static,
+        Req: ProviderScoped
+            + Reconcile<Response = T>
+            + Audited
+            + crate::idempotency::Fingerprint
+            + Send
+            + 'static,
         T: prost::Message + Default + Send + 'static,
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,

@@ -58,7 +58,11 @@ impl Pipeline {
         call: F,
     ) -> Result<T>
     where
-        Req: ProviderScoped + Reconcile<Response = T> + prost::Message + Send + 'static,
+        Req: ProviderScoped
+            + Reconcile<Response = T>
+            + crate::idempotency::Fingerprint
+            + Send
+            + 'static,
         T: prost::Message + Default + Send + 'static,
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
@@ -136,7 +140,7 @@ impl Pipeline {
         held: (OwnedSemaphorePermit, metrics::InFlight),
     ) -> Result<T>
     where
-        Req: prost::Message + Reconcile<Response = T> + Send + 'static,
+        Req: crate::idempotency::Fingerprint + Reconcile<Response = T> + Send + 'static,
         T: prost::Message + Default + Send + 'static,
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
@@ -341,4 +345,42 @@ provider_scoped! {
     pb::GetInvitationRequest => no,
     pb::UploadDocumentMetadata => yes,
     pb::DownloadDocumentRequest => no,
+}
+
+macro_rules! fingerprinted_whole {
+    ($($ty:ty),* $(,)?) => {
+        $(impl crate::idempotency::Fingerprint for $ty {})*
+    };
+}
+
+fingerprinted_whole! {
+    pb::ResendInvitationRequest,
+    pb::BatchResendInvitationsRequest,
+    pb::ReactivateDocumentRequest,
+    pb::DeleteInvitationRequest,
+    pb::ReplaceSignerRequest,
+    pb::CancelInvitationsRequest,
+    pb::GetDocumentRequest,
+    pb::GetInvitationRequest,
+    // Its bytes are not in it: `size` and `sha256` stand for them.
+    pb::UploadDocumentMetadata,
+    pb::DownloadDocumentRequest,
+}
+
+impl crate::idempotency::Fingerprint for pb::SendInvitationRequest {
+    fn detach_document(&self) -> Option<(Self, bytes::Bytes)> {
+        let Some(pb::send_invitation_request::ProviderOptions::Leegality(options)) =
+            &self.provider_options
+        else {
+            return None;
+        };
+        let document = options.file.clone();
+        let mut rest = self.clone();
+        if let Some(pb::send_invitation_request::ProviderOptions::Leegality(options)) =
+            &mut rest.provider_options
+        {
+            options.file = bytes::Bytes::new();
+        }
+        Some((rest, document))
+    }
 }

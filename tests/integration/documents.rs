@@ -417,3 +417,40 @@ async fn bynn_has_no_documents_to_download() {
     );
     assert!(gateway.sim.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_transfer_beyond_the_payload_budget_is_shed_before_the_provider_is_asked() {
+    // Less than one transfer's reservation (about 1.1 MiB).
+    let gateway = common::start_with(|config| config.max_inflight_bytes = 512 * 1024).await;
+    let owner = gateway.sim.config().credentials.signnow_username.clone();
+    let id = gateway
+        .sim
+        .signnow()
+        .seed_document(&owner, "Lease", &["Signer 1"])
+        .id;
+    let status = download(
+        &gateway,
+        pb::DownloadDocumentRequest {
+            provider: SIGNNOW,
+            document_id: id,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let info = common::error_info(&status);
+    assert_eq!(info.reason, "GATEWAY_OVERLOADED");
+    assert_eq!(info.metadata["component"], "payload-budget");
+    assert!(common::retry_delay(&status).is_some());
+
+    let file = sample_pdf("contract", 10_000).to_vec();
+    let status = upload(
+        &gateway,
+        upload_messages(metadata(SIGNNOW, &file), &file, CHUNK),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(common::error_info(&status).reason, "GATEWAY_OVERLOADED");
+    assert!(gateway.sim.requests().is_empty(), "no provider was called");
+}

@@ -352,7 +352,7 @@ fn large_create(request_id: &str, bytes: usize) -> pb::SendInvitationRequest {
 
 #[tokio::test]
 async fn large_creates_beyond_the_payload_budget_are_shed_and_never_sent() {
-    // 4 MB files weigh about 24 MB each: one fits in 40 MB, two do not.
+    // 4 MB files weigh about 12.6 MB each: three fit in 40 MiB, four do not.
     let gateway = common::start_with(|config| config.max_inflight_bytes = 40 * 1024 * 1024).await;
     gateway.sim.set_latency(Duration::from_millis(300));
     let calls = (0..4).map(|_| {

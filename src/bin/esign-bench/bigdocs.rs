@@ -9,7 +9,7 @@ use esign_gateway::{
 
 use crate::{
     load::channels,
-    process::{start_gateway, start_simulator},
+    process::{Server, spawn_gateway, start_gateway, start_simulator},
 };
 
 /// For 1, 4 and 8 concurrent creates (a fresh gateway each, so VmHWM is the
@@ -71,6 +71,128 @@ pub(crate) async fn bigdocs_scenario(mb: usize, latency: Duration) {
             "bigdocs: {concurrency} at once: idle RSS {idle:.1} MiB, peak RSS {peak:.1} MiB (+{:.1}), OK {ok}, shed with RetryInfo {shed_with_retry}, other {other:?}, creates at the simulator {reached}",
             peak - idle
         );
+    }
+}
+
+/// A `transfer_mb` upload and download through signNow, each on a fresh
+/// gateway so that its VmHWM is that transfer's peak; the bytes are
+/// checked by SHA-256 at both ends.
+pub(crate) async fn transfer_scenario(transfer_mb: usize) {
+    let sim = start_simulator(SimulatorConfig::default()).await;
+    let file = esign_gateway::simulator::sample_pdf("bigdocs", transfer_mb * 1_000_000);
+    let sent_digest = sha256_hex(&file);
+
+    let (server, _) = start_signnow_gateway(&sim).await;
+    let idle = server.status_mib("VmRSS:");
+    let mut client = InvitationServiceClient::new(channels(server.addr, 1).await.remove(0));
+    let mut messages = vec![pb::UploadDocumentRequest {
+        part: Some(pb::upload_document_request::Part::Metadata(
+            pb::UploadDocumentMetadata {
+                provider: pb::Provider::Signnow as i32,
+                file_name: "bigdocs.pdf".into(),
+                size: file.len() as u64,
+                sha256: sent_digest.clone(),
+                ..Default::default()
+            },
+        )),
+    }];
+    // Cut without copies: each chunk is a slice of the one file buffer.
+    let mut offset = 0;
+    while offset < file.len() {
+        let end = (offset + 64 * 1024).min(file.len());
+        messages.push(pb::UploadDocumentRequest {
+            part: Some(pb::upload_document_request::Part::Chunk(
+                file.slice(offset..end),
+            )),
+        });
+        offset = end;
+    }
+    let started = std::time::Instant::now();
+    let uploaded = client
+        .upload_document(tokio_stream::iter(messages))
+        .await
+        .expect("upload")
+        .into_inner();
+    let elapsed = started.elapsed();
+    let peak = server.status_mib("VmHWM:");
+    let stored = sim.signnow().documents[&uploaded.document_id].file.clone();
+    println!(
+        "bigdocs: upload {transfer_mb} MB: idle RSS {idle:.1} MiB, peak RSS {peak:.1} MiB (+{:.1}), {:.0} MB/s, SHA-256 gateway {} simulator {}",
+        peak - idle,
+        transfer_mb as f64 / elapsed.as_secs_f64(),
+        verdict(&uploaded.sha256, &sent_digest),
+        verdict(&sha256_hex(&stored), &sent_digest),
+    );
+    drop(server);
+
+    let (server, _) = start_signnow_gateway(&sim).await;
+    let idle = server.status_mib("VmRSS:");
+    let mut client = InvitationServiceClient::new(channels(server.addr, 1).await.remove(0));
+    let started = std::time::Instant::now();
+    let mut stream = client
+        .download_document(pb::DownloadDocumentRequest {
+            provider: pb::Provider::Signnow as i32,
+            document_id: uploaded.document_id,
+            ..Default::default()
+        })
+        .await
+        .expect("download")
+        .into_inner();
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let (mut received, mut largest_chunk) = (0usize, 0usize);
+    while let Some(message) = stream.message().await.expect("download chunk") {
+        if let Some(pb::download_document_response::Part::Chunk(chunk)) = message.part {
+            digest.update(&chunk);
+            received += chunk.len();
+            largest_chunk = largest_chunk.max(chunk.len());
+        }
+    }
+    let elapsed = started.elapsed();
+    let peak = server.status_mib("VmHWM:");
+    let got: String = digest
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!(
+        "bigdocs: download {transfer_mb} MB: idle RSS {idle:.1} MiB, peak RSS {peak:.1} MiB (+{:.1}), {:.0} MB/s, {received} bytes, largest chunk {largest_chunk} B, SHA-256 {}",
+        peak - idle,
+        transfer_mb as f64 / elapsed.as_secs_f64(),
+        verdict(&got, &sent_digest),
+    );
+}
+
+async fn start_signnow_gateway(sim: &Simulator) -> (Server, Duration) {
+    let credentials = &sim.config().credentials;
+    spawn_gateway(&[
+        (
+            "SIGNNOW_BASE_URL",
+            sim.base_url(esign_gateway::ProviderKind::SignNow),
+        ),
+        (
+            "SIGNNOW_BASIC_TOKEN",
+            credentials.signnow_basic_token.clone(),
+        ),
+        ("SIGNNOW_USERNAME", credentials.signnow_username.clone()),
+        ("SIGNNOW_PASSWORD", credentials.signnow_password.clone()),
+    ])
+    .await
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn verdict(got: &str, expected: &str) -> &'static str {
+    if got == expected {
+        "matches"
+    } else {
+        "DIFFERS"
     }
 }
 

@@ -91,7 +91,8 @@ enum Sub {
         concurrency: usize,
     },
     /// Large documents: peak RSS of the gateway for concurrent Leegality
-    /// creates of one large PDF each, with the default payload budget.
+    /// creates of one large PDF each, with the default payload budget, then
+    /// for one signNow upload and one download.
     Bigdocs {
         /// Size of each PDF, MB (10^6 bytes).
         #[arg(long, default_value_t = 14)]
@@ -99,6 +100,9 @@ enum Sub {
         /// Simulator answer delay, milliseconds (keeps the creates overlapping).
         #[arg(long, default_value_t = 500)]
         latency_ms: u64,
+        /// Size of the uploaded and downloaded file, MB.
+        #[arg(long, default_value_t = 50)]
+        transfer_mb: usize,
     },
 }
 
@@ -177,8 +181,13 @@ async fn main() {
             echo_server(port).await;
             return;
         }
-        Some(Sub::Bigdocs { mb, latency_ms }) => {
+        Some(Sub::Bigdocs {
+            mb,
+            latency_ms,
+            transfer_mb,
+        }) => {
             bigdocs::bigdocs_scenario(mb, Duration::from_millis(latency_ms)).await;
+            bigdocs::transfer_scenario(transfer_mb).await;
             return;
         }
         Some(Sub::Events {

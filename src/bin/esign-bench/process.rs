@@ -143,6 +143,11 @@ pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) 
         .env("GATEWAY_DRAIN_SECONDS", "0")
         .env("RUST_LOG", "warn")
         .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        // As the image runs it (Dockerfile): mimalloc commits arena memory
+        // as it is used, not a whole arena up front.
+        .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+        // Allocator settings pass through, to compare them on one build.
+        .envs(std::env::vars().filter(|(name, _)| name.starts_with("MIMALLOC_")))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let spawned = Instant::now();
