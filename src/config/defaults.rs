@@ -4,7 +4,10 @@ use std::time::Duration;
 
 pub const DEFAULT_ACCOUNT: &str = "default";
 pub(crate) const LISTEN_ADDR: &str = "0.0.0.0:50051";
-pub(crate) const METRICS_ADDR: &str = "0.0.0.0:9090";
+/// Not 9090: that is Prometheus's own port, and a gateway beside a local
+/// Prometheus (or a second gateway) must not clash with it. 9469 is taken
+/// by no common service or exporter.
+pub(crate) const METRICS_ADDR: &str = "0.0.0.0:9469";
 pub(crate) const WEBHOOK_ADDR: &str = "0.0.0.0:8080";
 pub(crate) const EVENT_RETENTION_HOURS: u64 = 168;
 pub(crate) const EVENT_RETENTION_MAX: u64 = 1_000_000;

@@ -289,17 +289,22 @@ mod tests {
 
     #[test]
     fn bytes_are_weighted_and_released_with_their_permit() {
-        let budget = PayloadBudget::new(1000);
+        // Room for one weighted message of 100 bytes and not for two.
+        let limit = 100 * INBOUND_BYTE_WEIGHT * 3 / 2;
+        let budget = PayloadBudget::new(limit);
         let first = budget.take(100).unwrap();
         assert_eq!(
             budget.permits.available_permits(),
-            1000 - 100 * INBOUND_BYTE_WEIGHT
+            limit - 100 * INBOUND_BYTE_WEIGHT
         );
         let refused = budget.take(100).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         drop(first);
-        assert_eq!(budget.permits.available_permits(), 1000);
+        assert_eq!(budget.permits.available_permits(), limit);
         assert!(budget.take(100).is_ok());
+        let transfer = budget.reserve(limit).unwrap();
+        assert!(budget.reserve(1).is_err(), "a reservation holds its bytes");
+        drop(transfer);
     }
 
     fn announced(framing: &mut Framing, data: &[u8]) -> Vec<usize> {

@@ -409,3 +409,67 @@ fn bad_configuration_exits_64_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("GATEWAY_AUTH_TOKENS_FILE"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_demo_moves_a_taken_admin_port_and_says_where_it_went_while_serve_refuses_it() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    // Someone (a local Prometheus, another demo) already has the port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_esign-gateway"))
+        .arg("demo")
+        .env_clear()
+        .env("GATEWAY_LISTEN_ADDR", "127.0.0.1:0")
+        .env("GATEWAY_WEBHOOK_ADDR", "127.0.0.1:0")
+        .env("GATEWAY_METRICS_ADDR", &taken_addr)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("demo starts");
+    let mut lines = tokio::io::BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut moved_to = None;
+    let mut metrics_line = None;
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await
+    {
+        if line.contains("GATEWAY_METRICS_ADDR is taken") {
+            moved_to = line
+                .rsplit("listening on ")
+                .next()
+                .map(|rest| rest.trim_end_matches(" instead").to_owned());
+        }
+        if line.contains("metrics and health on") {
+            metrics_line = Some(line);
+            break;
+        }
+    }
+    let moved_to = moved_to.expect("the demo says the port was taken");
+    assert_ne!(moved_to, taken_addr);
+    assert!(
+        metrics_line
+            .expect("the demo prints its metrics address")
+            .contains(&moved_to)
+    );
+    let health = reqwest::get(format!("http://{moved_to}/healthz"))
+        .await
+        .expect("the moved admin listener answers");
+    assert!(health.status().is_success());
+    demo.kill().await.ok();
+
+    // A server in production must not wander off its configured port.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_esign-gateway"))
+        .arg("serve")
+        .env_clear()
+        .env("BYNN_API_KEY", "private_x")
+        .env("GATEWAY_LISTEN_ADDR", "127.0.0.1:0")
+        .env("GATEWAY_WEBHOOK_ADDR", "off")
+        .env("GATEWAY_METRICS_ADDR", &taken_addr)
+        .output()
+        .expect("binary runs");
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GATEWAY_METRICS_ADDR"), "{stderr}");
+    drop(taken);
+}
