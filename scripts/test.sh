@@ -34,6 +34,8 @@ if [ ! -x "$tools/node/node_modules/.bin/buf" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools/node" @bufbuild/buf@1.75.0 >/dev/null
 fi
 export PATH="$tools/venv/bin:$tools/node/node_modules/.bin:$PATH"
+# The Node example's own dependencies (ts-proto generates its stubs).
+npm ci --silent --no-audit --no-fund --prefix examples/node >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -50,6 +52,10 @@ cargo clippy --locked --features bench --bin esign-bench -- -D warnings
 step "buf lint"
 buf lint
 
+step "buf generate: the example clients' stubs, with local plugins only"
+buf generate
+(cd examples/node && npx tsc -p .)
+
 step "hadolint Dockerfile"
 hadolint Dockerfile
 
@@ -63,7 +69,7 @@ cargo test --locked
 step "no secrets in any log line the suite wrote"
 python scripts/check_logs.py
 
-step "smoke: grpcurl and a Python grpcio client against the demo"
+step "smoke: grpcurl, a Python grpcio client and both examples against the demo"
 bash tests/smoke/smoke.sh "$root/target/debug/esign-gateway"
 
 echo

@@ -45,18 +45,47 @@ out=$(grpcurl -plaintext -d '{"provider":"PROVIDER_BYNN","document_id":"d"}' \
 expect "grpcurl: unsupported RPC is UNIMPLEMENTED with ErrorInfo" '"reason":"UNSUPPORTED_BY_PROVIDER"' "$out"
 
 # Events, as the demo tells a newcomer: watch, make the signer sign, see it.
+# The examples watch too, each keeping its cursor in a file.
 sign=$(grep -o 'curl -X POST http://[^ ]*/sign' "$work/demo.out" || true)
 [ -n "$sign" ] || fail "the demo printed no signing command"
+python_example="python3 $root/examples/python/esign_example.py $target"
+node_example="node $root/examples/node/dist/example.js $target"
 timeout 10 grpcurl -plaintext -d '{}' "$target" esign.v1.EventService/WatchEvents >"$work/events.out" 2>&1 &
 watch_pid=$!
-sleep 1
-$sign >/dev/null
+$python_example watch --cursor-file "$work/python.cursor" --events 1 --seconds 10 >"$work/python-watch.out" 2>&1 &
+python_watch=$!
+$node_example watch "$work/node.cursor" 1 10 >"$work/node-watch.out" 2>&1 &
+node_watch=$!
+for _ in $(seq 1 100); do
+  grep -q 'watching from now' "$work/python-watch.out" && grep -q 'watching from now' "$work/node-watch.out" && break
+  sleep 0.1
+done
+sleep 0.5
+$sign >/dev/null 2>&1
 for _ in $(seq 1 50); do
   grep -q 'document.fieldinvite.signed' "$work/events.out" && break
   sleep 0.1
 done
 kill "$watch_pid" 2>/dev/null || true
 expect "WatchEvents shows the signature" '"providerEvent": "document.fieldinvite.signed"' "$(cat "$work/events.out")"
+wait "$python_watch" || fail "python example watch: $(cat "$work/python-watch.out")"
+wait "$node_watch" || fail "node example watch: $(cat "$work/node-watch.out")"
+expect "python example sees the signature" "event EVENT_TYPE_INVITATION_STATE_CHANGED document.fieldinvite.signed" "$(cat "$work/python-watch.out")"
+expect "node example sees the signature" "event EVENT_TYPE_INVITATION_STATE_CHANGED document.fieldinvite.signed" "$(cat "$work/node-watch.out")"
+# Restarted with their cursors, both resume after the signature: the next
+# event is the document's completion, which arrived while neither watched.
+out=$($python_example watch --cursor-file "$work/python.cursor" --events 1 --seconds 10 2>&1) || fail "python example resume: $out"
+expect "python example resumes from its cursor" "event EVENT_TYPE_DOCUMENT_STATE_CHANGED document.complete" "$out"
+out=$($node_example watch "$work/node.cursor" 1 10 2>&1) || fail "node example resume: $out"
+expect "node example resumes from its cursor" "event EVENT_TYPE_DOCUMENT_STATE_CHANGED document.complete" "$out"
+
+for example in "$python_example" "$node_example"; do
+  out=$($example send 2>&1) || fail "$example send: $out"
+  expect "$example: sends with a request_id" "sent adi_" "$out"
+  expect "$example: a retry with the same request_id replays" "retried with the same request_id: adi_.* (same: [Tt]rue)" "$out"
+  expect "$example: decodes ErrorInfo and BadRequest" "INVALID_ARGUMENT INVALID_FIELD" "$out"
+  expect "$example: names the field" "field signers\[0\].email" "$out"
+done
 
 mkdir -p "$work/gen"
 python3 -m grpc_tools.protoc -I "$root/proto" --python_out="$work/gen" --grpc_python_out="$work/gen" \
