@@ -5,6 +5,7 @@ Uses helm-python-sdk (Helm's Go SDK through a C ABI, no helm binary) and
 kubernetes-validate. Exits non-zero on the first problem.
 """
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -17,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "esign-gateway"
 KUBE_VERSION = "1.31.0"
 # Custom resources kubernetes-validate has no schema for; checked by hand below.
-CUSTOM_KINDS = {"ServiceMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 VALUE_SETS = {
     "default": None,
@@ -76,8 +77,66 @@ def validate(name, documents):
             endpoint = document["spec"]["endpoints"][0]
             if document["apiVersion"] != "monitoring.coreos.com/v1" or endpoint["port"] != "metrics":
                 fail(f"ServiceMonitor shape ({name}): {document}")
+        if document["kind"] == "PrometheusRule":
+            groups = document["spec"]["groups"]
+            if not groups or not all(g.get("name") and g.get("rules") for g in groups):
+                fail(f"PrometheusRule shape ({name}): {document}")
     kinds = sorted(d["kind"] for d in documents)
     print(f"chart: {name} renders {kinds}, valid for Kubernetes {KUBE_VERSION}")
+
+
+def promql_of(documents):
+    """Every PromQL expression of the dashboard and the alert rules."""
+    expressions = []
+    for document in documents:
+        if document["kind"] == "PrometheusRule":
+            for group in document["spec"]["groups"]:
+                expressions += [rule["expr"] for rule in group["rules"]]
+        if document["kind"] == "ConfigMap" and document["metadata"]["name"].endswith("-dashboard"):
+            for text in document["data"].values():
+                dashboard = json.loads(text)
+                for panel in dashboard["panels"]:
+                    expressions += [target["expr"] for target in panel["targets"]]
+    return expressions
+
+
+def check_observability(documents):
+    """The dashboard is valid JSON for the Grafana sidecar and the rules have
+    the PrometheusRule shape, with what an on-call engineer needs."""
+    dashboards = [
+        d for d in documents
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")
+    ]
+    if len(dashboards) != 1:
+        fail("all-on: no dashboard ConfigMap")
+    dashboard = dashboards[0]
+    if dashboard["metadata"]["labels"].get("grafana_dashboard") != "1":
+        fail("all-on: the dashboard lacks the sidecar label")
+    board = json.loads(dashboard["data"]["esign-gateway.json"])
+    titles = {panel["title"] for panel in board["panels"]}
+    for wanted in ["RPC rate by method", "Errors by reason", "RPC latency",
+                   "Provider latency p99 by provider and operation", "Circuit breakers open",
+                   "Shed calls", "Events recorded"]:
+        if wanted not in titles:
+            fail(f"all-on: the dashboard has no panel {wanted!r}")
+    rule = by_kind(documents, "PrometheusRule")
+    if rule is None or rule["apiVersion"] != "monitoring.coreos.com/v1":
+        fail("all-on: no PrometheusRule")
+    alerts = {}
+    for group in rule["spec"]["groups"]:
+        for item in group["rules"]:
+            if not {"alert", "expr", "for", "labels", "annotations"} <= item.keys():
+                fail(f"all-on: alert rule incomplete: {item}")
+            if item["labels"].get("severity") != "critical" or "summary" not in item["annotations"]:
+                fail(f"all-on: alert {item['alert']} lacks severity or summary")
+            alerts[item["alert"]] = item["expr"]
+    for wanted in ["EsignGatewayBreakerOpen", "EsignGatewayErrorRatioHigh",
+                   "EsignGatewayShedding", "EsignGatewayWebhooksRefused"]:
+        if wanted not in alerts:
+            fail(f"all-on: no alert {wanted}")
+    if "> 0.02" not in alerts["EsignGatewayErrorRatioHigh"]:
+        fail("all-on: the error ratio value does not reach the rule")
+    print(f"chart: dashboard ({len(board['panels'])} panels) and {len(alerts)} alerts render")
 
 
 def by_kind(documents, kind):
@@ -149,9 +208,12 @@ def main():
         rendered[name] = documents
 
     all_on = {d["kind"] for d in rendered["all-on"]}
-    for kind in ["HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "ConfigMap", "Secret", "Ingress"]:
+    for kind in ["HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule", "ConfigMap", "Secret", "Ingress"]:
         if kind not in all_on:
             fail(f"all-on: {kind} missing")
+    check_observability(rendered["all-on"])
+    if promql_of(rendered["default"]):
+        fail("default: dashboard or rules rendered though off by default")
     # Redis: the URL (it may carry a password) and the CA come from Secrets,
     # and the NetworkPolicy lets the pods reach it.
     deployment = by_kind(rendered["all-on"], "Deployment")

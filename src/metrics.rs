@@ -64,6 +64,18 @@ struct RpcLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    method: &'static str,
+    code: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    component: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabels {
     provider: &'static str,
     account: String,
@@ -110,6 +122,8 @@ pub(crate) struct Metrics {
     registry: Registry,
     rpc_duration: Family<RpcLabels, Latency, fn() -> Latency>,
     rpc_requests: Family<RpcLabels, Counter>,
+    rpc_errors: Family<ErrorLabels, Counter>,
+    shed: Family<ShedLabels, Counter>,
     provider_duration: Family<ProviderLabels, Latency, fn() -> Latency>,
     provider_requests: Family<ProviderLabels, Counter>,
     replays: Family<MethodLabels, Counter>,
@@ -127,6 +141,13 @@ impl Default for Metrics {
         let mut registry = Registry::default();
         let rpc_duration = Family::new_with_constructor(latency as fn() -> Latency);
         let rpc_requests = Family::default();
+        let rpc_errors = Family::default();
+        let shed: Family<ShedLabels, Counter> = Family::default();
+        // Both series exist from the start, so alerts and dashboards see 0
+        // rather than no data.
+        for component in ["in-flight", "payload-budget"] {
+            drop(shed.get_or_create(&ShedLabels { component }));
+        }
         let provider_duration = Family::new_with_constructor(latency as fn() -> Latency);
         let provider_requests = Family::default();
         let replays = Family::default();
@@ -141,6 +162,16 @@ impl Default for Metrics {
             "esign_rpc_requests",
             "gRPC calls answered, by method and gRPC code",
             rpc_requests.clone(),
+        );
+        registry.register(
+            "esign_rpc_errors",
+            "gRPC calls answered with an error, by method, gRPC code and ErrorInfo reason",
+            rpc_errors.clone(),
+        );
+        registry.register(
+            "esign_shed",
+            "Calls refused before their handler ran or a provider was asked, by what shed them (in-flight, payload-budget)",
+            shed.clone(),
         );
         registry.register(
             "esign_provider_request_duration_seconds",
@@ -196,6 +227,8 @@ impl Default for Metrics {
             registry,
             rpc_duration,
             rpc_requests,
+            rpc_errors,
+            shed,
             provider_duration,
             provider_requests,
             replays,
@@ -252,6 +285,7 @@ impl Metrics {
         &self,
         method: &'static str,
         code: &'static str,
+        reason: Option<&'static str>,
         elapsed: Duration,
         trace_id: Option<String>,
     ) {
@@ -262,6 +296,20 @@ impl Metrics {
             None,
         );
         self.rpc_requests.get_or_create(&labels).inc();
+        if let Some(reason) = reason {
+            self.rpc_errors
+                .get_or_create(&ErrorLabels {
+                    method,
+                    code,
+                    reason,
+                })
+                .inc();
+        }
+    }
+
+    /// A call shed before any work: `component` is what refused it.
+    pub(crate) fn shed(&self, component: &'static str) {
+        self.shed.get_or_create(&ShedLabels { component }).inc();
     }
 
     pub(crate) fn provider_call(
@@ -446,13 +494,28 @@ mod tests {
     #[test]
     fn both_formats_carry_the_same_series() {
         let metrics = Metrics::default();
-        metrics.rpc_finished("ResendInvitation", "OK", Duration::from_millis(40), None);
         metrics.rpc_finished(
             "ResendInvitation",
             "OK",
+            None,
+            Duration::from_millis(40),
+            None,
+        );
+        metrics.rpc_finished(
+            "ResendInvitation",
+            "OK",
+            None,
             Duration::from_millis(400),
             Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         );
+        metrics.rpc_finished(
+            "ResendInvitation",
+            "RESOURCE_EXHAUSTED",
+            Some("RESEND_COOLDOWN"),
+            Duration::from_millis(2),
+            None,
+        );
+        metrics.shed("payload-budget");
         metrics.provider_call(
             "bynn",
             "tenant-a",
@@ -473,6 +536,10 @@ mod tests {
         assert!(
             text.contains("esign_rpc_requests_total{method=\"ResendInvitation\",code=\"OK\"} 2")
         );
+        assert!(text.contains(
+            "esign_rpc_errors_total{method=\"ResendInvitation\",code=\"RESOURCE_EXHAUSTED\",reason=\"RESEND_COOLDOWN\"} 1"
+        ));
+        assert!(text.contains("esign_shed_total{component=\"payload-budget\"} 1"));
         // Account names are letters, digits, '-' and '_' (checked at
         // start), so label values need no escaping.
         assert!(text.contains("account=\"tenant-a\""));

@@ -63,6 +63,7 @@ impl PayloadBudget {
             .ok()
             .and_then(|n| self.permits.clone().try_acquire_many_owned(n).ok())
             .ok_or_else(|| {
+                crate::metrics::global().shed("payload-budget");
                 GatewayError::new(
                     Reason::GatewayOverloaded,
                     "the gateway holds as many document bytes as it may; retry shortly",

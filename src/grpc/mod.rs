@@ -146,6 +146,7 @@ impl InvitationApi {
     /// the call is shed at once.
     fn admit(&self) -> Result<OwnedSemaphorePermit> {
         self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            metrics::global().shed("in-flight");
             GatewayError::new(
                 Reason::GatewayOverloaded,
                 "the gateway is at its in-flight limit; retry shortly",
@@ -216,13 +217,14 @@ fn finish<T>(
     started: Instant,
     result: Result<T>,
 ) -> Result<Response<T>, Status> {
-    let code = match &result {
-        Ok(_) => tonic::Code::Ok,
-        Err(error) => error.code(),
+    let (code, reason) = match &result {
+        Ok(_) => (tonic::Code::Ok, None),
+        Err(error) => (error.code(), Some(error.reason().as_str())),
     };
     metrics::global().rpc_finished(
         rpc.name(),
         code_name(code),
+        reason,
         started.elapsed(),
         telemetry::trace_id_of(span),
     );

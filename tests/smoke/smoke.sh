@@ -87,6 +87,11 @@ for example in "$python_example" "$node_example"; do
   expect "$example: names the field" "field signers\[0\].email" "$out"
 done
 
+# The chart's dashboard and alert rules query only metrics the demo exports.
+metrics=$(grep -o 'metrics and health on http://[^ ]*' "$work/demo.out" | sed 's/.* on //')
+[ -n "$metrics" ] || fail "the demo printed no metrics address"
+python3 "$root/scripts/check_metric_names.py" "$metrics" || fail "dashboard or rules query unknown metrics"
+
 mkdir -p "$work/gen"
 python3 -m grpc_tools.protoc -I "$root/proto" --python_out="$work/gen" --grpc_python_out="$work/gen" \
   "$root/proto/esign/v1/invitation_service.proto"
