@@ -83,6 +83,31 @@ impl Rpc {
         }
     }
 
+    /// `esign.v1.InvitationService/<name>`: the span name the OpenTelemetry
+    /// RPC conventions ask for.
+    pub(crate) fn full_name(self) -> &'static str {
+        macro_rules! full {
+            ($($variant:ident),*) => {
+                match self {
+                    $(Rpc::$variant => concat!("esign.v1.InvitationService/", stringify!($variant)),)*
+                }
+            };
+        }
+        full!(
+            SendInvitation,
+            ResendInvitation,
+            BatchResendInvitations,
+            ReactivateDocument,
+            DeleteInvitation,
+            ReplaceSigner,
+            CancelInvitations,
+            GetDocument,
+            GetInvitation,
+            UploadDocument,
+            DownloadDocument
+        )
+    }
+
     /// Mutating calls can have a provider-side effect; their outcome is
     /// unknown when the caller's deadline runs out mid-call.
     pub(crate) fn is_mutating(self) -> bool {

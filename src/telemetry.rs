@@ -65,10 +65,18 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
+    // RUST_LOG picks the log lines only: the gateway's spans reach the
+    // tracer whatever the log level, so quieter logs never cost the traces
+    // (or the traceparent sent on to providers).
+    let spans = tracing_subscriber::filter::Targets::new()
+        .with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(fmt_layer.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(spans),
+        )
         .try_init()?;
     Ok(TelemetryGuard { provider })
 }

@@ -7,6 +7,7 @@ use super::*;
 pub(super) fn rpc_span(rpc: Rpc) -> tracing::Span {
     tracing::info_span!(
         "rpc",
+        otel.name = rpc.full_name(),
         otel.kind = "server",
         rpc.system = "grpc",
         rpc.service = "esign.v1.InvitationService",

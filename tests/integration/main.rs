@@ -13,3 +13,4 @@ mod resilience;
 mod security;
 mod signnow;
 mod simulator;
+mod telemetry;

@@ -311,14 +311,18 @@ impl HttpClient {
         request: Outbound,
         take: Take,
     ) -> Result<Answer> {
+        // Named "{method} {url.template}" as the HTTP client conventions ask.
         let span = tracing::info_span!(
             "provider_call",
+            otel.name = format!("{} {}", request.method, request.path_template),
             otel.kind = "client",
             provider = provider.as_str(),
             account = account,
             operation = request.operation,
             http.request.method = %request.method,
             url.template = request.path_template,
+            server.address = request.url.host_str().unwrap_or_default(),
+            server.port = i64::from(request.url.port_or_known_default().unwrap_or_default()),
             http.response.status_code = field::Empty,
             retry.attempt = field::Empty,
         );
@@ -384,7 +388,7 @@ impl HttpClient {
                 return Err(ctx.deadline_exceeded(attempt > 1));
             };
             let bounded_by_deadline = budget < request.timeout;
-            tracing::Span::current().record("retry.attempt", attempt);
+            tracing::Span::current().record("retry.attempt", i64::from(attempt));
             let started = tokio::time::Instant::now();
             let mut outcome = self.send_once(provider, &request, budget, take).await;
             if let Ok(Answer::Whole(response)) = &mut outcome {
@@ -395,8 +399,11 @@ impl HttpClient {
 
             let attempt_kind = match &outcome {
                 Ok(answer) => {
-                    tracing::Span::current()
-                        .record("http.response.status_code", answer.status().as_u16());
+                    // Signed: unsigned values reach OpenTelemetry as text.
+                    tracing::Span::current().record(
+                        "http.response.status_code",
+                        i64::from(answer.status().as_u16()),
+                    );
                     tracing::debug!(
                         status = answer.status().as_u16(),
                         elapsed_ms,
