@@ -118,6 +118,15 @@ fn latency() -> Latency {
     HistogramWithExemplars::new(BUCKETS.into_iter())
 }
 
+/// Log lines the non-blocking writer dropped because it fell behind.
+static DROPPED_LOG_LINES: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+
+/// Exports the log writer's dropped-line count as
+/// `esign_log_lines_dropped_total` (set once, at start).
+pub(crate) fn count_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCounter) {
+    let _ = DROPPED_LOG_LINES.set(counter);
+}
+
 pub(crate) struct Metrics {
     registry: Registry,
     rpc_duration: Family<RpcLabels, Latency, fn() -> Latency>,
@@ -429,6 +438,17 @@ struct ProcessCollector;
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        // Always present (0 without the writer), so an alert can rely on it.
+        let dropped = DROPPED_LOG_LINES
+            .get()
+            .map_or(0, |counter| counter.dropped_lines() as u64);
+        let dropped = ConstCounter::new(dropped);
+        dropped.encode(encoder.encode_descriptor(
+            "esign_log_lines_dropped",
+            "Log lines dropped because the log writer fell behind (audit lines are never dropped)",
+            None,
+            dropped.metric_type(),
+        )?)?;
         let Ok(process) = procfs::process::Process::myself() else {
             return Ok(());
         };

@@ -16,9 +16,14 @@ use tracing_subscriber::{
 
 use crate::config::{Config, LogFormat};
 
-/// Flushes pending spans when dropped at shutdown.
+/// Lines waiting for a writer thread, per writer: about 64 MB of log text
+/// at its worst, far more than a burst at full load produces.
+const BUFFERED_LINES: usize = 128 * 1024;
+
+/// Flushes pending spans and log lines when dropped at shutdown.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    _writers: [tracing_appender::non_blocking::WorkerGuard; 2],
 }
 
 impl Drop for TelemetryGuard {
@@ -56,14 +61,54 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
     global::set_tracer_provider(provider.clone());
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt_layer = match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+    // Lines are formatted on the request path but written by their own
+    // threads, so a slow stdout never stalls a call. Ordinary log lines may
+    // be dropped when that thread falls behind (counted in
+    // `esign_log_lines_dropped_total`); audit lines never are: their writer
+    // makes callers wait instead.
+    let (log_writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stdout());
+    crate::metrics::count_dropped_log_lines(log_writer.error_counter());
+    let (audit_writer, audit_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("audit-writer")
+        .finish(std::io::stdout());
+
+    // RUST_LOG picks the log lines; audit lines are written whatever it says.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("audit=off".parse()?);
+    let audit =
+        tracing_subscriber::filter::Targets::new().with_target("audit", tracing::Level::INFO);
+    let (fmt_layer, audit_layer) = match config.log_format {
+        LogFormat::Json => (
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(log_writer)
+                .boxed(),
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(audit_writer)
+                .boxed(),
+        ),
+        LogFormat::Pretty => (
+            tracing_subscriber::fmt::layer()
+                .compact()
+                .with_writer(log_writer)
+                .boxed(),
+            tracing_subscriber::fmt::layer()
+                .compact()
+                .with_writer(audit_writer)
+                .boxed(),
+        ),
     };
     // RUST_LOG picks the log lines only: the gateway's spans reach the
     // tracer whatever the log level, so quieter logs never cost the traces
@@ -72,13 +117,17 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
         .with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
     tracing_subscriber::registry()
         .with(fmt_layer.with_filter(filter))
+        .with(audit_layer.with_filter(audit))
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
                 .with_filter(spans),
         )
         .try_init()?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _writers: [log_guard, audit_guard],
+    })
 }
 
 /// For test binaries: everything at debug (the gateway at trace) as JSON

@@ -119,7 +119,7 @@ impl InvitationApi {
         .await;
         let (download, account, held, reservation) = match opened {
             Ok(opened) => opened,
-            Err(error) => return finish(&span, rpc, started, Err(error)),
+            Err(error) => return finish(&span, rpc, started, Err(error), false),
         };
         let first = pb::DownloadDocumentResponse {
             part: Some(pb::download_document_response::Part::Metadata(
@@ -141,7 +141,7 @@ impl InvitationApi {
             .map_err(|error| Status::from(account.annotate(error)))
         });
         let body: DownloadStream = Box::pin(stream::once(async { Ok(first) }).chain(chunks));
-        finish(&span, rpc, started, Ok(body))
+        finish(&span, rpc, started, Ok(body), false)
     }
 }
 

@@ -127,10 +127,11 @@ impl InvitationApi {
         let result = within_deadline(rpc, deadline, work)
             .instrument(span.clone())
             .await;
+        let audited = audit.is_some();
         if let Some(audit) = audit {
             span.in_scope(|| audit.record(&caller_name, rpc, &result));
         }
-        finish(&span, rpc, started, result)
+        finish(&span, rpc, started, result, audited)
     }
 
     fn pipeline(&self, rpc: Rpc) -> Pipeline {
@@ -216,6 +217,7 @@ fn finish<T>(
     rpc: Rpc,
     started: Instant,
     result: Result<T>,
+    audited: bool,
 ) -> Result<Response<T>, Status> {
     let (code, reason) = match &result {
         Ok(_) => (tonic::Code::Ok, None),
@@ -229,21 +231,35 @@ fn finish<T>(
         telemetry::trace_id_of(span),
     );
     match result {
+        // One line per call: an audited call's audit line already says how
+        // it ended, so only the rest get a line of their own here (and an
+        // audited failure's message goes to debug).
         Ok(value) => {
             span.record("rpc.grpc.status_code", 0);
-            span.in_scope(|| tracing::info!(code = "OK", "rpc finished"));
+            if !audited {
+                span.in_scope(|| tracing::info!(code = "OK", "rpc finished"));
+            }
             Ok(Response::new(value))
         }
         Err(error) => {
             span.record("rpc.grpc.status_code", error.code() as i32);
             span.record("error.reason", error.reason().as_str());
             span.in_scope(|| {
-                tracing::info!(
-                    code = ?error.code(),
-                    reason = error.reason().as_str(),
-                    error.message = error.message(),
-                    "rpc failed"
-                )
+                if audited {
+                    tracing::debug!(
+                        code = ?error.code(),
+                        reason = error.reason().as_str(),
+                        error.message = error.message(),
+                        "rpc failed"
+                    )
+                } else {
+                    tracing::info!(
+                        code = ?error.code(),
+                        reason = error.reason().as_str(),
+                        error.message = error.message(),
+                        "rpc failed"
+                    )
+                }
             });
             Err(error.into())
         }

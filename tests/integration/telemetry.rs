@@ -229,3 +229,96 @@ async fn one_trace_spans_caller_gateway_and_provider_with_the_otel_conventions()
         format!("00-{caller_trace}-{}-01", hex(&client_span.span_id))
     );
 }
+
+/// Runs `calls` against a gateway process with `rust_log`, stops it, and
+/// returns every line it wrote to stdout.
+async fn gateway_lines(rust_log: &str, calls: usize) -> Vec<serde_json::Value> {
+    let sim = Simulator::start_local().await.unwrap();
+    let now = sim.clock().now();
+    // Sent ten minutes ago: past Bynn's resend cooldown.
+    let sent = now - chrono::Duration::minutes(10);
+    let tokens: Vec<String> = (0..calls)
+        .map(|_| {
+            sim.bynn()
+                .seed("lena.jansen@example.com", "sent", 1, Some(sent), sent)
+        })
+        .collect();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    #[allow(clippy::zombie_processes)] // stopped and waited for below
+    let gateway = Command::new(env!("CARGO_BIN_EXE_esign-gateway"))
+        .arg("serve")
+        .env_clear()
+        .env("GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("GATEWAY_METRICS_ADDR", "off")
+        .env("GATEWAY_WEBHOOK_ADDR", "off")
+        .env("GATEWAY_DRAIN_SECONDS", "0")
+        .env("GATEWAY_SHUTDOWN_GRACE_SECONDS", "1")
+        .env("GATEWAY_LOG_FORMAT", "json")
+        .env("RUST_LOG", rust_log)
+        .env("BYNN_BASE_URL", sim.base_url(ProviderKind::Bynn))
+        .env("BYNN_API_KEY", &sim.config().credentials.bynn_api_key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+    common::wait_until("the gateway to serve", || {
+        let endpoint = endpoint.clone();
+        async move { endpoint.connect().await.is_ok() }
+    })
+    .await;
+    let mut client = pb::invitation_service_client::InvitationServiceClient::new(
+        endpoint.connect().await.unwrap(),
+    );
+    for token in &tokens {
+        client
+            .resend_invitation(pb::ResendInvitationRequest {
+                provider: pb::Provider::Bynn as i32,
+                invitation_id: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("resend");
+    }
+    drop(client);
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status();
+    let output = gateway.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_call_writes_one_audit_line_whatever_rust_log_says_and_no_second_line() {
+    let quiet = gateway_lines("warn", 3).await;
+    let audit: Vec<_> = quiet.iter().filter(|l| l["target"] == "audit").collect();
+    assert_eq!(audit.len(), 3, "every mutating call is audited at warn too");
+    assert!(
+        audit
+            .iter()
+            .all(|l| l["fields"]["rpc"] == "ResendInvitation")
+    );
+    assert!(
+        quiet
+            .iter()
+            .all(|l| l["level"] != "INFO" || l["target"] == "audit"),
+        "warn keeps other info lines out"
+    );
+
+    let info = gateway_lines("info", 3).await;
+    let per_call: Vec<_> = info
+        .iter()
+        .filter(|l| {
+            l["target"] == "audit"
+                || l["fields"]["message"] == "rpc finished"
+                || l["fields"]["message"] == "rpc failed"
+        })
+        .collect();
+    assert_eq!(per_call.len(), 3, "one line per call at info: {per_call:?}");
+}

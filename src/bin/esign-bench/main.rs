@@ -3,6 +3,8 @@
 //! - A: a bare tonic unary server (gRPC health Check), the floor for any gRPC service;
 //! - B: the gateway serving ResendInvitation against the simulator;
 //! - C: the same Leegality request sent straight to the simulator with reqwest;
+//! - N: the naive bridge (`naive.rs`): ResendInvitation as one tonic handler
+//!   and one reqwest call, nothing else, as a team would write instead;
 //!
 //! then a scale run (simulator answers after 250 ms, 2,000 calls in flight)
 //! and an overload run (4x the saturating concurrency against an in-flight
@@ -16,6 +18,7 @@
 mod bigdocs;
 mod events;
 mod load;
+mod naive;
 mod process;
 
 use std::{
@@ -79,6 +82,15 @@ enum Sub {
         #[arg(long)]
         port: u16,
     },
+    /// Scenario N's server: the naive bridge in front of Leegality.
+    NaiveBridge {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        leegality_base_url: String,
+        #[arg(long)]
+        token: String,
+    },
     /// Events: signed signNow webhooks into the intake, out to many
     /// WatchEvents streams; webhook-to-watcher latency and events a second.
     Events {
@@ -115,6 +127,12 @@ struct Report {
     b_gateway: LoadReport,
     b_gateway_process: ProcessReport,
     c_direct_http: LoadReport,
+    n_naive_bridge: LoadReport,
+    n_naive_bridge_process: ProcessReport,
+    /// B's throughput over N's: at least 1.0 is the goal.
+    b_over_n: f64,
+    /// B's CPU per call over N's: at most 1.1 is the goal.
+    b_cpu_over_n: f64,
     b_over_a: f64,
     b_over_c: f64,
     gateway_start_to_serving_ms: f64,
@@ -179,6 +197,14 @@ async fn main() {
     match args.command {
         Some(Sub::EchoServer { port }) => {
             echo_server(port).await;
+            return;
+        }
+        Some(Sub::NaiveBridge {
+            port,
+            leegality_base_url,
+            token,
+        }) => {
+            naive::serve(port, leegality_base_url, token).await;
             return;
         }
         Some(Sub::Bigdocs {
@@ -299,6 +325,61 @@ async fn main() {
         .await;
         report.b_gateway_process = process_report(&server, cpu_before, report.b_gateway.calls);
         print_row("B gateway", &report.b_gateway);
+    }
+
+    // N: the naive bridge, same client, same request, same simulator.
+    {
+        let port = free_port();
+        let child = Command::new(std::env::current_exe().expect("own path"))
+            .args([
+                "naive-bridge",
+                "--port",
+                &port.to_string(),
+                "--leegality-base-url",
+                &sim.base_url(esign_gateway::ProviderKind::Leegality),
+                "--token",
+                &sim.config().credentials.leegality_auth_token,
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("naive bridge");
+        let server = Server {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+        };
+        wait_serving(server.addr, "").await;
+        run_gateway_load(
+            &server,
+            &invitation,
+            args.concurrency,
+            args.connections,
+            warmup,
+            false,
+        )
+        .await;
+        let cpu_before = server.cpu_seconds();
+        report.n_naive_bridge = run_gateway_load(
+            &server,
+            &invitation,
+            args.concurrency,
+            args.connections,
+            duration,
+            false,
+        )
+        .await;
+        report.n_naive_bridge_process =
+            process_report(&server, cpu_before, report.n_naive_bridge.calls);
+        print_row("N naive bridge", &report.n_naive_bridge);
+        report.b_over_n = report.b_gateway.rps / report.n_naive_bridge.rps.max(1.0);
+        report.b_cpu_over_n = report.b_gateway_process.cpu_us_per_rpc
+            / report.n_naive_bridge_process.cpu_us_per_rpc.max(0.001);
+        println!(
+            "B/N {:.2} in throughput; CPU per call B {:.1} us, N {:.1} us (B/N {:.2})",
+            report.b_over_n,
+            report.b_gateway_process.cpu_us_per_rpc,
+            report.n_naive_bridge_process.cpu_us_per_rpc,
+            report.b_cpu_over_n
+        );
     }
 
     // C: the same request straight to the simulator.

@@ -138,10 +138,12 @@ pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) 
         .arg("serve")
         .env_clear()
         .env("GATEWAY_LISTEN_ADDR", addr.to_string())
-        .env("GATEWAY_METRICS_ADDR", "off")
+        // The defaults operators run with: logs at info (audit on) and the
+        // metrics listener up; only its port is free rather than fixed.
+        .env("GATEWAY_METRICS_ADDR", "127.0.0.1:0")
         .env("GATEWAY_WEBHOOK_ADDR", "off")
         .env("GATEWAY_DRAIN_SECONDS", "0")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
         // As the image runs it (Dockerfile): mimalloc commits arena memory
         // as it is used, not a whole arena up front.
