@@ -19,6 +19,7 @@ mod bigdocs;
 mod events;
 mod load;
 mod naive;
+mod open_loop;
 mod process;
 
 use std::{
@@ -142,6 +143,11 @@ struct Report {
     overload: Option<LoadReport>,
     overload_in_flight_limit: Option<usize>,
     overload_goodput_of_peak: Option<f64>,
+    /// B under a fixed arrival rate, raised step by step to its peak.
+    open_loop_sweep: Vec<open_loop::OpenLoopReport>,
+    open_loop_peak_rps: Option<f64>,
+    /// B at half its open-loop peak: the latency a sized deployment sees.
+    open_loop_half_peak: Option<open_loop::OpenLoopReport>,
 }
 
 async fn run_gateway_load(
@@ -449,6 +455,65 @@ async fn main() {
     );
 
     if !args.quick {
+        // Open loop: B's peak found by a rate sweep, then its latency at
+        // half that rate, timed from each call's intended start.
+        let (server, _) = start_gateway(&sim, None).await;
+        let clients: Arc<Vec<_>> = Arc::new(
+            channels(server.addr, args.connections)
+                .await
+                .into_iter()
+                .map(InvitationServiceClient::new)
+                .collect(),
+        );
+        let call = {
+            let invitation = invitation.clone();
+            move |index: usize| {
+                let mut client = clients[index % clients.len()].clone();
+                let request = pb::ResendInvitationRequest {
+                    provider: pb::Provider::Leegality as i32,
+                    invitation_id: invitation.clone(),
+                    ..Default::default()
+                };
+                async move { outcome_of(client.resend_invitation(request).await) }
+            }
+        };
+        run_gateway_load(
+            &server,
+            &invitation,
+            args.concurrency,
+            args.connections,
+            warmup,
+            false,
+        )
+        .await;
+        let steps = open_loop::sweep(
+            (report.b_gateway.rps * 0.5).max(100.0),
+            Duration::from_secs(5),
+            call.clone(),
+        )
+        .await;
+        let peak = steps
+            .iter()
+            .filter(|s| s.achieved_ok_rps >= 0.95 * s.target_rps && s.p99_ms < 50.0)
+            .map(|s| s.target_rps)
+            .fold(0.0, f64::max);
+        report.open_loop_sweep = steps;
+        if peak > 0.0 {
+            let half = open_loop::open_loop(peak / 2.0, duration, call).await;
+            println!(
+                "open loop at half of B's peak ({:.0}/s of {:.0}/s): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+                peak / 2.0,
+                peak,
+                half.p50_ms,
+                half.p99_ms,
+                half.p999_ms,
+                half.max_ms
+            );
+            report.open_loop_peak_rps = Some(peak);
+            report.open_loop_half_peak = Some(half);
+        }
+        drop(server);
+
         // Scale: slow provider, many calls in flight.
         sim.set_latency(Duration::from_millis(args.scale_latency_ms));
         let (server, _) = start_gateway(&sim, None).await;
