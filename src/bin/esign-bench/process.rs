@@ -143,13 +143,20 @@ pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) 
         .env("GATEWAY_METRICS_ADDR", "127.0.0.1:0")
         .env("GATEWAY_WEBHOOK_ADDR", "off")
         .env("GATEWAY_DRAIN_SECONDS", "0")
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            // To compare log levels on one build: ESIGN_BENCH_RUST_LOG=warn.
+            std::env::var("ESIGN_BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
         // As the image runs it (Dockerfile): mimalloc commits arena memory
         // as it is used, not a whole arena up front.
         .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
-        // Allocator settings pass through, to compare them on one build.
-        .envs(std::env::vars().filter(|(name, _)| name.starts_with("MIMALLOC_")))
+        // Allocator and tracing settings pass through, to compare them on
+        // one build.
+        .envs(std::env::vars().filter(|(name, _)| {
+            name.starts_with("MIMALLOC_") || name.starts_with("OTEL_")
+        }))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let spawned = Instant::now();
