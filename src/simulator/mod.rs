@@ -8,6 +8,7 @@
 //! bodies, connection resets) on request.
 
 pub mod bynn;
+mod checks;
 mod files;
 pub mod leegality;
 pub mod signnow;
@@ -30,6 +31,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use tokio::{net::TcpListener, task::JoinHandle};
 
+pub(crate) use self::checks::{looks_like_e164, looks_like_email, random_hex};
 pub use self::files::{ReceivedFile, sample_pdf};
 pub use crate::clock::Clock;
 use crate::{
@@ -738,28 +740,6 @@ fn take_fault(
     Some(kind)
 }
 
-/// A random lowercase hex string of `len` characters.
-/// The simulated providers' own address check, deliberately not the
-/// gateway's: a shared helper would hide a wrong assumption on both sides.
-/// One `@`, a non-empty local part, a dotted domain, no spaces.
-pub(crate) fn looks_like_email(value: &str) -> bool {
-    let Some((local, domain)) = value.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !value.chars().any(char::is_whitespace)
-}
-
-/// International number as Bynn loosely takes it: `+` and 8 to 15 digits.
-pub(crate) fn looks_like_e164(value: &str) -> bool {
-    value.strip_prefix('+').is_some_and(|digits| {
-        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
-    })
-}
 
 impl Shared {
     fn sign_signnow_invite(&self, invite_id: &str) -> bool {
@@ -809,13 +789,4 @@ async fn send_webhooks(shared: std::sync::Weak<Shared>) {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
-}
-
-pub(crate) fn random_hex(len: usize) -> String {
-    let mut out = String::with_capacity(len);
-    while out.len() < len {
-        out.push_str(&uuid::Uuid::new_v4().simple().to_string());
-    }
-    out.truncate(len);
-    out
 }

@@ -154,9 +154,10 @@ pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) 
         .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
         // Allocator and tracing settings pass through, to compare them on
         // one build.
-        .envs(std::env::vars().filter(|(name, _)| {
-            name.starts_with("MIMALLOC_") || name.starts_with("OTEL_")
-        }))
+        .envs(
+            std::env::vars()
+                .filter(|(name, _)| name.starts_with("MIMALLOC_") || name.starts_with("OTEL_")),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let spawned = Instant::now();
