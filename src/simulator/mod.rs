@@ -740,7 +740,6 @@ fn take_fault(
     Some(kind)
 }
 
-
 impl Shared {
     fn sign_signnow_invite(&self, invite_id: &str) -> bool {
         let now = self.clock.now();
