@@ -348,6 +348,10 @@ async fn a_redis_cluster_keeps_request_ids_across_replicas() {
                     "yes".into(),
                     "--cluster-config-file".into(),
                     format!("nodes-{port}.conf"),
+                    // The bus port defaults to port + 10000, which is past
+                    // 65535 for a third of the ephemeral range: pick one.
+                    "--cluster-port".into(),
+                    free_port().to_string(),
                 ],
             )
             .await,
