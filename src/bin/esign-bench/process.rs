@@ -15,7 +15,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Default, Clone)]
 pub(crate) struct ProcessReport {
     pub(crate) cpu_seconds: f64,
     pub(crate) cpu_us_per_rpc: f64,
