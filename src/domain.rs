@@ -50,9 +50,35 @@ impl fmt::Display for ProviderKind {
     }
 }
 
-/// The provider-facing RPCs of `esign.v1.InvitationService`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Rpc {
+/// Declares the RPC enum once; its method name and full gRPC name come
+/// from the variant's name.
+macro_rules! rpcs {
+    ($($variant:ident),* $(,)?) => {
+        /// The provider-facing RPCs of `esign.v1.InvitationService`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum Rpc {
+            $($variant,)*
+        }
+
+        impl Rpc {
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Rpc::$variant => stringify!($variant),)*
+                }
+            }
+
+            /// `esign.v1.InvitationService/<name>`: the span name the
+            /// OpenTelemetry RPC conventions ask for.
+            pub(crate) fn full_name(self) -> &'static str {
+                match self {
+                    $(Rpc::$variant => concat!("esign.v1.InvitationService/", stringify!($variant)),)*
+                }
+            }
+        }
+    };
+}
+
+rpcs! {
     SendInvitation,
     ResendInvitation,
     BatchResendInvitations,
@@ -67,47 +93,6 @@ pub(crate) enum Rpc {
 }
 
 impl Rpc {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Rpc::SendInvitation => "SendInvitation",
-            Rpc::ResendInvitation => "ResendInvitation",
-            Rpc::BatchResendInvitations => "BatchResendInvitations",
-            Rpc::ReactivateDocument => "ReactivateDocument",
-            Rpc::DeleteInvitation => "DeleteInvitation",
-            Rpc::ReplaceSigner => "ReplaceSigner",
-            Rpc::CancelInvitations => "CancelInvitations",
-            Rpc::GetDocument => "GetDocument",
-            Rpc::GetInvitation => "GetInvitation",
-            Rpc::UploadDocument => "UploadDocument",
-            Rpc::DownloadDocument => "DownloadDocument",
-        }
-    }
-
-    /// `esign.v1.InvitationService/<name>`: the span name the OpenTelemetry
-    /// RPC conventions ask for.
-    pub(crate) fn full_name(self) -> &'static str {
-        macro_rules! full {
-            ($($variant:ident),*) => {
-                match self {
-                    $(Rpc::$variant => concat!("esign.v1.InvitationService/", stringify!($variant)),)*
-                }
-            };
-        }
-        full!(
-            SendInvitation,
-            ResendInvitation,
-            BatchResendInvitations,
-            ReactivateDocument,
-            DeleteInvitation,
-            ReplaceSigner,
-            CancelInvitations,
-            GetDocument,
-            GetInvitation,
-            UploadDocument,
-            DownloadDocument
-        )
-    }
-
     /// Mutating calls can have a provider-side effect; their outcome is
     /// unknown when the caller's deadline runs out mid-call.
     pub(crate) fn is_mutating(self) -> bool {

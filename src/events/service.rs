@@ -33,9 +33,11 @@ impl EventApi {
     }
 
     /// The caller, allowed to call `rpc` (and the filtered account, if any).
-    fn admit<T>(&self, request: &Request<T>, rpc: &str, filter: &Filter) -> Result<Caller> {
+    /// `filter` once the request's caller is authenticated and allowed the
+    /// account it names; events are then also filtered by that caller.
+    fn admit<T>(&self, request: &Request<T>, rpc: &str, mut filter: Filter) -> Result<Filter> {
         let Some(auth) = &self.auth else {
-            return Ok(Caller::anonymous());
+            return Ok(filter);
         };
         let caller = auth.authenticate_request(request)?;
         let target = match (filter.provider, filter.account.as_str()) {
@@ -43,7 +45,8 @@ impl EventApi {
             _ => None,
         };
         auth.authorize(&caller, rpc, target)?;
-        Ok(caller)
+        filter.caller = Some((auth.clone(), caller));
+        Ok(filter)
     }
 }
 
@@ -105,14 +108,13 @@ impl EventService for EventApi {
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let message = request.get_ref();
-        let mut filter = Filter::new(
+        let filter = Filter::new(
             message.provider,
             &message.account,
             &message.document_id,
             &message.invitation_id,
         )?;
-        let caller = self.admit(&request, "WatchEvents", &filter)?;
-        filter.caller = self.auth.clone().map(|auth| (auth, caller));
+        let filter = self.admit(&request, "WatchEvents", filter)?;
         // "From now on" is fixed before subscribing; the replay below then
         // covers anything appended in between, so nothing falls in a gap.
         let start = match cursor("after_cursor", &message.after_cursor)? {
@@ -132,14 +134,13 @@ impl EventService for EventApi {
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
         let message = request.get_ref();
-        let mut filter = Filter::new(
+        let filter = Filter::new(
             message.provider,
             &message.account,
             &message.document_id,
             &message.invitation_id,
         )?;
-        let caller = self.admit(&request, "ListEvents", &filter)?;
-        filter.caller = self.auth.clone().map(|auth| (auth, caller));
+        let filter = self.admit(&request, "ListEvents", filter)?;
         let page_size = match message.page_size {
             0 => DEFAULT_PAGE,
             size if size > 0 && size as usize <= MAX_PAGE => size as usize,

@@ -93,14 +93,14 @@ impl InvitationApi {
         request: Request<pb::DownloadDocumentRequest>,
     ) -> std::result::Result<Response<DownloadStream>, Status> {
         let rpc = Rpc::DownloadDocument;
-        let started = Instant::now();
-        let deadline = deadline::caller_timeout(request.metadata())
-            .map(|timeout| started + timeout - reply_margin(timeout));
-        let span = rpc_span(rpc);
-        telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
-        let caller = self.authenticate(&request);
-        let admission = self.admit();
-        let message = request.into_inner();
+        let Begun {
+            started,
+            deadline,
+            span,
+            caller,
+            admission,
+            message,
+        } = self.begin(rpc, request);
         let pipeline = self.pipeline(rpc);
         let transfers = self.transfers.clone();
         let opened = within_deadline(rpc, deadline, async move {

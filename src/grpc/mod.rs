@@ -51,6 +51,16 @@ pub(crate) struct InvitationApi {
     transfers: inflight::PayloadBudget,
 }
 
+/// An RPC after [`InvitationApi::begin`].
+struct Begun<Req> {
+    started: Instant,
+    deadline: Option<Instant>,
+    span: tracing::Span,
+    caller: Result<Caller>,
+    admission: Result<OwnedSemaphorePermit>,
+    message: Req,
+}
+
 /// Suggested wait for a caller the gateway shed.
 const SHED_RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -103,18 +113,17 @@ impl InvitationApi {
         F: FnOnce(Arc<Account>, CallContext, Req) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let started = Instant::now();
-        // Everything downstream works to this effective deadline.
-        let deadline = deadline::caller_timeout(request.metadata())
-            .map(|timeout| started + timeout - reply_margin(timeout));
-        let span = rpc_span(rpc);
-        telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
-        let caller = self.authenticate(&request);
+        let Begun {
+            started,
+            deadline,
+            span,
+            caller,
+            admission,
+            message,
+        } = self.begin(rpc, request);
         let caller_name = caller
             .as_ref()
             .map_or_else(|_| "unauthenticated".to_owned(), |c| c.name.clone());
-        let admission = self.admit();
-        let message = request.into_inner();
         let audit = AuditContext::of(rpc, &message);
         let pipeline = self.pipeline(rpc);
         let work = pipeline.serve(
@@ -132,6 +141,27 @@ impl InvitationApi {
             span.in_scope(|| audit.record(&caller_name, rpc, &result));
         }
         finish(&span, rpc, started, result, audited)
+    }
+
+    /// The first steps of every RPC: the clock, the caller's deadline, the
+    /// span (child of an inbound traceparent), authentication, admission.
+    fn begin<Req>(&self, rpc: Rpc, request: Request<Req>) -> Begun<Req> {
+        let started = Instant::now();
+        // Everything downstream works to this effective deadline.
+        let deadline = deadline::caller_timeout(request.metadata())
+            .map(|timeout| started + timeout - reply_margin(timeout));
+        let span = rpc_span(rpc);
+        telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
+        let caller = self.authenticate(&request);
+        let admission = self.admit();
+        Begun {
+            started,
+            deadline,
+            span,
+            caller,
+            admission,
+            message: request.into_inner(),
+        }
     }
 
     fn pipeline(&self, rpc: Rpc) -> Pipeline {

@@ -365,7 +365,6 @@ fingerprinted_whole! {
     pb::GetInvitationRequest,
     // Its bytes are not in it: `size` and `sha256` stand for them.
     pb::UploadDocumentMetadata,
-    pb::DownloadDocumentRequest,
 }
 
 impl crate::idempotency::Fingerprint for pb::SendInvitationRequest {

@@ -402,36 +402,30 @@ impl Simulator {
 
     /// A Leegality invitee signs; Leegality calls back.
     pub fn sign_leegality_invitee(&self, uuid: &str) -> bool {
-        let salt = self
-            .shared
-            .config
-            .credentials
-            .leegality_webhook_salt
-            .clone();
-        let mut state = lock(&self.shared.leegality);
-        let Some(outgoing) = state.sign(uuid, &salt) else {
-            return false;
-        };
-        drop(state);
-        self.send_webhook(outgoing);
-        true
+        self.leegality_change(uuid, leegality::State::sign)
     }
 
     /// A Leegality invitee's link expires; Leegality calls back.
     pub fn expire_leegality_invitee(&self, uuid: &str) -> bool {
-        let salt = self
-            .shared
-            .config
-            .credentials
-            .leegality_webhook_salt
-            .clone();
-        let mut state = lock(&self.shared.leegality);
-        let Some(outgoing) = state.expire(uuid, &salt) else {
-            return false;
-        };
-        drop(state);
-        self.send_webhook(outgoing);
-        true
+        self.leegality_change(uuid, leegality::State::expire)
+    }
+
+    /// Applies `change` to an invitee and sends the webhook it makes,
+    /// signed with the account's salt; false for an unknown invitee.
+    fn leegality_change(
+        &self,
+        uuid: &str,
+        change: fn(&mut leegality::State, &str, &str) -> Option<webhooks::Outgoing>,
+    ) -> bool {
+        let salt = &self.shared.config.credentials.leegality_webhook_salt;
+        let outgoing = change(&mut lock(&self.shared.leegality), uuid, salt);
+        match outgoing {
+            Some(outgoing) => {
+                self.send_webhook(outgoing);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Bynn calls back with a dossier event (it sends none for invitations).

@@ -3,7 +3,7 @@
 //! trace spans the caller, the gateway and the provider.
 
 use std::{
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
 };
 
@@ -69,6 +69,49 @@ fn number(attributes: &[KeyValue], key: &str) -> Option<i64> {
     }
 }
 
+type Client = pb::invitation_service_client::InvitationServiceClient<Channel>;
+
+/// The gateway binary as its own process, serving the simulator's Bynn
+/// account with `env` added, stdout piped; and a client once it serves.
+async fn bynn_gateway(sim: &Simulator, env: &[(&str, String)]) -> (Child, Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    #[allow(clippy::zombie_processes)] // the caller stops it and waits for it
+    let gateway = Command::new(env!("CARGO_BIN_EXE_esign-gateway"))
+        .arg("serve")
+        .env_clear()
+        .env("GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("GATEWAY_METRICS_ADDR", "off")
+        .env("GATEWAY_WEBHOOK_ADDR", "off")
+        .env("GATEWAY_DRAIN_SECONDS", "0")
+        .env("GATEWAY_SHUTDOWN_GRACE_SECONDS", "1")
+        .env("BYNN_BASE_URL", sim.base_url(ProviderKind::Bynn))
+        .env("BYNN_API_KEY", &sim.config().credentials.bynn_api_key)
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+    common::wait_until("the gateway to serve", || {
+        let endpoint = endpoint.clone();
+        async move { endpoint.connect().await.is_ok() }
+    })
+    .await;
+    let client = Client::new(endpoint.connect().await.unwrap());
+    (gateway, client)
+}
+
+/// SIGTERM: the gateway drains, flushes its spans and log lines, and exits.
+fn terminate(gateway: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status();
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -90,39 +133,16 @@ async fn one_trace_spans_caller_gateway_and_provider_with_the_otel_conventions()
     let token = sim
         .bynn()
         .seed("lena.jansen@example.com", "sent", 1, Some(now), now);
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    #[allow(clippy::zombie_processes)] // stopped and waited for below
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_esign-gateway"))
-        .arg("serve")
-        .env_clear()
-        .env("GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("GATEWAY_METRICS_ADDR", "off")
-        .env("GATEWAY_WEBHOOK_ADDR", "off")
-        .env("GATEWAY_DRAIN_SECONDS", "0")
-        .env("GATEWAY_SHUTDOWN_GRACE_SECONDS", "1")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
-        // Export within 100 ms instead of the batch processor's 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("RUST_LOG", "warn")
-        .env("BYNN_BASE_URL", sim.base_url(ProviderKind::Bynn))
-        .env("BYNN_API_KEY", &sim.config().credentials.bynn_api_key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-
-    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
-    common::wait_until("the gateway to serve", || {
-        let endpoint = endpoint.clone();
-        async move { endpoint.connect().await.is_ok() }
-    })
+    let (mut gateway, mut client) = bynn_gateway(
+        &sim,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")),
+            // Export within 100 ms instead of the batch processor's 5 s.
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ("RUST_LOG", "warn".into()),
+        ],
+    )
     .await;
-    let mut client = pb::invitation_service_client::InvitationServiceClient::new(
-        endpoint.connect().await.unwrap(),
-    );
 
     // The caller's own trace: its span is the parent of the gateway's.
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -152,9 +172,7 @@ async fn one_trace_spans_caller_gateway_and_provider_with_the_otel_conventions()
     })
     .await;
     drop(client);
-    let _ = Command::new("kill")
-        .args(["-TERM", &gateway.id().to_string()])
-        .status();
+    terminate(&gateway);
     let _ = gateway.wait();
 
     let spans = spans();
@@ -243,36 +261,14 @@ async fn gateway_lines(rust_log: &str, calls: usize) -> Vec<serde_json::Value> {
                 .seed("lena.jansen@example.com", "sent", 1, Some(sent), sent)
         })
         .collect();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    #[allow(clippy::zombie_processes)] // stopped and waited for below
-    let gateway = Command::new(env!("CARGO_BIN_EXE_esign-gateway"))
-        .arg("serve")
-        .env_clear()
-        .env("GATEWAY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("GATEWAY_METRICS_ADDR", "off")
-        .env("GATEWAY_WEBHOOK_ADDR", "off")
-        .env("GATEWAY_DRAIN_SECONDS", "0")
-        .env("GATEWAY_SHUTDOWN_GRACE_SECONDS", "1")
-        .env("GATEWAY_LOG_FORMAT", "json")
-        .env("RUST_LOG", rust_log)
-        .env("BYNN_BASE_URL", sim.base_url(ProviderKind::Bynn))
-        .env("BYNN_API_KEY", &sim.config().credentials.bynn_api_key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoint = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
-    common::wait_until("the gateway to serve", || {
-        let endpoint = endpoint.clone();
-        async move { endpoint.connect().await.is_ok() }
-    })
+    let (gateway, mut client) = bynn_gateway(
+        &sim,
+        &[
+            ("GATEWAY_LOG_FORMAT", "json".into()),
+            ("RUST_LOG", rust_log.into()),
+        ],
+    )
     .await;
-    let mut client = pb::invitation_service_client::InvitationServiceClient::new(
-        endpoint.connect().await.unwrap(),
-    );
     for token in &tokens {
         client
             .resend_invitation(pb::ResendInvitationRequest {
@@ -284,9 +280,7 @@ async fn gateway_lines(rust_log: &str, calls: usize) -> Vec<serde_json::Value> {
             .expect("resend");
     }
     drop(client);
-    let _ = Command::new("kill")
-        .args(["-TERM", &gateway.id().to_string()])
-        .status();
+    terminate(&gateway);
     let output = gateway.wait_with_output().unwrap();
     String::from_utf8_lossy(&output.stdout)
         .lines()

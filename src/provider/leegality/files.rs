@@ -1,14 +1,10 @@
-//! Signed files back from Leegality: `GET /v3.1/document/fetchDocument`
-//! answers the raw file (the v3.3 variant answers a short-lived CDN link
-//! instead, which would take a second, unauthenticated fetch).
+//! Signed files back from Leegality (`Endpoint::FetchDocument`).
 
 use super::*;
 use crate::{
     domain::{DocumentDownload, DocumentPart, DownloadRequest},
     provider::transport::Answer,
 };
-
-const FETCH_DOCUMENT_PATH: &str = "/v3.1/document/fetchDocument";
 
 impl Leegality {
     pub(super) async fn download(
@@ -28,14 +24,15 @@ impl Leegality {
             // Leegality serves it for completed documents only.
             DocumentPart::AuditTrail => "AUDIT_TRAIL",
         };
-        let mut url = transport::url_with_path(&self.account.base_url, FETCH_DOCUMENT_PATH);
-        url.query_pairs_mut()
-            .append_pair("documentId", &request.document_id)
-            .append_pair("documentDownloadType", download_type);
-        let outbound = Outbound::new("fetch_document", Method::GET, url, FETCH_DOCUMENT_PATH)
-            .credential(HeaderName::from_static("x-auth-token"), &self.auth_token)?
+        let mut outbound = self
+            .request(Endpoint::FetchDocument)?
             .timeout(self.timeouts.upload)
             .retry(RetryPolicy::Safe);
+        outbound
+            .url
+            .query_pairs_mut()
+            .append_pair("documentId", &request.document_id)
+            .append_pair("documentDownloadType", download_type);
         // Errors may come back as HTTP 200 with a JSON envelope: the content
         // type, not the status, says whether this is the file.
         let answer = self

@@ -88,15 +88,17 @@ enum Endpoint {
     Reactivate,
     DeleteInvitation,
     TransactionStatus,
+    FetchDocument,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 5] = [
+    const ALL: [Endpoint; 6] = [
         Endpoint::Create,
         Endpoint::Resend,
         Endpoint::Reactivate,
         Endpoint::DeleteInvitation,
         Endpoint::TransactionStatus,
+        Endpoint::FetchDocument,
     ];
 
     /// (operation name, method, path)
@@ -113,6 +115,13 @@ impl Endpoint {
             Endpoint::TransactionStatus => {
                 ("transaction_status", Method::GET, "/v3.2/sign/request")
             }
+            // v3.1 answers the raw file; v3.3 answers a short-lived CDN link
+            // that would take a second, unauthenticated fetch.
+            Endpoint::FetchDocument => (
+                "fetch_document",
+                Method::GET,
+                "/v3.1/document/fetchDocument",
+            ),
         }
     }
 }

@@ -24,51 +24,43 @@ impl SignNow {
         request: UploadRequest,
         bytes: ByteStream,
     ) -> Result<UploadedDocument> {
-        let (bearer, generation) = self.bearer(ctx).await?;
         let (segments, template): (&[&str], _) = if request.extract_fields {
             (&["document", "fieldextract"], "/document/fieldextract")
         } else {
             (&["document"], "/document")
         };
         let caught = CaughtError::default();
-        let payload = Payload::upload(
+        let mut payload = Some(Payload::upload(
             "file",
             &request.file_name,
             request.size,
             bytes,
             caught.clone(),
-        )?;
-        let outbound = Outbound::new(
-            "upload_document",
-            Method::POST,
-            self.url(segments),
-            template,
-        )
-        .upload_body(payload)
-        .timeout(self.timeouts.upload)
-        // signNow makes a new document for every upload it receives.
-        .retry(RetryPolicy::OnlyBeforeSent);
-        let sent = self.send_with(ctx, outbound, &bearer).await;
+        )?);
+        // The upload is one-shot: Replay::Unsafe never builds it twice.
+        let sent = self
+            .send(ctx, Replay::Unsafe, || {
+                let payload = payload
+                    .take()
+                    .ok_or_else(|| GatewayError::internal("an upload body was built twice"))?;
+                Ok(Outbound::new(
+                    "upload_document",
+                    Method::POST,
+                    self.url(segments),
+                    template,
+                )
+                .upload_body(payload)
+                .timeout(self.timeouts.upload)
+                // signNow makes a new document for every upload it receives.
+                .retry(RetryPolicy::OnlyBeforeSent))
+            })
+            .await;
         // The caller's stream broke (or did not match its size): the body
         // was cut off, so signNow never saw a whole upload.
         if let Some(error) = caught.take() {
             return Err(error);
         }
         let response = sent?;
-        if is_invalid_token(&response) {
-            if self.fixed_bearer.is_some() {
-                return Err(credentials_rejected(&response));
-            }
-            self.invalidate(generation).await;
-            // The upload cannot be replayed from here: its bytes are gone.
-            return Err(GatewayError::new(
-                Reason::ProviderUnavailable,
-                "signNow refused the gateway's access token; a fresh token is ready, upload again",
-            )
-            .with_provider(KIND)
-            .with_outcome(Outcome::NotApplied)
-            .with_retry_after(Duration::from_secs(1)));
-        }
         if !response.status.is_success() {
             return Err(map_error(&response, Op::Upload));
         }
@@ -119,28 +111,18 @@ impl SignNow {
             if request.with_history {
                 url.query_pairs_mut().append_pair("with_history", "1");
             }
-            Outbound::new(
+            Ok(Outbound::new(
                 "download_document",
                 Method::GET,
                 url,
                 "/document/{document_id}/download",
             )
             .timeout(self.timeouts.upload)
-            .retry(RetryPolicy::Safe)
+            .retry(RetryPolicy::Safe))
         };
-        let (bearer, generation) = self.bearer(ctx).await?;
-        let mut answer = self.open_with(ctx, build(), &bearer).await?;
-        if let Answer::Whole(response) = &answer
-            && is_invalid_token(response)
-        {
-            if self.fixed_bearer.is_some() {
-                return Err(credentials_rejected(response));
-            }
-            tracing::info!("signNow refused the access token; refreshing it");
-            self.invalidate(generation).await;
-            let (bearer, _) = self.bearer(ctx).await?;
-            answer = self.open_with(ctx, build(), &bearer).await?;
-        }
+        let answer = self
+            .exchange(ctx, Replay::Safe, build, Some(transport::is_file))
+            .await?;
         match answer {
             Answer::Streaming(response) => Ok(DocumentDownload {
                 file_name: transport::attachment_file_name(&response.headers)
@@ -154,18 +136,6 @@ impl SignNow {
                 .with_default_metadata(MetaKey::DocumentId, &request.document_id)),
         }
     }
-
-    async fn open_with(
-        &self,
-        ctx: &CallContext,
-        outbound: Outbound,
-        bearer: &CredentialHeader,
-    ) -> Result<Answer> {
-        let outbound = outbound.credential(HeaderName::from_static("authorization"), bearer)?;
-        self.http
-            .open(ctx, KIND, &self.account.name, outbound, transport::is_file)
-            .await
-    }
 }
 
 fn roles_of(document: &WireDocument) -> Vec<DocumentRole> {
@@ -175,16 +145,7 @@ fn roles_of(document: &WireDocument) -> Vec<DocumentRole> {
         .map(|role| DocumentRole {
             name: role.name.clone(),
             role_id: role.unique_id.clone(),
-            signing_order: role
-                .signing_order
-                .as_ref()
-                .and_then(|order| match order {
-                    Value::Number(n) => n.as_u64(),
-                    Value::String(s) => s.parse().ok(),
-                    _ => None,
-                })
-                .and_then(|order| u32::try_from(order).ok())
-                .unwrap_or(0),
+            signing_order: role.order().unwrap_or(0),
         })
         .collect()
 }

@@ -28,7 +28,9 @@ use crate::{
     error::{GatewayError, MetaKey, Outcome, Reason, Result},
     provider::{
         CallContext, Provider, Services,
-        transport::{self, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy},
+        transport::{
+            self, Answer, CredentialHeader, HttpClient, Outbound, ProviderResponse, RetryPolicy,
+        },
     },
     secret::Secret,
     store::StateStore,
@@ -150,22 +152,40 @@ impl SignNow {
         &self,
         ctx: &CallContext,
         replay: Replay,
-        build: impl Fn() -> Result<Outbound>,
+        build: impl FnMut() -> Result<Outbound>,
     ) -> Result<ProviderResponse> {
+        match self.exchange(ctx, replay, build, None).await? {
+            Answer::Whole(response) => Ok(response),
+            Answer::Streaming(_) => unreachable!("answers are streamed only when asked"),
+        }
+    }
+
+    /// [`Self::send`], with the answer left unread when `stream` says it is
+    /// a file. `build` is called again only for a replay.
+    async fn exchange(
+        &self,
+        ctx: &CallContext,
+        replay: Replay,
+        mut build: impl FnMut() -> Result<Outbound>,
+        stream: Option<fn(StatusCode, &::http::HeaderMap) -> bool>,
+    ) -> Result<Answer> {
         let (bearer, generation) = self.bearer(ctx).await?;
-        let response = self.send_with(ctx, build()?, &bearer).await?;
-        if !is_invalid_token(&response) {
-            return Ok(response);
+        let answer = self.exchange_with(ctx, build()?, &bearer, stream).await?;
+        let Answer::Whole(response) = &answer else {
+            return Ok(answer);
+        };
+        if !is_invalid_token(response) {
+            return Ok(answer);
         }
         if self.fixed_bearer.is_some() {
-            return Err(credentials_rejected(&response));
+            return Err(credentials_rejected(response));
         }
         tracing::info!("signNow refused the access token; refreshing it");
         self.invalidate(generation).await;
         let (bearer, _) = self.bearer(ctx).await?;
         if replay == Replay::Unsafe {
-            // signNow refused before acting, but this call sends email or is
-            // billed: the caller decides whether to send it again.
+            // signNow refused before acting, but this call sends email, is
+            // billed or cannot be sent twice: the caller decides.
             return Err(GatewayError::new(
                 Reason::ProviderUnavailable,
                 "signNow refused the gateway's access token; a fresh token is ready, retry the call",
@@ -174,23 +194,35 @@ impl SignNow {
             .with_outcome(Outcome::NotApplied)
             .with_retry_after(Duration::from_secs(1)));
         }
-        let response = self.send_with(ctx, build()?, &bearer).await?;
-        if is_invalid_token(&response) {
-            return Err(credentials_rejected(&response));
+        let answer = self.exchange_with(ctx, build()?, &bearer, stream).await?;
+        if let Answer::Whole(response) = &answer
+            && is_invalid_token(response)
+        {
+            return Err(credentials_rejected(response));
         }
-        Ok(response)
+        Ok(answer)
     }
 
-    async fn send_with(
+    async fn exchange_with(
         &self,
         ctx: &CallContext,
         outbound: Outbound,
         bearer: &CredentialHeader,
-    ) -> Result<ProviderResponse> {
+        stream: Option<fn(StatusCode, &::http::HeaderMap) -> bool>,
+    ) -> Result<Answer> {
         let outbound = outbound.credential(HeaderName::from_static("authorization"), bearer)?;
-        self.http
-            .send(ctx, KIND, &self.account.name, outbound)
-            .await
+        match stream {
+            Some(stream) => {
+                self.http
+                    .open(ctx, KIND, &self.account.name, outbound, stream)
+                    .await
+            }
+            None => self
+                .http
+                .send(ctx, KIND, &self.account.name, outbound)
+                .await
+                .map(Answer::Whole),
+        }
     }
 
     async fn read_document(&self, ctx: &CallContext, document_id: &str) -> Result<WireDocument> {

@@ -93,9 +93,7 @@ impl WireDocument {
         self.roles
             .iter()
             .find(|r| r.unique_id == role_id)
-            .and_then(|r| r.signing_order.as_ref().and_then(number))
-            .and_then(|o| u32::try_from(o).ok())
-            .filter(|o| *o > 0)
+            .and_then(WireRole::order)
     }
 }
 
@@ -117,6 +115,17 @@ pub(super) struct WireRole {
     pub(super) name: String,
     #[serde(default)]
     pub(super) signing_order: Option<Value>,
+}
+
+impl WireRole {
+    /// The role's place in the signing order; signNow sends it as a string.
+    pub(super) fn order(&self) -> Option<u32> {
+        self.signing_order
+            .as_ref()
+            .and_then(number)
+            .and_then(|o| u32::try_from(o).ok())
+            .filter(|o| *o > 0)
+    }
 }
 
 #[derive(Debug, Deserialize)]

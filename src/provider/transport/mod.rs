@@ -314,7 +314,7 @@ impl HttpClient {
         // Named "{method} {url.template}" as the HTTP client conventions ask.
         let span = tracing::info_span!(
             "provider_call",
-            otel.name = format!("{} {}", request.method, request.path_template),
+            otel.name = %format_args!("{} {}", request.method, request.path_template),
             otel.kind = "client",
             provider = provider.as_str(),
             account = account,
