@@ -3,6 +3,8 @@
 //! Leegality invitation ids (a sign URL's UUID is enough to sign) are cut
 //! short; no secret, token or document ever reaches the line.
 
+use std::fmt::{self, Write as _};
+
 use crate::{domain::ProviderKind, pb};
 
 /// What a request is about, for the audit line.
@@ -122,32 +124,37 @@ impl Audited for pb::UploadDocumentMetadata {
 }
 
 /// `j***@example.com`; anything that is not an address is masked whole.
-pub(crate) fn mask_email(email: &str) -> String {
+fn write_masked_email(f: &mut fmt::Formatter<'_>, email: &str) -> fmt::Result {
     match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
+            let first = local.chars().next().unwrap_or('*');
+            write!(f, "{first}***@{domain}")
         }
-        _ => "***".to_owned(),
+        _ => f.write_str("***"),
     }
 }
 
 /// `+91******10`: the country prefix and the last two digits.
-pub(crate) fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() < 6 {
-        return "***".to_owned();
+fn write_masked_phone(f: &mut fmt::Formatter<'_>, phone: &str) -> fmt::Result {
+    let count = phone.chars().count();
+    if count < 6 {
+        return f.write_str("***");
     }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 2..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 5))
+    for (i, c) in phone.chars().enumerate() {
+        if i < 3 || i >= count - 2 {
+            f.write_char(c)?;
+        } else {
+            f.write_char('*')?;
+        }
+    }
+    Ok(())
 }
 
-pub(crate) fn mask_contact(contact: &str) -> String {
+fn write_masked_contact(f: &mut fmt::Formatter<'_>, contact: &str) -> fmt::Result {
     if contact.contains('@') {
-        mask_email(contact)
+        write_masked_email(f, contact)
     } else {
-        mask_phone(contact)
+        write_masked_phone(f, contact)
     }
 }
 
@@ -155,14 +162,57 @@ pub(crate) fn mask_contact(contact: &str) -> String {
 /// the first 8 characters of the UUID are kept, and the same goes for any
 /// id that looks like a URL or a UUID whatever the provider. Other ids are
 /// opaque references, kept up to 64 characters.
-pub(crate) fn mask_invitation_id(provider: Option<ProviderKind>, id: &str) -> String {
+fn write_masked_invitation_id(
+    f: &mut fmt::Formatter<'_>,
+    provider: Option<ProviderKind>,
+    id: &str,
+) -> fmt::Result {
     let url_like = id.contains('/') || id.contains(':') || crate::validate::is_uuid(id);
     if provider == Some(ProviderKind::Leegality) || url_like {
         let last = id.rsplit('/').next().unwrap_or(id);
-        let prefix: String = last.chars().take(8).collect();
-        return format!("{prefix}…");
+        write_prefix(f, last, 8)?;
+        return f.write_char('…');
     }
-    id.chars().take(64).collect()
+    write_prefix(f, id, 64)
+}
+
+/// The first `chars` characters of `value`.
+fn write_prefix(f: &mut fmt::Formatter<'_>, value: &str, chars: usize) -> fmt::Result {
+    let end = value
+        .char_indices()
+        .nth(chars)
+        .map_or(value.len(), |(i, _)| i);
+    f.write_str(&value[..end])
+}
+
+/// Masked values joined by commas, formatted straight into the audit line.
+struct Joined<'a, F> {
+    values: &'a [String],
+    write_one: F,
+}
+
+impl<F> fmt::Display for Joined<'_, F>
+where
+    F: Fn(&mut fmt::Formatter<'_>, &str) -> fmt::Result,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, value) in self.values.iter().enumerate() {
+            if i > 0 {
+                f.write_char(',')?;
+            }
+            (self.write_one)(f, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// A document id cut to 64 characters.
+struct Prefix<'a>(&'a str);
+
+impl fmt::Display for Prefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_prefix(f, self.0, 64)
+    }
 }
 
 /// Whether audit lines are written at all (the log filter may drop them),
@@ -171,7 +221,8 @@ pub(crate) fn enabled() -> bool {
     tracing::enabled!(target: "audit", tracing::Level::INFO)
 }
 
-/// Writes the audit line (target `audit`).
+/// Writes the audit line (target `audit`). Masking happens while the line
+/// is encoded, without building the masked values first.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record(
     caller: &str,
@@ -184,16 +235,16 @@ pub(crate) fn record(
     reason: &str,
     trace_id: &str,
 ) {
-    let invitation_ids: Vec<String> = subjects
-        .invitation_ids
-        .iter()
-        .map(|id| mask_invitation_id(provider, id))
-        .collect();
-    let recipients: Vec<String> = subjects
-        .recipients
-        .iter()
-        .map(|c| mask_contact(c))
-        .collect();
+    let invitation_ids = Joined {
+        values: &subjects.invitation_ids,
+        write_one: |f: &mut fmt::Formatter<'_>, id: &str| {
+            write_masked_invitation_id(f, provider, id)
+        },
+    };
+    let recipients = Joined {
+        values: &subjects.recipients,
+        write_one: write_masked_contact,
+    };
     tracing::info!(
         target: "audit",
         caller,
@@ -201,9 +252,9 @@ pub(crate) fn record(
         provider = provider.map_or("", ProviderKind::as_str),
         account = if account.is_empty() { "default" } else { account },
         request_id,
-        document_id = subjects.document_id.chars().take(64).collect::<String>(),
-        invitation_ids = invitation_ids.join(","),
-        recipients = recipients.join(","),
+        document_id = %Prefix(&subjects.document_id),
+        invitation_ids = %invitation_ids,
+        recipients = %recipients,
         code,
         reason,
         trace_id,
@@ -215,22 +266,53 @@ pub(crate) fn record(
 mod tests {
     use super::*;
 
+    /// Formats one value with a masking writer.
+    fn masked(write: impl Fn(&mut fmt::Formatter<'_>, &str) -> fmt::Result, value: &str) -> String {
+        let values = [value.to_owned()];
+        Joined {
+            values: &values,
+            write_one: write,
+        }
+        .to_string()
+    }
+
     #[test]
     fn contacts_and_sign_urls_are_masked() {
-        assert_eq!(mask_email("john.doe@example.com"), "j***@example.com");
-        assert_eq!(mask_email("@example.com"), "***");
-        assert_eq!(mask_phone("+919876543210"), "+91********10");
-        assert_eq!(mask_phone("12"), "***");
         assert_eq!(
-            mask_invitation_id(
-                Some(ProviderKind::Leegality),
+            masked(write_masked_contact, "john.doe@example.com"),
+            "j***@example.com"
+        );
+        assert_eq!(masked(write_masked_contact, "@example.com"), "***");
+        assert_eq!(
+            masked(write_masked_contact, "+919876543210"),
+            "+91********10"
+        );
+        assert_eq!(masked(write_masked_contact, "12"), "***");
+        let leegality = |f: &mut fmt::Formatter<'_>, id: &str| {
+            write_masked_invitation_id(f, Some(ProviderKind::Leegality), id)
+        };
+        assert_eq!(
+            masked(
+                leegality,
                 "https://sandbox.leegality.com/sign/2bdcc3ef-661f-440c-b059-82c0ff6ce4d8"
             ),
             "2bdcc3ef…"
         );
-        assert_eq!(
-            mask_invitation_id(Some(ProviderKind::Bynn), "adi_123"),
-            "adi_123"
-        );
+        let bynn = |f: &mut fmt::Formatter<'_>, id: &str| {
+            write_masked_invitation_id(f, Some(ProviderKind::Bynn), id)
+        };
+        assert_eq!(masked(bynn, "adi_123"), "adi_123");
+        assert_eq!(masked(bynn, &"x".repeat(70)), "x".repeat(64));
+        assert_eq!(Prefix(&"é".repeat(70)).to_string(), "é".repeat(64));
+    }
+
+    #[test]
+    fn several_values_are_joined_with_commas() {
+        let values = ["a@b.example".to_owned(), "+911234567890".to_owned()];
+        let joined = Joined {
+            values: &values,
+            write_one: write_masked_contact,
+        };
+        assert_eq!(joined.to_string(), "a***@b.example,+91********90");
     }
 }

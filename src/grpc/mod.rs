@@ -8,7 +8,6 @@ mod pipeline;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use http::HeaderMap;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, field};
@@ -151,7 +150,9 @@ impl InvitationApi {
         let deadline = deadline::caller_timeout(request.metadata())
             .map(|timeout| started + timeout - reply_margin(timeout));
         let span = rpc_span(rpc);
-        telemetry::set_parent_from_headers(&span, &trace_headers(request.metadata()));
+        let metadata = request.metadata();
+        let header = |name| metadata.get(name).and_then(|value| value.to_str().ok());
+        telemetry::set_parent(&span, header("traceparent"), header("tracestate"));
         let caller = self.authenticate(&request);
         let admission = self.admit();
         Begun {
@@ -228,18 +229,6 @@ fn code_name(code: tonic::Code) -> &'static str {
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
     }
-}
-
-fn trace_headers(metadata: &tonic::metadata::MetadataMap) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for name in ["traceparent", "tracestate"] {
-        if let Some(value) = metadata.get(name)
-            && let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes())
-        {
-            headers.insert(name, value);
-        }
-    }
-    headers
 }
 
 fn finish<T>(

@@ -7,7 +7,7 @@ use opentelemetry::{
     Context, global,
     trace::{TraceContextExt as _, TracerProvider as _},
 };
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderInjector;
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{
@@ -15,6 +15,10 @@ use tracing_subscriber::{
 };
 
 use crate::config::{Config, LogFormat};
+
+mod ids;
+mod lines;
+use lines::{JsonLines, SpanFields};
 
 /// Lines waiting for a writer thread, per writer: about 64 MB of log text
 /// at its worst, far more than a burst at full load produces.
@@ -86,18 +90,8 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
         tracing_subscriber::filter::Targets::new().with_target("audit", tracing::Level::INFO);
     let (fmt_layer, audit_layer) = match config.log_format {
         LogFormat::Json => (
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_current_span(true)
-                .with_span_list(false)
-                .with_writer(log_writer)
-                .boxed(),
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_writer(audit_writer)
-                .boxed(),
+            JsonLines::new(log_writer, SpanFields::Current).boxed(),
+            JsonLines::new(audit_writer, SpanFields::Omit).boxed(),
         ),
         LogFormat::Pretty => (
             tracing_subscriber::fmt::layer()
@@ -112,17 +106,23 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     };
     // RUST_LOG picks the log lines only: the gateway's spans reach the
     // tracer whatever the log level, so quieter logs never cost the traces
-    // (or the traceparent sent on to providers).
+    // (or the traceparent sent on to providers). Without an exporter only
+    // the W3C ids are kept: OpenTelemetry's span records would be dropped.
     let spans = tracing_subscriber::filter::Targets::new()
         .with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
+    let (exported, ids_only) = if config.otlp_endpoint.is_some() {
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(spans);
+        (Some(layer), None)
+    } else {
+        (None, Some(ids::W3cIds.with_filter(spans)))
+    };
     tracing_subscriber::registry()
+        .with(ids_only)
+        .with(exported)
         .with(fmt_layer.with_filter(filter))
         .with(audit_layer.with_filter(audit))
-        .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(spans),
-        )
         .try_init()?;
     Ok(TelemetryGuard {
         provider,
@@ -137,42 +137,87 @@ pub fn init_for_tests(path: &std::path::Path) {
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     INSTALLED.get_or_init(|| {
         global::set_text_map_propagator(TraceContextPropagator::new());
-        let provider = SdkTracerProvider::builder().build();
-        let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
-        global::set_tracer_provider(provider);
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let Ok(file) = std::fs::File::create(path) else {
             return;
         };
+        // As in production without an exporter: W3C ids, no span records.
         let _ = tracing_subscriber::registry()
+            .with(ids::W3cIds)
             .with(EnvFilter::new("debug,esign_gateway=trace"))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(true)
-                    .with_writer(std::sync::Mutex::new(file)),
-            )
-            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(JsonLines::new(
+                std::sync::Mutex::new(file),
+                SpanFields::Scope,
+            ))
             .try_init();
     });
 }
 
-/// Makes an inbound `traceparent` the parent of `span`.
-pub(crate) fn set_parent_from_headers(span: &tracing::Span, headers: &HeaderMap) {
-    if !headers.contains_key("traceparent") {
+/// Makes an inbound `traceparent` (with its `tracestate`) the parent of
+/// `span`, a root span just opened.
+pub(crate) fn set_parent(
+    span: &tracing::Span,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) {
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    if let Some((trace_id, flags, state)) = ids::parse_traceparent(traceparent, tracestate)
+        && ids::adopt(span, trace_id, flags, state)
+    {
         return;
     }
-    let parent =
-        global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let inbound = InboundContext {
+        traceparent,
+        tracestate,
+    };
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&inbound));
     let _ = span.set_parent(parent);
+}
+
+/// The two W3C headers as OpenTelemetry's propagator reads them.
+struct InboundContext<'a> {
+    traceparent: &'a str,
+    tracestate: Option<&'a str>,
+}
+
+impl opentelemetry::propagation::Extractor for InboundContext<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => Some(self.traceparent),
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        let mut keys = vec!["traceparent"];
+        if self.tracestate.is_some() {
+            keys.push("tracestate");
+        }
+        keys
+    }
 }
 
 /// Writes the current span's W3C trace context into outbound headers.
 pub(crate) fn inject_trace_context(headers: &mut HeaderMap) {
-    let context = tracing::Span::current().context();
+    let current = tracing::Span::current();
+    if let Some(ids) = ids::of(&current) {
+        if let Ok(value) = http::HeaderValue::try_from(ids.traceparent()) {
+            headers.insert("traceparent", value);
+        }
+        if let Some(value) = ids
+            .state
+            .and_then(|state| http::HeaderValue::from_str(&state).ok())
+        {
+            headers.insert("tracestate", value);
+        }
+        return;
+    }
+    let context = current.context();
     if !context.span().span_context().is_valid() {
         return;
     }
@@ -188,6 +233,9 @@ pub(crate) fn current_trace_id() -> Option<String> {
 
 /// The trace id of `span`, when it belongs to a valid trace.
 pub(crate) fn trace_id_of(span: &tracing::Span) -> Option<String> {
+    if let Some(ids) = ids::of(span) {
+        return Some(format!("{:032x}", ids.trace_id));
+    }
     let context: Context = span.context();
     let span_context = context.span().span_context().clone();
     span_context

@@ -1,0 +1,194 @@
+//! W3C trace context when no trace exporter is configured. Spans still get
+//! trace and span ids (for log and audit lines, metric exemplars, and the
+//! `traceparent` sent on to providers), but nothing else of OpenTelemetry's
+//! span bookkeeping is paid for: with no exporter it would be thrown away.
+
+use std::sync::Arc;
+
+use rand::Rng as _;
+use tracing::{Subscriber, span};
+use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
+
+/// A span's place in a W3C trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TraceIds {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    /// `trace-flags`: the caller's, or 0 (not sampled) for a trace begun
+    /// here, since nothing here records it.
+    pub(crate) flags: u8,
+    /// The caller's `tracestate`, carried on unchanged.
+    pub(crate) state: Option<Arc<str>>,
+}
+
+impl TraceIds {
+    pub(crate) fn traceparent(&self) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.span_id, self.flags
+        )
+    }
+}
+
+/// The longest `tracestate` carried on (the W3C limit for what must be
+/// propagated).
+const MAX_TRACESTATE: usize = 512;
+
+/// The parent a caller named in `traceparent` (version 00, or a later one
+/// read as 00 says), with its `tracestate`.
+pub(crate) fn parse_traceparent(
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> Option<(u128, u8, Option<Arc<str>>)> {
+    let mut parts = traceparent.trim().split('-');
+    let version = parts.next().filter(|v| v.len() == 2)?;
+    let trace_id = parts.next().filter(|v| v.len() == 32)?;
+    let parent_id = parts.next().filter(|v| v.len() == 16)?;
+    let flags = parts.next().filter(|v| v.len() == 2)?;
+    let lower_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if ![version, trace_id, parent_id, flags]
+        .into_iter()
+        .all(lower_hex)
+        || version == "ff"
+        || (version == "00" && parts.next().is_some())
+    {
+        return None;
+    }
+    let trace_id = u128::from_str_radix(trace_id, 16)
+        .ok()
+        .filter(|&id| id != 0)?;
+    u64::from_str_radix(parent_id, 16)
+        .ok()
+        .filter(|&id| id != 0)?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    let state = tracestate
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE)
+        .map(Arc::from);
+    Some((trace_id, flags, state))
+}
+
+fn nonzero_random<T: Default + PartialEq>(mut draw: impl FnMut() -> T) -> T {
+    loop {
+        let id = draw();
+        if id != T::default() {
+            return id;
+        }
+    }
+}
+
+/// Gives every span its ids: a child shares its parent's trace, a root
+/// span begins a new one (until [`adopt`] names the caller's).
+pub(crate) struct W3cIds;
+
+impl<S> Layer<S> for W3cIds
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, _attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut rng = rand::rng();
+        let span_id = nonzero_random(|| rng.random::<u64>());
+        let inherited = span
+            .parent()
+            .and_then(|parent| parent.extensions().get::<TraceIds>().cloned());
+        let ids = match inherited {
+            Some(parent) => TraceIds { span_id, ..parent },
+            None => TraceIds {
+                trace_id: nonzero_random(|| rng.random::<u128>()),
+                span_id,
+                flags: 0,
+                state: None,
+            },
+        };
+        span.extensions_mut().insert(ids);
+    }
+}
+
+/// Runs `f` on the ids of `span`, when this layer is installed.
+fn with_ids<R>(span: &tracing::Span, f: impl FnOnce(&mut TraceIds) -> R) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let data = registry.span(id)?;
+        let mut extensions = data.extensions_mut();
+        extensions.get_mut::<TraceIds>().map(f)
+    })
+    .flatten()
+}
+
+/// The ids of `span`; `None` when this layer is not the one installed.
+pub(crate) fn of(span: &tracing::Span) -> Option<TraceIds> {
+    with_ids(span, |ids| ids.clone())
+}
+
+/// Makes `span` (a root span just opened) part of the caller's trace.
+/// Returns false when this layer is not the one installed.
+pub(crate) fn adopt(
+    span: &tracing::Span,
+    trace_id: u128,
+    flags: u8,
+    state: Option<Arc<str>>,
+) -> bool {
+    with_ids(span, |ids| {
+        ids.trace_id = trace_id;
+        ids.flags = flags;
+        ids.state = state;
+    })
+    .is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[test]
+    fn traceparent_is_read_as_the_w3c_spec_says() {
+        let id = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128;
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(parse_traceparent(good, None), Some((id, 1, None)));
+        let state = parse_traceparent(good, Some("vendor=x")).unwrap().2;
+        assert_eq!(state.as_deref(), Some("vendor=x"));
+        // A later version may add fields; version 00 may not.
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert_eq!(parse_traceparent(later, None), Some((id, 1, None)));
+        for bad in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert_eq!(parse_traceparent(bad, None), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn children_share_the_adopted_trace_with_ids_of_their_own() {
+        let subscriber = tracing_subscriber::registry().with(W3cIds);
+        tracing::subscriber::with_default(subscriber, || {
+            let root = tracing::info_span!("rpc");
+            let before = of(&root).expect("ids");
+            assert_eq!(before.flags, 0);
+            assert!(adopt(&root, 7, 1, None));
+            let child = root.in_scope(|| tracing::info_span!("provider_call"));
+            let root_ids = of(&root).unwrap();
+            let child_ids = of(&child).unwrap();
+            assert_eq!(root_ids.span_id, before.span_id);
+            assert_eq!(child_ids.trace_id, 7);
+            assert_eq!(child_ids.flags, 1);
+            assert_ne!(child_ids.span_id, root_ids.span_id);
+            assert_eq!(
+                child_ids.traceparent(),
+                format!("00-{:032x}-{:016x}-01", 7, child_ids.span_id)
+            );
+            let other = tracing::info_span!("rpc");
+            assert_ne!(of(&other).unwrap().trace_id, 7, "a new root, a new trace");
+        });
+    }
+}
