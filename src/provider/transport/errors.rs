@@ -15,10 +15,13 @@ use crate::{
 /// Delay suggested to callers after a transient provider failure.
 pub(crate) const TRANSIENT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// What a failed attempt carries for its log line.
+pub(super) type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 pub(super) enum SendFailure {
-    Connect(reqwest::Error),
-    Timeout(reqwest::Error),
-    Transport(reqwest::Error),
+    Connect(Cause),
+    Timeout(Cause),
+    Transport(Cause),
     BodyTooLarge,
     /// A one-shot body was already sent by an earlier attempt.
     BodyGone,
@@ -29,11 +32,11 @@ impl SendFailure {
         // reqwest errors carry the URL; strip it so no id or query reaches a log.
         let error = error.without_url();
         if error.is_timeout() {
-            SendFailure::Timeout(error)
+            SendFailure::Timeout(Box::new(error))
         } else if error.is_connect() {
-            SendFailure::Connect(error)
+            SendFailure::Connect(Box::new(error))
         } else {
-            SendFailure::Transport(error)
+            SendFailure::Transport(Box::new(error))
         }
     }
 }

@@ -1,11 +1,13 @@
-//! The one HTTP layer every provider call goes through: a pooled reqwest
-//! client, per-operation timeouts capped by the caller's deadline, W3C trace
+//! The one HTTP layer every provider call goes through: pooled hyper
+//! clients (directly for bodies in memory, through reqwest for multipart and
+//! streams), per-operation timeouts capped by the caller's deadline, W3C trace
 //! context propagation, bounded response bodies, retries only where the
 //! operation is safe (`retry`), a circuit breaker per account (`breaker`),
 //! and logs that never carry credentials.
 
 mod breaker;
 mod budget;
+mod direct;
 mod errors;
 mod files;
 mod payload;
@@ -215,6 +217,9 @@ pub(crate) struct HttpClient {
 }
 
 struct Inner {
+    /// Calls with a body in memory whose answer is read whole.
+    direct: direct::DirectClient,
+    /// Multipart uploads, bodies streamed out and answers streamed back.
     client: reqwest::Client,
     max_body_bytes: usize,
     breakers: Breakers,
@@ -238,6 +243,7 @@ impl HttpClient {
             })?;
         Ok(HttpClient {
             inner: Arc::new(Inner {
+                direct: direct::client(timeouts)?,
                 client,
                 max_body_bytes,
                 breakers: Breakers::new(BreakerConfig::default(), Clock::default()),
@@ -255,6 +261,7 @@ impl HttpClient {
         budgets: Budgets,
     ) -> HttpClient {
         let inner = Inner {
+            direct: self.inner.direct.clone(),
             client: self.inner.client.clone(),
             max_body_bytes: self.inner.max_body_bytes,
             breakers: Breakers::new(config, clock),
@@ -459,6 +466,19 @@ impl HttpClient {
         budget: Duration,
         take: Take,
     ) -> std::result::Result<Answer, SendFailure> {
+        if matches!(take, Take::Whole)
+            && let Some(body) = request.body.in_memory()
+        {
+            let response = direct::send(
+                &self.inner.direct,
+                request,
+                body,
+                budget,
+                self.inner.max_body_bytes,
+            )
+            .await?;
+            return Ok(Answer::Whole(response));
+        }
         let mut headers = request.headers.clone();
         telemetry::inject_trace_context(&mut headers);
         let builder = self

@@ -108,6 +108,15 @@ impl Payload {
         !matches!(self, Payload::Upload(_))
     }
 
+    /// The body when it is all in memory already (sent on the direct path).
+    pub(super) fn in_memory(&self) -> Option<Bytes> {
+        match self {
+            Payload::Empty => Some(Bytes::new()),
+            Payload::Bytes(bytes) => Some(bytes.clone()),
+            Payload::JsonWithFile { .. } | Payload::Upload(_) => None,
+        }
+    }
+
     /// Adds the body to `builder`; `None` when a one-shot body was sent.
     pub(super) fn attach(
         &self,
