@@ -6,8 +6,8 @@
 use std::{
     fmt::Write as _,
     sync::{
-        OnceLock,
-        atomic::{AtomicI64, Ordering},
+        Arc, OnceLock,
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -118,13 +118,16 @@ fn latency() -> Latency {
     HistogramWithExemplars::new(BUCKETS.into_iter())
 }
 
-/// Log lines the non-blocking writer dropped because it fell behind.
-static DROPPED_LOG_LINES: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+/// Log lines the log writer dropped because it fell behind.
+static DROPPED_LOG_LINES: OnceLock<Arc<AtomicU64>> = OnceLock::new();
+/// Audit lines whose caller waited for the audit writer to catch up.
+static DELAYED_AUDIT_LINES: OnceLock<Arc<AtomicU64>> = OnceLock::new();
 
-/// Exports the log writer's dropped-line count as
-/// `esign_log_lines_dropped_total` (set once, at start).
-pub(crate) fn count_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCounter) {
-    let _ = DROPPED_LOG_LINES.set(counter);
+/// Exports the log writers' counts as `esign_log_lines_dropped_total` and
+/// `esign_audit_lines_delayed_total` (set once, at start).
+pub(crate) fn count_log_writer_lag(dropped: Arc<AtomicU64>, delayed_audit: Arc<AtomicU64>) {
+    let _ = DROPPED_LOG_LINES.set(dropped);
+    let _ = DELAYED_AUDIT_LINES.set(delayed_audit);
 }
 
 pub(crate) struct Metrics {
@@ -438,17 +441,28 @@ struct ProcessCollector;
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        // Always present (0 without the writer), so an alert can rely on it.
-        let dropped = DROPPED_LOG_LINES
-            .get()
-            .map_or(0, |counter| counter.dropped_lines() as u64);
-        let dropped = ConstCounter::new(dropped);
-        dropped.encode(encoder.encode_descriptor(
-            "esign_log_lines_dropped",
-            "Log lines dropped because the log writer fell behind (audit lines are never dropped)",
-            None,
-            dropped.metric_type(),
-        )?)?;
+        // Always present (0 without the writers), so an alert can rely on them.
+        let lag = [
+            (
+                &DROPPED_LOG_LINES,
+                "esign_log_lines_dropped",
+                "Log lines dropped because the log writer fell behind (audit lines are never dropped)",
+            ),
+            (
+                &DELAYED_AUDIT_LINES,
+                "esign_audit_lines_delayed",
+                "Audit lines whose call waited because the audit writer fell behind",
+            ),
+        ];
+        for (count, name, help) in lag {
+            let counter = ConstCounter::new(count.get().map_or(0, |c| c.load(Ordering::Relaxed)));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
         let Ok(process) = procfs::process::Process::myself() else {
             return Ok(());
         };

@@ -16,18 +16,19 @@ use tracing_subscriber::{
 
 use crate::config::{Config, LogFormat};
 
+mod batch;
 mod ids;
 mod lines;
 use lines::{JsonLines, SpanFields};
 
-/// Lines waiting for a writer thread, per writer: about 64 MB of log text
-/// at its worst, far more than a burst at full load produces.
-const BUFFERED_LINES: usize = 128 * 1024;
+/// Log text waiting for a writer thread, per writer: far more than a burst
+/// at full load produces between two batches.
+const PENDING_BYTES: usize = 8 * 1024 * 1024;
 
 /// Flushes pending spans and log lines when dropped at shutdown.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
-    _writers: [tracing_appender::non_blocking::WorkerGuard; 2],
+    _writers: [batch::BatchGuard; 2],
 }
 
 impl Drop for TelemetryGuard {
@@ -65,22 +66,16 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
     global::set_tracer_provider(provider.clone());
 
-    // Lines are formatted on the request path but written by their own
-    // threads, so a slow stdout never stalls a call. Ordinary log lines may
-    // be dropped when that thread falls behind (counted in
+    // Lines are formatted on the request path but written in batches by
+    // their own threads, so a slow stdout never stalls a call. Ordinary log
+    // lines may be dropped when that thread falls behind (counted in
     // `esign_log_lines_dropped_total`); audit lines never are: their writer
-    // makes callers wait instead.
-    let (log_writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("log-writer")
-        .finish(std::io::stdout());
-    crate::metrics::count_dropped_log_lines(log_writer.error_counter());
-    let (audit_writer, audit_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("audit-writer")
-        .finish(std::io::stdout());
+    // makes callers wait instead (counted in `esign_audit_lines_delayed_total`).
+    let (log_writer, log_guard) =
+        batch::BatchWriter::spawn("log-writer", std::io::stdout(), PENDING_BYTES, true)?;
+    let (audit_writer, audit_guard) =
+        batch::BatchWriter::spawn("audit-writer", std::io::stdout(), PENDING_BYTES, false)?;
+    crate::metrics::count_log_writer_lag(log_writer.fell_behind(), audit_writer.fell_behind());
 
     // RUST_LOG picks the log lines; audit lines are written whatever it says.
     let filter = EnvFilter::try_from_default_env()
