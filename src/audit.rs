@@ -206,6 +206,18 @@ where
     }
 }
 
+/// A value, or nothing when absent.
+struct OrEmpty<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for OrEmpty<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A document id cut to 64 characters.
 struct Prefix<'a>(&'a str);
 
@@ -233,7 +245,7 @@ pub(crate) fn record(
     subjects: &Subjects,
     code: &str,
     reason: &str,
-    trace_id: &str,
+    trace_id: Option<crate::telemetry::TraceId>,
 ) {
     let invitation_ids = Joined {
         values: &subjects.invitation_ids,
@@ -257,7 +269,7 @@ pub(crate) fn record(
         recipients = %recipients,
         code,
         reason,
-        trace_id,
+        trace_id = %OrEmpty(trace_id),
         "audit"
     );
 }

@@ -282,7 +282,7 @@ impl Drop for Watcher {
 }
 
 fn exemplar() -> Option<TraceLabels> {
-    crate::telemetry::current_trace_id().map(|trace_id| TraceLabels { trace_id })
+    crate::telemetry::sampled_trace_id().map(|trace_id| TraceLabels { trace_id })
 }
 
 impl Metrics {

@@ -247,7 +247,7 @@ fn finish<T>(
         code_name(code),
         reason,
         started.elapsed(),
-        telemetry::trace_id_of(span),
+        span.in_scope(telemetry::sampled_trace_id),
     );
     match result {
         // One line per call: an audited call's audit line already says how

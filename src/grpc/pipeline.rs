@@ -294,7 +294,7 @@ impl AuditContext {
             &self.subjects,
             code,
             reason,
-            &telemetry::current_trace_id().unwrap_or_default(),
+            telemetry::trace_of(&tracing::Span::current()).map(|(trace_id, _)| trace_id),
         );
     }
 }

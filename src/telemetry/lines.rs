@@ -198,7 +198,13 @@ struct Members<'a> {
 }
 
 impl Members<'_> {
-    fn key(&mut self, field: &Field) {
+    /// Writes the member's key; false for fields that only name the
+    /// OpenTelemetry span (`otel.name`, `otel.kind`), which a log line
+    /// does not need.
+    fn key(&mut self, field: &Field) -> bool {
+        if field.name().starts_with("otel.") {
+            return false;
+        }
         if let Some(present) = &mut self.present {
             let bit = 1_u64.checked_shl(field.index() as u32).unwrap_or(0);
             if bit == 0 || *present & bit != 0 {
@@ -211,32 +217,43 @@ impl Members<'_> {
         }
         push_json_str(self.out, field.name());
         self.out.push(':');
+        true
     }
 }
 
 impl Visit for Members<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         push_json_str(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.out.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         if value.is_finite() {
             self.out.push_str(ryu::Buffer::new().format_finite(value));
         } else {
@@ -245,12 +262,16 @@ impl Visit for Members<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         push_json_display(self.out, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         self.out.push('"');
         let _ = fmt::write(&mut Escaping(self.out), format_args!("{value:?}"));
         self.out.push('"');

@@ -221,19 +221,39 @@ pub(crate) fn inject_trace_context(headers: &mut HeaderMap) {
     });
 }
 
-/// The trace id of the current span, for log lines and audit records.
-pub(crate) fn current_trace_id() -> Option<String> {
-    trace_id_of(&tracing::Span::current())
+/// A trace id, written as W3C spells it (32 lowercase hex digits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TraceId(u128);
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
 }
 
-/// The trace id of `span`, when it belongs to a valid trace.
-pub(crate) fn trace_id_of(span: &tracing::Span) -> Option<String> {
+/// The trace `span` belongs to, and whether the caller (or this gateway's
+/// sampler) records it.
+pub(crate) fn trace_of(span: &tracing::Span) -> Option<(TraceId, bool)> {
     if let Some(ids) = ids::of(span) {
-        return Some(format!("{:032x}", ids.trace_id));
+        return Some((TraceId(ids.trace_id), ids.flags & 1 == 1));
     }
     let context: Context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
+    let span_ref = context.span();
+    let span_context = span_ref.span_context();
+    span_context.is_valid().then(|| {
+        (
+            TraceId(u128::from_be_bytes(span_context.trace_id().to_bytes())),
+            span_context.is_sampled(),
+        )
+    })
+}
+
+/// The current span's trace id when that trace is sampled: a metric
+/// exemplar points at a trace a tracing backend can show, so unsampled
+/// calls carry none (and cost no exemplar).
+pub(crate) fn sampled_trace_id() -> Option<String> {
+    match trace_of(&tracing::Span::current()) {
+        Some((trace_id, true)) => Some(trace_id.to_string()),
+        _ => None,
+    }
 }

@@ -286,13 +286,20 @@ async fn metrics_show_calls_providers_and_replays() {
             .await
             .unwrap();
     }
-    let _ = client
-        .get_document(pb::GetDocumentRequest {
-            provider: LEEGALITY,
-            account: String::new(),
-            document_id: "NOSUCHDOC".into(),
-        })
-        .await;
+    // A call in a sampled trace: only such calls carry an exemplar.
+    let sampled_trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut sampled = Request::new(pb::GetDocumentRequest {
+        provider: LEEGALITY,
+        account: String::new(),
+        document_id: "NOSUCHDOC".into(),
+    });
+    sampled.metadata_mut().insert(
+        "traceparent",
+        format!("00-{sampled_trace}-b7ad6b7169203331-01")
+            .parse()
+            .unwrap(),
+    );
+    let _ = client.get_document(sampled).await;
 
     let http = reqwest::Client::new();
     let response = http
@@ -355,9 +362,15 @@ async fn metrics_show_calls_providers_and_replays() {
     assert!(
         open.lines()
             .any(|l| l.starts_with("esign_rpc_duration_seconds_bucket{")
-                && l.contains("method=\"ResendInvitation\"")
-                && l.contains(" # {trace_id=\"")),
-        "an exemplar carries a trace id:\n{open}"
+                && l.contains("method=\"GetDocument\"")
+                && l.contains(&format!(" # {{trace_id=\"{sampled_trace}\"}}"))),
+        "the sampled call's trace id is its exemplar:\n{open}"
+    );
+    assert!(
+        !open
+            .lines()
+            .any(|l| l.contains("method=\"ResendInvitation\"") && l.contains(" # {trace_id=")),
+        "calls outside a sampled trace carry no exemplar:\n{open}"
     );
     for path in ["healthz", "readyz"] {
         let response = http
