@@ -565,6 +565,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The configured latency; none at all when it is zero (a zero-length tokio
+/// sleep still waits for the next timer tick, about a millisecond, which
+/// would add that much to every answer of a simulator meant to add nothing).
+async fn added_latency(latency: Duration) {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
     let method = request.method().clone();
     let uri = request.uri().clone();
@@ -607,7 +616,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Reque
     let body = if is_upload && fault.is_none() {
         // Recorded once received, with the file part summarised.
         let response = files::signnow_upload(&shared, path, request).await;
-        tokio::time::sleep(latency).await;
+        added_latency(latency).await;
         return response;
     } else {
         let limit = if is_upload {
@@ -650,11 +659,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Reque
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
-            tokio::time::sleep(latency).await;
+            added_latency(latency).await;
             return response;
         }
         Some(FaultKind::Reset) => {
-            tokio::time::sleep(latency).await;
+            added_latency(latency).await;
             return reset_response();
         }
         Some(FaultKind::Delay(delay)) => tokio::time::sleep(delay).await,
@@ -676,7 +685,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Reque
     };
     // A real provider finishes its work even when the caller stops
     // waiting: the state changes on arrival, and only the answer is late.
-    tokio::time::sleep(latency).await;
+    added_latency(latency).await;
     if matches!(fault, Some(FaultKind::LoseAnswer)) {
         return reset_response();
     }
