@@ -49,12 +49,31 @@ pub(crate) enum CallStatus {
 }
 
 impl CallStatus {
-    fn label(self) -> String {
+    fn label(self) -> &'static str {
         match self {
-            CallStatus::Http(code) => code.to_string(),
-            CallStatus::Failed(reason) => reason.to_ascii_lowercase(),
+            CallStatus::Http(code) => interned(itoa::Buffer::new().format(code)),
+            CallStatus::Failed(reason) => interned(&reason.to_ascii_lowercase()),
         }
     }
+}
+
+/// A label value kept for the life of the process, so a call builds its
+/// label set without allocating. Only for values that are few: configured
+/// account names, HTTP statuses and error reasons.
+fn interned(value: &str) -> &'static str {
+    static VALUES: OnceLock<std::sync::RwLock<std::collections::HashSet<&'static str>>> =
+        OnceLock::new();
+    let values = VALUES.get_or_init(Default::default);
+    if let Some(&known) = values.read().unwrap_or_else(|e| e.into_inner()).get(value) {
+        return known;
+    }
+    let mut values = values.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(&known) = values.get(value) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    values.insert(kept);
+    kept
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,9 +97,9 @@ struct ShedLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabels {
     provider: &'static str,
-    account: String,
+    account: &'static str,
     operation: &'static str,
-    status: String,
+    status: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -334,7 +353,7 @@ impl Metrics {
     ) {
         let labels = ProviderLabels {
             provider,
-            account: account.to_owned(),
+            account: interned(account),
             operation,
             status: status.label(),
         };

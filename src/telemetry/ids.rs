@@ -22,11 +22,20 @@ pub(crate) struct TraceIds {
 }
 
 impl TraceIds {
-    pub(crate) fn traceparent(&self) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.flags
-        )
+    /// `00-{trace id}-{span id}-{flags}`, written without formatting
+    /// machinery (it is built for every provider call).
+    pub(crate) fn traceparent(&self) -> http::HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        fn hex(out: &mut [u8], value: u128) {
+            for (i, byte) in out.iter_mut().rev().enumerate() {
+                *byte = HEX[((value >> (4 * i)) & 0xf) as usize];
+            }
+        }
+        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex(&mut text[3..35], self.trace_id);
+        hex(&mut text[36..52], u128::from(self.span_id));
+        hex(&mut text[53..55], u128::from(self.flags));
+        http::HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header")
     }
 }
 
@@ -185,7 +194,17 @@ mod tests {
             assert_ne!(child_ids.span_id, root_ids.span_id);
             assert_eq!(
                 child_ids.traceparent(),
-                format!("00-{:032x}-{:016x}-01", 7, child_ids.span_id)
+                format!("00-{:032x}-{:016x}-01", 7, child_ids.span_id).as_str()
+            );
+            let all_digits = TraceIds {
+                trace_id: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+                span_id: 0x00f0_67aa_0ba9_02b7,
+                flags: 1,
+                state: None,
+            };
+            assert_eq!(
+                all_digits.traceparent(),
+                "00-0123456789abcdeffedcba9876543210-00f067aa0ba902b7-01"
             );
             let other = tracing::info_span!("rpc");
             assert_ne!(of(&other).unwrap().trace_id, 7, "a new root, a new trace");

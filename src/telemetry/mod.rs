@@ -201,9 +201,7 @@ impl opentelemetry::propagation::Extractor for InboundContext<'_> {
 pub(crate) fn inject_trace_context(headers: &mut HeaderMap) {
     let current = tracing::Span::current();
     if let Some(ids) = ids::of(&current) {
-        if let Ok(value) = http::HeaderValue::try_from(ids.traceparent()) {
-            headers.insert("traceparent", value);
-        }
+        headers.insert("traceparent", ids.traceparent());
         if let Some(value) = ids
             .state
             .and_then(|state| http::HeaderValue::from_str(&state).ok())

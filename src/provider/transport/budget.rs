@@ -24,18 +24,26 @@ pub(crate) enum CallKind {
 
 pub(crate) struct Budgets {
     store: Arc<dyn StateStore>,
-    accounts: HashMap<(ProviderKind, String), AccountBudgets>,
+    /// By provider, then account name (looked up without an owned key).
+    accounts: HashMap<ProviderKind, HashMap<String, AccountBudgets>>,
 }
 
 impl Budgets {
     pub(crate) fn new(store: Arc<dyn StateStore>, accounts: &[AccountConfig]) -> Budgets {
+        let mut by_provider: HashMap<ProviderKind, HashMap<String, AccountBudgets>> =
+            HashMap::new();
+        for account in accounts
+            .iter()
+            .filter(|a| a.budgets != AccountBudgets::default())
+        {
+            by_provider
+                .entry(account.provider)
+                .or_default()
+                .insert(account.name.clone(), account.budgets);
+        }
         Budgets {
             store,
-            accounts: accounts
-                .iter()
-                .filter(|a| a.budgets != AccountBudgets::default())
-                .map(|a| ((a.provider, a.name.clone()), a.budgets))
-                .collect(),
+            accounts: by_provider,
         }
     }
 
@@ -46,7 +54,11 @@ impl Budgets {
         account: &str,
         kind: CallKind,
     ) -> Result<()> {
-        let Some(limits) = self.accounts.get(&(provider, account.to_owned())) else {
+        let Some(limits) = self
+            .accounts
+            .get(&provider)
+            .and_then(|accounts| accounts.get(account))
+        else {
             return Ok(());
         };
         // One hash tag per account: the keys of one call share a Redis
