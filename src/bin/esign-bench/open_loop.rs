@@ -40,36 +40,45 @@ where
     ));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let started = Instant::now();
     let total = (rate * duration.as_secs_f64()) as usize;
-    let mut running = Vec::with_capacity(total);
-    let mut next = 0usize;
-    while next < total {
-        // The timer wakes about once a millisecond; every call whose turn
-        // has come is started, and timed from its turn, not from now.
-        let now = Instant::now();
-        while next < total && started + interval * next as u32 <= now {
-            let intended = started + interval * next as u32;
-            let pending = call(next);
-            let histogram = histogram.clone();
-            let failed = failed.clone();
-            running.push(tokio::spawn(async move {
-                let outcome = pending.await;
-                let micros = intended.elapsed().as_micros().max(1) as u64;
-                histogram
-                    .lock()
-                    .expect("histogram")
-                    .saturating_record(micros);
-                if !matches!(outcome, Outcome::Ok) {
-                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Calls are started by a thread of their own that sleeps with the OS
+    // timer (tens of microseconds late at most), not by a tokio timer (which
+    // wakes once a millisecond and would start calls in bursts, late by up
+    // to a millisecond that would count against the gateway).
+    let runtime = tokio::runtime::Handle::current();
+    let call = Arc::new(call);
+    let (started, running) = {
+        let histogram = histogram.clone();
+        let failed = failed.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut running = Vec::with_capacity(total);
+            for next in 0..total {
+                let intended = started + interval * next as u32;
+                let now = Instant::now();
+                if intended > now {
+                    std::thread::sleep(intended - now);
                 }
-            }));
-            next += 1;
-        }
-        if next < total {
-            tokio::time::sleep_until((started + interval * next as u32).into()).await;
-        }
-    }
+                let call = call.clone();
+                let histogram = histogram.clone();
+                let failed = failed.clone();
+                running.push(runtime.spawn(async move {
+                    let outcome = call(next).await;
+                    let micros = intended.elapsed().as_micros().max(1) as u64;
+                    histogram
+                        .lock()
+                        .expect("histogram")
+                        .saturating_record(micros);
+                    if !matches!(outcome, Outcome::Ok) {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }));
+            }
+            (started, running)
+        })
+        .await
+        .expect("pacer thread")
+    };
     let _ = tokio::time::timeout(
         Duration::from_secs(10),
         futures_util::future::join_all(running),
