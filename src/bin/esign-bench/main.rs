@@ -24,6 +24,7 @@ mod process;
 
 use std::{
     path::PathBuf,
+    pin::Pin,
     process::{Command, Stdio},
     sync::Arc,
     time::Duration,
@@ -32,7 +33,7 @@ use std::{
 use clap::Parser;
 use esign_gateway::{
     pb::{self, invitation_service_client::InvitationServiceClient},
-    simulator::SimulatorConfig,
+    simulator::{Simulator, SimulatorConfig},
 };
 
 use crate::{
@@ -156,7 +157,7 @@ struct Report {
 }
 
 /// Scenario N's server, as a child process like A's.
-async fn start_naive_bridge(sim: &esign_gateway::simulator::Simulator) -> Server {
+async fn start_naive_bridge(sim: &Simulator) -> Server {
     let port = free_port();
     let child = Command::new(std::env::current_exe().expect("own path"))
         .args([
@@ -476,17 +477,7 @@ async fn main() {
     if !args.quick {
         // Open loop: B's peak found by a rate sweep, then its latency at
         // half that rate, timed from each call's intended start.
-        let (server, _) = start_gateway(&sim, None).await;
-        let call = open_loop_resends(server.addr, args.connections, &invitation).await;
-        run_gateway_load(
-            &server,
-            &invitation,
-            args.concurrency,
-            args.connections,
-            warmup,
-            false,
-        )
-        .await;
+        let (server, call) = warmed_gateway(&sim, &args, &invitation, warmup).await;
         let steps = open_loop::sweep(
             (report.b_gateway.rps * 0.5).max(100.0),
             Duration::from_secs(5),
@@ -503,17 +494,7 @@ async fn main() {
         if peak > 0.0 {
             // A fresh gateway, warmed up: the sweep's last step overloads the
             // one it ran on, and this measures steady state, not recovery.
-            let (server, _) = start_gateway(&sim, None).await;
-            let call = open_loop_resends(server.addr, args.connections, &invitation).await;
-            run_gateway_load(
-                &server,
-                &invitation,
-                args.concurrency,
-                args.connections,
-                warmup,
-                false,
-            )
-            .await;
+            let (_server, call) = warmed_gateway(&sim, &args, &invitation, warmup).await;
             let half = open_loop::open_loop(peak / 2.0, duration, call).await;
             println!(
                 "open loop at half of B's peak ({:.0}/s of {:.0}/s): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
@@ -610,17 +591,39 @@ async fn main() {
     println!("report: {}", args.json.display());
 }
 
+/// A fresh gateway warmed up with B's closed-loop load, and a caller of
+/// resends for the open loop.
+async fn warmed_gateway(
+    sim: &Simulator,
+    args: &Args,
+    invitation: &str,
+    warmup: Duration,
+) -> (
+    Server,
+    impl Fn(usize) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Clone + Send + Sync + 'static,
+) {
+    let (server, _) = start_gateway(sim, None).await;
+    let call = open_loop_resends(server.addr, args.connections, invitation).await;
+    run_gateway_load(
+        &server,
+        invitation,
+        args.concurrency,
+        args.connections,
+        warmup,
+        false,
+    )
+    .await;
+    (server, call)
+}
+
 /// One Leegality resend per call of the returned closure, spread over
 /// `connections` HTTP/2 connections to the gateway at `addr`.
 async fn open_loop_resends(
     addr: std::net::SocketAddr,
     connections: usize,
     invitation: &str,
-) -> impl Fn(usize) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
+) -> impl Fn(usize) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Clone + Send + Sync + 'static
+{
     let clients: Arc<Vec<_>> = Arc::new(
         channels(addr, connections)
             .await
@@ -637,6 +640,6 @@ async fn open_loop_resends(
             ..Default::default()
         };
         Box::pin(async move { outcome_of(client.resend_invitation(request).await) })
-            as std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>
+            as Pin<Box<dyn Future<Output = Outcome> + Send>>
     }
 }
