@@ -39,47 +39,6 @@ impl TraceIds {
     }
 }
 
-/// The longest `tracestate` carried on (the W3C limit for what must be
-/// propagated).
-const MAX_TRACESTATE: usize = 512;
-
-/// The parent a caller named in `traceparent` (version 00, or a later one
-/// read as 00 says), with its `tracestate`.
-pub(crate) fn parse_traceparent(
-    traceparent: &str,
-    tracestate: Option<&str>,
-) -> Option<(u128, u8, Option<Arc<str>>)> {
-    let mut parts = traceparent.trim().split('-');
-    let version = parts.next().filter(|v| v.len() == 2)?;
-    let trace_id = parts.next().filter(|v| v.len() == 32)?;
-    let parent_id = parts.next().filter(|v| v.len() == 16)?;
-    let flags = parts.next().filter(|v| v.len() == 2)?;
-    let lower_hex = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if ![version, trace_id, parent_id, flags]
-        .into_iter()
-        .all(lower_hex)
-        || version == "ff"
-        || (version == "00" && parts.next().is_some())
-    {
-        return None;
-    }
-    let trace_id = u128::from_str_radix(trace_id, 16)
-        .ok()
-        .filter(|&id| id != 0)?;
-    u64::from_str_radix(parent_id, 16)
-        .ok()
-        .filter(|&id| id != 0)?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    let state = tracestate
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE)
-        .map(Arc::from);
-    Some((trace_id, flags, state))
-}
-
 fn nonzero_random<T: Default + PartialEq>(mut draw: impl FnMut() -> T) -> T {
     loop {
         let id = draw();
@@ -153,29 +112,6 @@ pub(crate) fn adopt(
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt as _;
-
-    #[test]
-    fn traceparent_is_read_as_the_w3c_spec_says() {
-        let id = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128;
-        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(parse_traceparent(good, None), Some((id, 1, None)));
-        let state = parse_traceparent(good, Some("vendor=x")).unwrap().2;
-        assert_eq!(state.as_deref(), Some("vendor=x"));
-        // A later version may add fields; version 00 may not.
-        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
-        assert_eq!(parse_traceparent(later, None), Some((id, 1, None)));
-        for bad in [
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "garbage",
-        ] {
-            assert_eq!(parse_traceparent(bad, None), None, "{bad}");
-        }
-    }
 
     #[test]
     fn children_share_the_adopted_trace_with_ids_of_their_own() {

@@ -151,7 +151,8 @@ pub fn init_for_tests(path: &std::path::Path) {
 }
 
 /// Makes an inbound `traceparent` (with its `tracestate`) the parent of
-/// `span`, a root span just opened.
+/// `span`, a root span just opened. The headers are read by OpenTelemetry's
+/// W3C propagator whichever layer keeps the span's ids.
 pub(crate) fn set_parent(
     span: &tracing::Span,
     traceparent: Option<&str>,
@@ -160,17 +161,25 @@ pub(crate) fn set_parent(
     let Some(traceparent) = traceparent else {
         return;
     };
-    if let Some((trace_id, flags, state)) = ids::parse_traceparent(traceparent, tracestate)
-        && ids::adopt(span, trace_id, flags, state)
-    {
-        return;
-    }
     let inbound = InboundContext {
         traceparent,
         tracestate,
     };
     let parent = global::get_text_map_propagator(|propagator| propagator.extract(&inbound));
-    let _ = span.set_parent(parent);
+    let remote = parent.span().span_context().clone();
+    if !remote.is_valid() {
+        return;
+    }
+    let state = remote.trace_state().header();
+    let adopted = ids::adopt(
+        span,
+        u128::from_be_bytes(remote.trace_id().to_bytes()),
+        remote.trace_flags().to_u8(),
+        (!state.is_empty()).then(|| state.into()),
+    );
+    if !adopted {
+        let _ = span.set_parent(parent);
+    }
 }
 
 /// The two W3C headers as OpenTelemetry's propagator reads them.
@@ -253,5 +262,49 @@ pub(crate) fn sampled_trace_id() -> Option<String> {
     match trace_of(&tracing::Span::current()) {
         Some((trace_id, true)) => Some(trace_id.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_trace_flags_and_state_reach_the_provider_call() {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        let subscriber = tracing_subscriber::registry().with(ids::W3cIds);
+        tracing::subscriber::with_default(subscriber, || {
+            let rpc = tracing::info_span!("rpc");
+            set_parent(
+                &rpc,
+                Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                Some("vendor=x"),
+            );
+            let call = rpc.in_scope(|| tracing::info_span!("provider_call"));
+            let mut headers = HeaderMap::new();
+            call.in_scope(|| inject_trace_context(&mut headers));
+            let traceparent = headers["traceparent"].to_str().unwrap();
+            assert!(
+                traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+                    && traceparent.ends_with("-01"),
+                "{traceparent}"
+            );
+            assert!(
+                !traceparent.contains("00f067aa0ba902b7"),
+                "a span of our own"
+            );
+            assert_eq!(headers["tracestate"], "vendor=x");
+            assert_eq!(
+                trace_of(&call),
+                Some((TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736), true))
+            );
+
+            // A malformed parent is ignored: a new trace, not sampled.
+            let other = tracing::info_span!("rpc");
+            set_parent(&other, Some("00-zz-00f067aa0ba902b7-01"), None);
+            let (trace_id, sampled) = trace_of(&other).unwrap();
+            assert_ne!(trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert!(!sampled);
+        });
     }
 }
