@@ -301,7 +301,8 @@ impl Drop for Watcher {
 }
 
 fn exemplar() -> Option<TraceLabels> {
-    crate::telemetry::sampled_trace_id().map(|trace_id| TraceLabels { trace_id })
+    crate::telemetry::sampled_trace_id(&tracing::Span::current())
+        .map(|trace_id| TraceLabels { trace_id })
 }
 
 impl Metrics {

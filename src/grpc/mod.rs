@@ -247,7 +247,7 @@ fn finish<T>(
         code_name(code),
         reason,
         started.elapsed(),
-        span.in_scope(telemetry::sampled_trace_id),
+        telemetry::sampled_trace_id(span),
     );
     match result {
         // One line per call: an audited call's audit line already says how

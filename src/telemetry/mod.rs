@@ -1,6 +1,7 @@
-//! Logs and traces: `tracing` with JSON or pretty output filtered by
-//! `RUST_LOG`, an OpenTelemetry layer so every span has W3C ids, and an OTLP
-//! exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! Logs and traces: `tracing` with JSON lines (`lines`) or pretty output
+//! filtered by `RUST_LOG` and written in batches (`batch`); W3C ids for every
+//! span (`ids`), or the OpenTelemetry layer and an OTLP exporter when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
 use http::HeaderMap;
 use opentelemetry::{
@@ -43,8 +44,8 @@ impl Drop for TelemetryGuard {
 pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error>> {
     global::set_text_map_propagator(TraceContextPropagator::new());
 
-    // Without an exporter the provider still mints trace and span ids, so an
-    // inbound traceparent is carried on to the provider calls.
+    // The tracer is only used with an exporter; without one, `ids` keeps the
+    // spans' W3C ids instead.
     let mut builder = SdkTracerProvider::builder().with_resource(
         opentelemetry_sdk::Resource::builder()
             .with_service_name(env!("CARGO_PKG_NAME"))
@@ -255,11 +256,11 @@ pub(crate) fn trace_of(span: &tracing::Span) -> Option<(TraceId, bool)> {
     })
 }
 
-/// The current span's trace id when that trace is sampled: a metric
-/// exemplar points at a trace a tracing backend can show, so unsampled
-/// calls carry none (and cost no exemplar).
-pub(crate) fn sampled_trace_id() -> Option<String> {
-    match trace_of(&tracing::Span::current()) {
+/// The trace id of `span` when that trace is sampled: a metric exemplar
+/// points at a trace a tracing backend can show, so unsampled calls carry
+/// none (and cost no exemplar).
+pub(crate) fn sampled_trace_id(span: &tracing::Span) -> Option<String> {
+    match trace_of(span) {
         Some((trace_id, true)) => Some(trace_id.to_string()),
         _ => None,
     }
