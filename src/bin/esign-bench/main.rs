@@ -22,13 +22,7 @@ mod naive;
 mod open_loop;
 mod process;
 
-use std::{
-    path::PathBuf,
-    pin::Pin,
-    process::{Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
 use clap::Parser;
 use esign_gateway::{
@@ -39,8 +33,7 @@ use esign_gateway::{
 use crate::{
     load::{LoadReport, Outcome, channels, load, outcome_of},
     process::{
-        ProcessReport, Server, free_port, process_report, start_gateway, start_simulator,
-        wait_serving,
+        ProcessReport, Server, process_report, spawn_own_server, start_gateway, start_simulator,
     },
 };
 use serde::Serialize;
@@ -158,26 +151,16 @@ struct Report {
 
 /// Scenario N's server, as a child process like A's.
 async fn start_naive_bridge(sim: &Simulator) -> Server {
-    let port = free_port();
-    let child = Command::new(std::env::current_exe().expect("own path"))
-        .args([
-            "naive-bridge",
-            "--port",
-            &port.to_string(),
+    spawn_own_server(
+        "naive-bridge",
+        &[
             "--leegality-base-url",
             &sim.base_url(esign_gateway::ProviderKind::Leegality),
             "--token",
             &sim.config().credentials.leegality_auth_token,
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("naive bridge");
-    let server = Server {
-        child,
-        addr: format!("127.0.0.1:{port}").parse().expect("addr"),
-    };
-    wait_serving(server.addr, "").await;
-    server
+        ],
+    )
+    .await
 }
 
 async fn run_gateway_load(
@@ -188,22 +171,8 @@ async fn run_gateway_load(
     duration: Duration,
     honor_retry: bool,
 ) -> LoadReport {
-    let clients: Vec<_> = channels(server.addr, connections)
-        .await
-        .into_iter()
-        .map(InvitationServiceClient::new)
-        .collect();
-    let invitation = invitation.to_owned();
-    load(concurrency, duration, honor_retry, move |index| {
-        let mut client = clients[index % clients.len()].clone();
-        let request = pb::ResendInvitationRequest {
-            provider: pb::Provider::Leegality as i32,
-            invitation_id: invitation.clone(),
-            ..Default::default()
-        };
-        async move { outcome_of(client.resend_invitation(request).await) }
-    })
-    .await
+    let call = resend_caller(server.addr, connections, invitation).await;
+    load(concurrency, duration, honor_retry, call).await
 }
 
 fn print_row(name: &str, report: &LoadReport) {
@@ -289,17 +258,7 @@ async fn main() {
 
     // A: bare tonic.
     {
-        let port = free_port();
-        let child = Command::new(std::env::current_exe().expect("own path"))
-            .args(["echo-server", "--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("echo server");
-        let server = Server {
-            child,
-            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
-        };
-        wait_serving(server.addr, "").await;
+        let server = spawn_own_server("echo-server", &[]).await;
         let clients: Vec<_> = channels(server.addr, args.connections)
             .await
             .into_iter()
@@ -603,7 +562,7 @@ async fn warmed_gateway(
     impl Fn(usize) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Clone + Send + Sync + 'static,
 ) {
     let (server, _) = start_gateway(sim, None).await;
-    let call = open_loop_resends(server.addr, args.connections, invitation).await;
+    let call = resend_caller(server.addr, args.connections, invitation).await;
     run_gateway_load(
         &server,
         invitation,
@@ -617,8 +576,9 @@ async fn warmed_gateway(
 }
 
 /// One Leegality resend per call of the returned closure, spread over
-/// `connections` HTTP/2 connections to the gateway at `addr`.
-async fn open_loop_resends(
+/// `connections` HTTP/2 connections to the server at `addr` (the gateway or
+/// the naive bridge), for the closed and the open loop alike.
+async fn resend_caller(
     addr: std::net::SocketAddr,
     connections: usize,
     invitation: &str,

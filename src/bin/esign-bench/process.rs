@@ -127,6 +127,24 @@ pub(crate) fn sibling_binary(name: &str) -> PathBuf {
     exe.with_file_name(name)
 }
 
+/// Runs this binary's `subcommand` (a server for scenario A or N) on a free
+/// port, its other `args` after `--port`, and waits until it serves.
+pub(crate) async fn spawn_own_server(subcommand: &str, args: &[&str]) -> Server {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().expect("own path"))
+        .args([subcommand, "--port", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {subcommand}: {error}"));
+    let server = Server {
+        child,
+        addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+    };
+    wait_serving(server.addr, "").await;
+    server
+}
+
 /// Starts target/release/esign-gateway with `env` over the benchmark's
 /// settings (metrics and webhook intake off, no drain) and waits until it
 /// serves.

@@ -15,7 +15,10 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 
-use super::{Outbound, ProviderResponse, errors::SendFailure, files::content_length};
+use super::{
+    Outbound, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, ProviderResponse, USER_AGENT,
+    errors::SendFailure, files::content_length,
+};
 use crate::{
     config::Timeouts,
     error::{GatewayError, Result},
@@ -24,10 +27,9 @@ use crate::{
 
 pub(super) type DirectClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-const USER_AGENT: &str = concat!("esign-gateway/", env!("CARGO_PKG_VERSION"));
-
 /// The pooled client: HTTPS with the Mozilla roots (as reqwest's are) or
-/// plain HTTP, HTTP/2 when the provider offers it over ALPN.
+/// plain HTTP, HTTP/2 when the provider offers it over ALPN, pooled as the
+/// reqwest client is.
 pub(super) fn client(timeouts: &Timeouts) -> Result<DirectClient> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(timeouts.connect));
@@ -50,8 +52,8 @@ pub(super) fn client(timeouts: &Timeouts) -> Result<DirectClient> {
         .enable_http2()
         .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(https))

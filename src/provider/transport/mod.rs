@@ -210,6 +210,11 @@ impl ProviderResponse {
     }
 }
 
+/// What both client front-ends say they are, and how they pool connections.
+const USER_AGENT: &str = concat!("esign-gateway/", env!("CARGO_PKG_VERSION"));
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const POOL_MAX_IDLE_PER_HOST: usize = 256;
+
 /// The shared, pooled client; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct HttpClient {
@@ -230,13 +235,13 @@ impl HttpClient {
     pub(crate) fn new(timeouts: &Timeouts, max_body_bytes: usize) -> Result<HttpClient> {
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
             .tcp_nodelay(true)
             // Provider calls never follow redirects: a redirect could carry a
             // credential header to a host nobody configured.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("esign-gateway/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|error| {
                 GatewayError::internal("could not build the HTTP client").with_source(error)
