@@ -51,20 +51,48 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send,
 {
+    load_staggered(concurrency, Duration::ZERO, duration, honor_retry, call).await
+}
+
+/// Like [`load`], but the tasks make their first calls spread evenly over
+/// `stagger`, and only calls begun after it are measured, for `duration`.
+///
+/// A closed loop keeps its callers in the phase they started in: 2,000
+/// callers begun in the same millisecond against a 250 ms provider stay a
+/// wave of 2,000 calls every 250 ms, and the last of each wave waits for
+/// all the others. Callers that have been running a while are spread out,
+/// and that steady state is what this measures.
+pub(crate) async fn load_staggered<F, Fut>(
+    concurrency: usize,
+    stagger: Duration,
+    duration: Duration,
+    honor_retry: bool,
+    call: F,
+) -> LoadReport
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send,
+{
     let call = Arc::new(call);
-    let started = Instant::now();
+    let began = Instant::now();
+    let started = began + stagger;
     let end = started + duration;
     let tasks: Vec<_> = (0..concurrency)
         .map(|index| {
             let call = call.clone();
+            let first_call = began + stagger.mul_f64(index as f64 / concurrency as f64);
             tokio::spawn(async move {
                 let mut ok = Vec::with_capacity(4096);
                 let mut failed = Vec::new();
                 let mut codes: BTreeMap<String, u64> = BTreeMap::new();
                 let mut with_retry = 0u64;
+                tokio::time::sleep_until(first_call.into()).await;
                 while Instant::now() < end {
                     let begun = Instant::now();
                     let outcome = call(index).await;
+                    if begun < started {
+                        continue;
+                    }
                     let micros = begun.elapsed().as_micros() as u32;
                     match outcome {
                         Outcome::Ok => ok.push(micros),
@@ -98,7 +126,9 @@ where
         }
         with_retry += r;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = Instant::now()
+        .saturating_duration_since(started)
+        .as_secs_f64();
     let mut all: Vec<u32> = ok.iter().chain(failed.iter()).copied().collect();
     all.sort_unstable();
     failed.sort_unstable();

@@ -31,9 +31,10 @@ use esign_gateway::{
 };
 
 use crate::{
-    load::{LoadReport, Outcome, channels, load, outcome_of},
+    load::{LoadReport, Outcome, channels, load, load_staggered, outcome_of},
     process::{
-        ProcessReport, Server, process_report, spawn_own_server, start_gateway, start_simulator,
+        ProcessReport, Server, cpu_seconds_of, process_report, spawn_own_server, start_gateway,
+        start_simulator,
     },
 };
 use serde::Serialize;
@@ -147,6 +148,8 @@ struct Report {
     open_loop_peak_rps: Option<f64>,
     /// B at half its open-loop peak: the latency a sized deployment sees.
     open_loop_half_peak: Option<open_loop::OpenLoopReport>,
+    /// N at that same rate, on the same machine.
+    open_loop_half_peak_naive: Option<open_loop::OpenLoopReport>,
 }
 
 /// Scenario N's server, as a child process like A's.
@@ -171,8 +174,29 @@ async fn run_gateway_load(
     duration: Duration,
     honor_retry: bool,
 ) -> LoadReport {
+    run_gateway_load_staggered(
+        server,
+        invitation,
+        concurrency,
+        connections,
+        Duration::ZERO,
+        duration,
+        honor_retry,
+    )
+    .await
+}
+
+async fn run_gateway_load_staggered(
+    server: &Server,
+    invitation: &str,
+    concurrency: usize,
+    connections: usize,
+    stagger: Duration,
+    duration: Duration,
+    honor_retry: bool,
+) -> LoadReport {
     let call = resend_caller(server.addr, connections, invitation).await;
-    load(concurrency, duration, honor_retry, call).await
+    load_staggered(concurrency, stagger, duration, honor_retry, call).await
 }
 
 fn print_row(name: &str, report: &LoadReport) {
@@ -317,6 +341,7 @@ async fn main() {
             let mut measured = Vec::with_capacity(2);
             for server in [&gateway, &bridge] {
                 let cpu_before = server.cpu_seconds();
+                let own_before = cpu_seconds_of(std::process::id());
                 let load = run_gateway_load(
                     server,
                     &invitation,
@@ -326,7 +351,10 @@ async fn main() {
                     false,
                 )
                 .await;
-                let process = process_report(server, cpu_before, load.calls);
+                let mut process = process_report(server, cpu_before, load.calls);
+                process.bench_side_us_per_rpc =
+                    (cpu_seconds_of(std::process::id()).0 - own_before.0) * 1e6
+                        / load.calls.max(1) as f64;
                 measured.push((load, process));
             }
             let [b, n]: [(LoadReport, ProcessReport); 2] =
@@ -350,6 +378,16 @@ async fn main() {
         (report.n_naive_bridge, report.n_naive_bridge_process) = median_round(1);
         report.b_gateway_process.cpu_us_per_rpc = median_cpu(0);
         report.n_naive_bridge_process.cpu_us_per_rpc = median_cpu(1);
+        let median_bench_side = |which: usize| {
+            let mut cpu: Vec<f64> = rounds
+                .iter()
+                .map(|r| r[which].1.bench_side_us_per_rpc)
+                .collect();
+            cpu.sort_by(f64::total_cmp);
+            cpu[cpu.len() / 2]
+        };
+        report.b_gateway_process.bench_side_us_per_rpc = median_bench_side(0);
+        report.n_naive_bridge_process.bench_side_us_per_rpc = median_bench_side(1);
         report.b_rounds_rps = rounds.iter().map(|r| r[0].0.rps).collect();
         report.n_rounds_rps = rounds.iter().map(|r| r[1].0.rps).collect();
         print_row("B gateway (median)", &report.b_gateway);
@@ -364,6 +402,11 @@ async fn main() {
             report.n_naive_bridge_process.cpu_us_per_rpc,
             report.b_cpu_over_n,
             rounds.len()
+        );
+        println!(
+            "load generator and simulator CPU per call: with B {:.1} us, with N {:.1} us",
+            report.b_gateway_process.bench_side_us_per_rpc,
+            report.n_naive_bridge_process.bench_side_us_per_rpc,
         );
     }
 
@@ -453,7 +496,7 @@ async fn main() {
         if peak > 0.0 {
             // A fresh gateway, warmed up: the sweep's last step overloads the
             // one it ran on, and this measures steady state, not recovery.
-            let (_server, call) = warmed_gateway(&sim, &args, &invitation, warmup).await;
+            let (gateway, call) = warmed_gateway(&sim, &args, &invitation, warmup).await;
             let half = open_loop::open_loop(peak / 2.0, duration, call).await;
             println!(
                 "open loop at half of B's peak ({:.0}/s of {:.0}/s): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
@@ -466,27 +509,52 @@ async fn main() {
             );
             report.open_loop_peak_rps = Some(peak);
             report.open_loop_half_peak = Some(half);
+            drop(gateway);
+            // The naive bridge at the same rate: how much of that tail is
+            // this machine's (two cores shared by three processes).
+            let bridge = start_naive_bridge(&sim).await;
+            let call = resend_caller(bridge.addr, args.connections, &invitation).await;
+            run_gateway_load(
+                &bridge,
+                &invitation,
+                args.concurrency,
+                args.connections,
+                warmup,
+                false,
+            )
+            .await;
+            let naive = open_loop::open_loop(peak / 2.0, duration, call).await;
+            println!(
+                "open loop, N at the same rate: p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+                naive.p50_ms, naive.p99_ms, naive.p999_ms, naive.max_ms
+            );
+            report.open_loop_half_peak_naive = Some(naive);
         }
 
         // Scale: slow provider, many calls in flight.
         sim.set_latency(Duration::from_millis(args.scale_latency_ms));
         let (server, _) = start_gateway(&sim, None).await;
         let connections = args.connections.max(args.scale_concurrency / 250);
-        run_gateway_load(
+        // Callers begin spread over one provider latency (see
+        // `load_staggered`), as long-running callers are.
+        let stagger = Duration::from_millis(args.scale_latency_ms);
+        run_gateway_load_staggered(
             &server,
             &invitation,
             args.scale_concurrency,
             connections,
+            stagger,
             warmup,
             false,
         )
         .await;
         let cpu_before = server.cpu_seconds();
-        let scale = run_gateway_load(
+        let scale = run_gateway_load_staggered(
             &server,
             &invitation,
             args.scale_concurrency,
             connections,
+            stagger,
             duration,
             false,
         )

@@ -22,6 +22,10 @@ pub(crate) struct ProcessReport {
     /// The part spent in the kernel (sockets, mostly).
     pub(crate) system_us_per_rpc: f64,
     pub(crate) peak_rss_mib: f64,
+    /// CPU per call of this process (load generator and simulator) over the
+    /// same time: what the server's calls cost on the other side of the
+    /// socket, on the same two cores.
+    pub(crate) bench_side_us_per_rpc: f64,
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -48,20 +52,7 @@ impl Drop for Server {
 impl Server {
     /// (user + system, system) CPU seconds so far.
     pub(crate) fn cpu_seconds(&self) -> (f64, f64) {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of the whole line.
-        let hz = clock_ticks();
-        ((ticks(11) + ticks(12)) / hz, ticks(12) / hz)
+        cpu_seconds_of(self.child.id())
     }
 
     pub(crate) fn status_mib(&self, key: &str) -> f64 {
@@ -84,7 +75,25 @@ pub(crate) fn process_report(server: &Server, before: (f64, f64), calls: u64) ->
         cpu_us_per_rpc: (total - before.0) * 1e6 / calls,
         system_us_per_rpc: (system - before.1) * 1e6 / calls,
         peak_rss_mib: server.status_mib("VmHWM:"),
+        bench_side_us_per_rpc: 0.0,
     }
+}
+
+/// (user + system, system) CPU seconds so far of process `pid`.
+pub(crate) fn cpu_seconds_of(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line.
+    let hz = clock_ticks();
+    ((ticks(11) + ticks(12)) / hz, ticks(12) / hz)
 }
 
 pub(crate) fn clock_ticks() -> f64 {
