@@ -102,7 +102,9 @@ where
 
 /// Raises the rate from `start` by a quarter each step while the gateway
 /// keeps up (at least 95% of the target answered OK, p99 under 50 ms): the
-/// last rate it kept up with is its peak. Returns every step.
+/// last rate it kept up with is its peak. When it cannot keep up with
+/// `start` itself, the rate is lowered by a fifth each step until it can.
+/// Returns every step.
 pub(crate) async fn sweep<F, Fut>(start: f64, step: Duration, call: F) -> Vec<OpenLoopReport>
 where
     F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
@@ -110,6 +112,7 @@ where
 {
     let mut steps = Vec::new();
     let mut rate = start;
+    let mut raising = None;
     loop {
         let report = open_loop(rate, step, call.clone()).await;
         let kept_up = report.achieved_ok_rps >= 0.95 * rate && report.p99_ms < 50.0;
@@ -124,9 +127,12 @@ where
             if kept_up { "" } else { "  (past the peak)" }
         );
         steps.push(report);
-        if !kept_up || steps.len() >= 12 {
+        // The first step decides the direction; the sweep ends where the
+        // answer turns.
+        let raising = *raising.get_or_insert(kept_up);
+        if steps.len() >= 12 || kept_up != raising {
             return steps;
         }
-        rate *= 1.25;
+        rate *= if raising { 1.25 } else { 0.8 };
     }
 }
