@@ -33,11 +33,28 @@ pub(crate) enum SpanFields {
 pub(crate) struct JsonLines<W> {
     writer: W,
     spans: SpanFields,
+    /// Where audit lines go, without spans, when not to `writer`. One layer
+    /// for both keeps the per-span bookkeeping of a second filtered layer
+    /// off every span enter, exit and record.
+    audit_writer: Option<W>,
 }
+
+/// The target of audit events (`audit.rs`, the webhook intake).
+pub(crate) const AUDIT_TARGET: &str = "audit";
 
 impl<W> JsonLines<W> {
     pub(crate) fn new(writer: W, spans: SpanFields) -> Self {
-        JsonLines { writer, spans }
+        JsonLines {
+            writer,
+            spans,
+            audit_writer: None,
+        }
+    }
+
+    /// Audit events go to `audit_writer`, and carry no spans.
+    pub(crate) fn with_audit_writer(mut self, audit_writer: W) -> Self {
+        self.audit_writer = Some(audit_writer);
+        self
     }
 }
 
@@ -110,9 +127,14 @@ where
                 }
                 Err(_) => &mut spare,
             };
-            self.encode(event, &ctx, line);
-            let _ = self
-                .writer
+            let (writer, spans) = match &self.audit_writer {
+                Some(audit) if event.metadata().target() == AUDIT_TARGET => {
+                    (audit, SpanFields::Omit)
+                }
+                _ => (&self.writer, self.spans),
+            };
+            encode(event, &ctx, spans, line);
+            let _ = writer
                 .make_writer_for(event.metadata())
                 .write_all(line.as_bytes());
             if line.capacity() > KEPT_BUFFER_BYTES {
@@ -123,49 +145,47 @@ where
     }
 }
 
-impl<W> JsonLines<W> {
-    fn encode<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, line: &mut String)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
+fn encode<S>(event: &Event<'_>, ctx: &Context<'_, S>, spans: SpanFields, line: &mut String)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let metadata = event.metadata();
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(line);
+    line.push_str("\",\"level\":\"");
+    line.push_str(metadata.level().as_str());
+    line.push_str("\",\"fields\":{");
+    event.record(&mut Members {
+        out: line,
+        first: true,
+        present: None,
+    });
+    line.push_str("},\"target\":");
+    push_json_str(line, metadata.target());
+    if spans != SpanFields::Omit
+        && let Some(current) = ctx.event_span(event)
     {
-        let metadata = event.metadata();
-        line.push_str("{\"timestamp\":\"");
-        push_timestamp(line);
-        line.push_str("\",\"level\":\"");
-        line.push_str(metadata.level().as_str());
-        line.push_str("\",\"fields\":{");
-        event.record(&mut Members {
-            out: line,
-            first: true,
-            present: None,
-        });
-        line.push_str("},\"target\":");
-        push_json_str(line, metadata.target());
-        if self.spans != SpanFields::Omit
-            && let Some(current) = ctx.event_span(event)
-        {
-            if let Some(span) = current.extensions().get::<EncodedSpan>() {
-                line.push_str(",\"span\":{");
-                line.push_str(&span.members);
+        if let Some(span) = current.extensions().get::<EncodedSpan>() {
+            line.push_str(",\"span\":{");
+            line.push_str(&span.members);
+            line.push('}');
+        }
+        if spans == SpanFields::Scope {
+            line.push_str(",\"spans\":[");
+            for (i, span) in current.scope().from_root().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push('{');
+                if let Some(span) = span.extensions().get::<EncodedSpan>() {
+                    line.push_str(&span.members);
+                }
                 line.push('}');
             }
-            if self.spans == SpanFields::Scope {
-                line.push_str(",\"spans\":[");
-                for (i, span) in current.scope().from_root().enumerate() {
-                    if i > 0 {
-                        line.push(',');
-                    }
-                    line.push('{');
-                    if let Some(span) = span.extensions().get::<EncodedSpan>() {
-                        line.push_str(&span.members);
-                    }
-                    line.push('}');
-                }
-                line.push(']');
-            }
+            line.push(']');
         }
-        line.push_str("}\n");
     }
+    line.push_str("}\n");
 }
 
 /// `2026-12-02T14:39:06.123456Z`: wall-clock time, which log lines must
@@ -419,6 +439,77 @@ mod tests {
             chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
             "{timestamp}"
         );
+    }
+
+    /// Log lines and audit lines from one layer, filtered as `RUST_LOG`
+    /// says, whichever filter reads it.
+    fn log_and_audit(rust_log: Option<&str>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        use tracing_subscriber::{Layer as _, filter::FilterExt as _};
+        let (log, audit) = (Captured::default(), Captured::default());
+        let audit_only = tracing_subscriber::filter::Targets::new()
+            .with_target(AUDIT_TARGET, tracing::Level::INFO);
+        let layer = JsonLines::new(log.clone(), SpanFields::Current)
+            .with_audit_writer(audit.clone())
+            .with_filter(
+                crate::telemetry::log_filter(rust_log)
+                    .unwrap()
+                    .or(audit_only),
+            );
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let rpc = tracing::info_span!("rpc", provider = "leegality");
+            rpc.in_scope(|| {
+                tracing::info!(target: AUDIT_TARGET, rpc = "ResendInvitation", "audit");
+                tracing::debug!("debug in rpc");
+                tracing::info!("info in rpc");
+                tracing::warn!("warn in rpc");
+            });
+            tracing::debug!("debug outside");
+        });
+        (lines(&log), lines(&audit))
+    }
+
+    fn messages(lines: &[serde_json::Value]) -> Vec<&str> {
+        lines
+            .iter()
+            .map(|line| line["fields"]["message"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_layer_writes_log_lines_as_rust_log_says_and_audit_lines_whatever_it_says() {
+        // Plain directives (read by `Targets`).
+        let (log, audit) = log_and_audit(Some("warn"));
+        assert_eq!(messages(&log), ["warn in rpc"]);
+        assert!(log[0].get("span").is_none(), "an info span is off at warn");
+        assert_eq!(messages(&audit), ["audit"]);
+        assert_eq!(audit[0]["fields"]["rpc"], "ResendInvitation");
+        assert!(audit[0].get("span").is_none(), "audit lines carry no span");
+
+        // Unset or empty: info. An audit directive does not move audit
+        // lines into the log.
+        for rust_log in [None, Some(""), Some("info,audit=info")] {
+            let (log, audit) = log_and_audit(rust_log);
+            assert_eq!(
+                messages(&log),
+                ["info in rpc", "warn in rpc"],
+                "{rust_log:?}"
+            );
+            assert_eq!(messages(&audit), ["audit"], "{rust_log:?}");
+        }
+
+        // Off: still the audit line.
+        let (log, audit) = log_and_audit(Some("off"));
+        assert!(log.is_empty());
+        assert_eq!(messages(&audit), ["audit"]);
+
+        // A span directive (read by `EnvFilter`): debug inside `rpc` only.
+        let (log, audit) = log_and_audit(Some("warn,[rpc]=debug"));
+        assert_eq!(
+            messages(&log),
+            ["debug in rpc", "info in rpc", "warn in rpc"]
+        );
+        assert_eq!(messages(&audit), ["audit"]);
     }
 
     #[test]

@@ -12,7 +12,10 @@ use opentelemetry_http::HeaderInjector;
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{
-    EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    EnvFilter, Layer as _,
+    filter::{FilterExt as _, Targets},
+    layer::{Filter, SubscriberExt as _},
+    util::SubscriberInitExt as _,
 };
 
 use crate::config::{Config, LogFormat};
@@ -79,33 +82,34 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     crate::metrics::count_log_writer_lag(log_writer.fell_behind(), audit_writer.fell_behind());
 
     // RUST_LOG picks the log lines; audit lines are written whatever it says.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .add_directive("audit=off".parse()?);
-    let audit =
-        tracing_subscriber::filter::Targets::new().with_target("audit", tracing::Level::INFO);
-    let (fmt_layer, audit_layer) = match config.log_format {
-        LogFormat::Json => (
-            JsonLines::new(log_writer, SpanFields::Current).boxed(),
-            JsonLines::new(audit_writer, SpanFields::Omit).boxed(),
-        ),
-        LogFormat::Pretty => (
+    let audit = Targets::new().with_target(lines::AUDIT_TARGET, tracing::Level::INFO);
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let output = match config.log_format {
+        // One layer writes both, to two writers.
+        LogFormat::Json => vec![
+            JsonLines::new(log_writer, SpanFields::Current)
+                .with_audit_writer(audit_writer)
+                .with_filter(log_filter(rust_log.as_deref())?.or(audit))
+                .boxed(),
+        ],
+        LogFormat::Pretty => vec![
             tracing_subscriber::fmt::layer()
                 .compact()
                 .with_writer(log_writer)
+                .with_filter(log_filter(rust_log.as_deref())?)
                 .boxed(),
             tracing_subscriber::fmt::layer()
                 .compact()
                 .with_writer(audit_writer)
+                .with_filter(audit)
                 .boxed(),
-        ),
+        ],
     };
     // RUST_LOG picks the log lines only: the gateway's spans reach the
     // tracer whatever the log level, so quieter logs never cost the traces
     // (or the traceparent sent on to providers). Without an exporter only
     // the W3C ids are kept: OpenTelemetry's span records would be dropped.
-    let spans = tracing_subscriber::filter::Targets::new()
-        .with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
+    let spans = Targets::new().with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
     let (exported, ids_only) = if config.otlp_endpoint.is_some() {
         let layer = tracing_opentelemetry::layer()
             .with_tracer(tracer)
@@ -117,13 +121,47 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     tracing_subscriber::registry()
         .with(ids_only)
         .with(exported)
-        .with(fmt_layer.with_filter(filter))
-        .with(audit_layer.with_filter(audit))
+        .with(output)
         .try_init()?;
     Ok(TelemetryGuard {
         provider,
         _writers: [log_guard, audit_guard],
     })
+}
+
+/// The filter `RUST_LOG` (`rust_log`) gives log lines (`info` when unset or empty),
+/// audit lines left out (they have their own).
+///
+/// Plain `target=level` directives are read as [`Targets`], which decides
+/// per callsite and keeps no per-span state; [`EnvFilter`] takes a lock on
+/// every span enter, exit and record to support span and field directives
+/// (`[span{field=value}]`), so it is used only when `RUST_LOG` has one.
+fn log_filter<S>(
+    rust_log: Option<&str>,
+) -> Result<Box<dyn Filter<S> + Send + Sync>, Box<dyn std::error::Error>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let directives: String = rust_log
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let directives = if directives.is_empty() {
+        "info".to_owned()
+    } else {
+        directives
+    };
+    if !directives.contains(['[', '{'])
+        && let Ok(targets) = directives.parse::<Targets>()
+    {
+        return Ok(Box::new(targets.with_target(
+            lines::AUDIT_TARGET,
+            tracing::level_filters::LevelFilter::OFF,
+        )));
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    Ok(Box::new(filter.add_directive("audit=off".parse()?)))
 }
 
 /// For test binaries: everything at debug (the gateway at trace) as JSON
