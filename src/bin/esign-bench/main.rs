@@ -369,25 +369,21 @@ async fn main() {
             by_rps.sort_by(|x, y| x.0.rps.total_cmp(&y.0.rps));
             by_rps[by_rps.len() / 2].clone()
         };
-        let median_cpu = |which: usize| {
-            let mut cpu: Vec<f64> = rounds.iter().map(|r| r[which].1.cpu_us_per_rpc).collect();
-            cpu.sort_by(f64::total_cmp);
-            cpu[cpu.len() / 2]
+        // CPU figures are the medians of their own, across rounds.
+        let median_of = |which: usize, figure: fn(&ProcessReport) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(|r| figure(&r[which].1)).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
         };
         (report.b_gateway, report.b_gateway_process) = median_round(0);
         (report.n_naive_bridge, report.n_naive_bridge_process) = median_round(1);
-        report.b_gateway_process.cpu_us_per_rpc = median_cpu(0);
-        report.n_naive_bridge_process.cpu_us_per_rpc = median_cpu(1);
-        let median_bench_side = |which: usize| {
-            let mut cpu: Vec<f64> = rounds
-                .iter()
-                .map(|r| r[which].1.bench_side_us_per_rpc)
-                .collect();
-            cpu.sort_by(f64::total_cmp);
-            cpu[cpu.len() / 2]
-        };
-        report.b_gateway_process.bench_side_us_per_rpc = median_bench_side(0);
-        report.n_naive_bridge_process.bench_side_us_per_rpc = median_bench_side(1);
+        for (which, process) in [
+            (0, &mut report.b_gateway_process),
+            (1, &mut report.n_naive_bridge_process),
+        ] {
+            process.cpu_us_per_rpc = median_of(which, |p| p.cpu_us_per_rpc);
+            process.bench_side_us_per_rpc = median_of(which, |p| p.bench_side_us_per_rpc);
+        }
         report.b_rounds_rps = rounds.iter().map(|r| r[0].0.rps).collect();
         report.n_rounds_rps = rounds.iter().map(|r| r[1].0.rps).collect();
         print_row("B gateway (median)", &report.b_gateway);
@@ -513,16 +509,7 @@ async fn main() {
             // The naive bridge at the same rate: how much of that tail is
             // this machine's (two cores shared by three processes).
             let bridge = start_naive_bridge(&sim).await;
-            let call = resend_caller(bridge.addr, args.connections, &invitation).await;
-            run_gateway_load(
-                &bridge,
-                &invitation,
-                args.concurrency,
-                args.connections,
-                warmup,
-                false,
-            )
-            .await;
+            let call = warmed_caller(&bridge, &args, &invitation, warmup).await;
             let naive = open_loop::open_loop(peak / 2.0, duration, call).await;
             println!(
                 "open loop, N at the same rate: p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
@@ -630,9 +617,26 @@ async fn warmed_gateway(
     impl Fn(usize) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Clone + Send + Sync + 'static,
 ) {
     let (server, _) = start_gateway(sim, None).await;
+    let call = warmed_caller(&server, args, invitation, warmup).await;
+    (server, call)
+}
+
+/// `server` (the gateway or the naive bridge) warmed up with the
+/// closed-loop load, and a caller of resends for the open loop.
+async fn warmed_caller(
+    server: &Server,
+    args: &Args,
+    invitation: &str,
+    warmup: Duration,
+) -> impl Fn(usize) -> Pin<Box<dyn Future<Output = Outcome> + Send>>
++ Clone
++ Send
++ Sync
++ 'static
++ use<> {
     let call = resend_caller(server.addr, args.connections, invitation).await;
     run_gateway_load(
-        &server,
+        server,
         invitation,
         args.concurrency,
         args.connections,
@@ -640,7 +644,7 @@ async fn warmed_gateway(
         false,
     )
     .await;
-    (server, call)
+    call
 }
 
 /// One Leegality resend per call of the returned closure, spread over
@@ -650,8 +654,12 @@ async fn resend_caller(
     addr: std::net::SocketAddr,
     connections: usize,
     invitation: &str,
-) -> impl Fn(usize) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Clone + Send + Sync + 'static
-{
+) -> impl Fn(usize) -> Pin<Box<dyn Future<Output = Outcome> + Send>>
++ Clone
++ Send
++ Sync
++ 'static
++ use<> {
     let clients: Arc<Vec<_>> = Arc::new(
         channels(addr, connections)
             .await

@@ -96,14 +96,19 @@ pub(crate) fn cpu_seconds_of(pid: u32) -> (f64, f64) {
     ((ticks(11) + ticks(12)) / hz, ticks(12) / hz)
 }
 
+/// Clock ticks a second, asked of `getconf` once (not before every CPU
+/// reading, some of which start a measured window).
 pub(crate) fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 pub(crate) async fn wait_serving(addr: SocketAddr, service: &str) -> Duration {
