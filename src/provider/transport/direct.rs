@@ -1,19 +1,37 @@
 //! Calls whose body is already in memory (JSON, forms, none) and whose
-//! answer is read whole: sent on hyper-util's pooled client directly, the
-//! same hyper, rustls and connection pool reqwest is built on, without
-//! reqwest's per-request URL re-parse and its redirect and retry layers
-//! (the gateway never follows redirects and retries by its own policy).
-//! Measured in BENCHMARKS.md.
+//! answer is read whole, on pooled HTTP/1.1 connections that the calling
+//! task drives itself.
+//!
+//! Why not hyper-util's pooled client (reqwest's core): it runs every
+//! connection as a task of its own, so each call hands its request to that
+//! task over a channel and gets the answer back over another, two wake-ups
+//! that often cross worker threads. Here the task that makes the call also
+//! polls the connection, and a connection waits in the pool unpolled
+//! between calls, checked for a close by the server when taken out.
+//! BENCHMARKS.md has what this saved per call.
+//!
+//! Connections are dialled, and TLS set up (Mozilla roots, as reqwest's),
+//! by hyper-rustls's connector. Only HTTP/1.1 is offered over ALPN: an
+//! HTTP/2 connection is shared by many calls at once and so needs a task
+//! of its own to drive it. Multipart uploads and streamed bodies still go
+//! through reqwest, which offers HTTP/2.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::poll_fn,
+    pin::{Pin, pin},
+    sync::{Arc, Mutex},
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use bytes::Bytes;
-use http::{HeaderValue, header};
+use http::{HeaderValue, Uri, header, uri};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::{TokioExecutor, TokioTimer},
-};
+use hyper::client::conn::http1;
+use hyper_util::{client::legacy::connect::HttpConnector, rt::TokioIo};
+use tokio::time::Instant;
+use tower_service::Service as _;
 
 use super::{
     Outbound, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, ProviderResponse, USER_AGENT,
@@ -25,11 +43,39 @@ use crate::{
     telemetry,
 };
 
-pub(super) type DirectClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Io = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+/// Scheme and authority: which connections a request may use.
+type Origin = (uri::Scheme, uri::Authority);
 
-/// The pooled client: HTTPS with the Mozilla roots (as reqwest's are) or
-/// plain HTTP, HTTP/2 when the provider offers it over ALPN, pooled as the
-/// reqwest client is.
+/// The pool of provider connections; cheap to clone.
+#[derive(Clone)]
+pub(super) struct DirectClient {
+    inner: Arc<Pool>,
+}
+
+struct Pool {
+    connector: Connector,
+    idle: Mutex<HashMap<Origin, Vec<Pooled>>>,
+}
+
+/// One HTTP/1.1 connection: the handle requests are sent on, and the
+/// connection state machine, polled only by the call using it.
+struct Pooled {
+    sender: http1::SendRequest<Full<Bytes>>,
+    connection: http1::Connection<Io, Full<Bytes>>,
+    idle_since: Instant,
+}
+
+/// How one exchange on a connection ended.
+enum Exchanged {
+    /// The answer, and whether the connection may carry another call.
+    Answer(ProviderResponse, bool),
+    /// The connection closed before the request was written: it never left.
+    NotSent(http::Request<Full<Bytes>>),
+    Failed(SendFailure),
+}
+
 pub(super) fn client(timeouts: &Timeouts) -> Result<DirectClient> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(timeouts.connect));
@@ -45,18 +91,17 @@ pub(super) fn client(timeouts: &Timeouts) -> Result<DirectClient> {
     .map_err(|error| GatewayError::internal("could not set up TLS").with_source(error))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https))
+    Ok(DirectClient {
+        inner: Arc::new(Pool {
+            connector,
+            idle: Mutex::new(HashMap::new()),
+        }),
+    })
 }
 
 /// One attempt: the request sent and the whole answer read within `budget`,
@@ -68,50 +113,378 @@ pub(super) async fn send(
     budget: Duration,
     max_body_bytes: usize,
 ) -> std::result::Result<ProviderResponse, SendFailure> {
-    let uri = http::Uri::try_from(request.url.as_str())
+    let (origin, outbound) = outbound(request, body)?;
+    tokio::time::timeout(budget, client.inner.call(origin, outbound, max_body_bytes))
+        .await
+        .map_err(|elapsed| SendFailure::Timeout(Box::new(elapsed)))?
+}
+
+/// The request as HTTP/1.1 sends it: the path in the request line and the
+/// authority in `Host`.
+fn outbound(
+    request: &Outbound,
+    body: Bytes,
+) -> std::result::Result<(Origin, http::Request<Full<Bytes>>), SendFailure> {
+    let invalid = |what: &str| SendFailure::Transport(format!("the URL has no {what}").into());
+    let url = Uri::try_from(request.url.as_str())
+        .map_err(|error| SendFailure::Transport(Box::new(error)))?;
+    let uri::Parts {
+        scheme,
+        authority,
+        path_and_query,
+        ..
+    } = url.into_parts();
+    let scheme = scheme.ok_or_else(|| invalid("scheme"))?;
+    let authority = authority.ok_or_else(|| invalid("host"))?;
+    let host = HeaderValue::from_str(authority.as_str().rsplit('@').next().unwrap_or_default())
         .map_err(|error| SendFailure::Transport(Box::new(error)))?;
     let mut outbound = http::Request::new(Full::new(body));
     *outbound.method_mut() = request.method.clone();
-    *outbound.uri_mut() = uri;
+    *outbound.uri_mut() = path_and_query.map_or_else(|| Uri::from_static("/"), Uri::from);
     let headers = outbound.headers_mut();
     headers.clone_from(&request.headers);
+    headers.insert(header::HOST, host);
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     headers
         .entry(header::ACCEPT)
         .or_insert(HeaderValue::from_static("*/*"));
     telemetry::inject_trace_context(headers);
-    let exchange = async {
-        let response = client.request(outbound).await.map_err(|error| {
-            if error.is_connect() {
-                SendFailure::Connect(Box::new(error))
-            } else {
-                SendFailure::Transport(Box::new(error))
+    Ok(((scheme, authority), outbound))
+}
+
+impl Pool {
+    async fn call(
+        &self,
+        origin: Origin,
+        mut request: http::Request<Full<Bytes>>,
+        max_body_bytes: usize,
+    ) -> std::result::Result<ProviderResponse, SendFailure> {
+        loop {
+            let (mut pooled, reused) = match self.checkout(&origin) {
+                Some(pooled) => (pooled, true),
+                None => (self.connect(&origin).await?, false),
+            };
+            match exchange(&mut pooled, request, max_body_bytes).await {
+                Exchanged::Answer(response, reusable) => {
+                    if reusable {
+                        self.checkin(origin, pooled);
+                    }
+                    return Ok(response);
+                }
+                // An idle connection the server closed just as it was taken
+                // out: the request never left, so it goes on the next one.
+                Exchanged::NotSent(unsent) if reused => request = unsent,
+                Exchanged::NotSent(_) => {
+                    return Err(SendFailure::Connect(
+                        "the new connection closed before the request was sent".into(),
+                    ));
+                }
+                Exchanged::Failed(failure) => return Err(failure),
             }
-        })?;
+        }
+    }
+
+    /// An idle connection to `origin` still open and not idle too long.
+    fn checkout(&self, origin: &Origin) -> Option<Pooled> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = idle.get_mut(origin)?;
+        while let Some(mut pooled) = waiting.pop() {
+            if pooled.idle_since.elapsed() < POOL_IDLE_TIMEOUT && pooled.is_open() {
+                return Some(pooled);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, origin: Origin, mut pooled: Pooled) {
+        pooled.idle_since = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = idle.entry(origin).or_default();
+        // Long-idle ones are dropped here too, so a quiet origin keeps none.
+        waiting.retain(|pooled| pooled.idle_since.elapsed() < POOL_IDLE_TIMEOUT);
+        if waiting.len() < POOL_MAX_IDLE_PER_HOST {
+            waiting.push(pooled);
+        }
+    }
+
+    async fn connect(
+        &self,
+        (scheme, authority): &Origin,
+    ) -> std::result::Result<Pooled, SendFailure> {
+        let target = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|error| SendFailure::Connect(Box::new(error)))?;
+        let io = self
+            .connector
+            .clone()
+            .call(target)
+            .await
+            .map_err(SendFailure::Connect)?;
+        let (sender, connection) = http1::handshake(io)
+            .await
+            .map_err(|error| SendFailure::Connect(Box::new(error)))?;
+        Ok(Pooled {
+            sender,
+            connection,
+            idle_since: Instant::now(),
+        })
+    }
+}
+
+impl Pooled {
+    /// Polls the connection once without a waker: an idle HTTP/1.1
+    /// connection has nothing to do, so being done means the server closed
+    /// it (or it failed).
+    fn is_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.connection.poll_without_shutdown(&mut cx).is_pending() && !self.sender.is_closed()
+    }
+}
+
+/// Sends `request` on `pooled` and reads the whole answer, polling the
+/// connection alongside.
+async fn exchange(
+    pooled: &mut Pooled,
+    request: http::Request<Full<Bytes>>,
+    max_body_bytes: usize,
+) -> Exchanged {
+    let (outcome, connection_done) = {
+        let Pooled {
+            sender, connection, ..
+        } = &mut *pooled;
+        drive(sender, connection, request, max_body_bytes).await
+    };
+    match outcome {
+        // Only a connection that took in the end of the answer and stays
+        // open goes back (not one the server asked to close, say).
+        Exchanged::Answer(response, _) => {
+            let reusable = !connection_done && pooled.is_open();
+            Exchanged::Answer(response, reusable)
+        }
+        other => other,
+    }
+}
+
+/// The exchange itself, and whether the connection finished during it.
+async fn drive(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    connection: &mut http1::Connection<Io, Full<Bytes>>,
+    request: http::Request<Full<Bytes>>,
+    max_body_bytes: usize,
+) -> (Exchanged, bool) {
+    let answer = async {
+        let response = match sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut error) => {
+                return match error.take_message() {
+                    Some(unsent) => Exchanged::NotSent(unsent),
+                    None => Exchanged::Failed(SendFailure::Transport(Box::new(error.into_error()))),
+                };
+            }
+        };
         let (parts, body) = response.into_parts();
         if content_length(&parts.headers).is_some_and(|length| length > max_body_bytes as u64) {
-            return Err(SendFailure::BodyTooLarge);
+            return Exchanged::Failed(SendFailure::BodyTooLarge);
         }
-        let body = Limited::new(body, max_body_bytes)
-            .collect()
-            .await
-            .map_err(|error| {
-                if error.is::<LengthLimitError>() {
-                    SendFailure::BodyTooLarge
-                } else {
-                    SendFailure::Transport(error)
-                }
-            })?
+        let body = match Limited::new(body, max_body_bytes).collect().await {
             // One chunk (the usual small answer) is kept without a copy.
-            .to_bytes();
-        Ok(ProviderResponse {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<LengthLimitError>() => {
+                return Exchanged::Failed(SendFailure::BodyTooLarge);
+            }
+            Err(error) => return Exchanged::Failed(SendFailure::Transport(error)),
+        };
+        let response = ProviderResponse {
             status: parts.status,
             headers: parts.headers,
             body,
             is_retry_after_possible_delivery: false,
-        })
+        };
+        Exchanged::Answer(response, true)
     };
-    tokio::time::timeout(budget, exchange)
-        .await
-        .map_err(|elapsed| SendFailure::Timeout(Box::new(elapsed)))?
+    let mut answer = pin!(answer);
+    let mut connection_done = false;
+    let outcome = poll_fn(|cx| {
+        if let Poll::Ready(outcome) = answer.as_mut().poll(cx) {
+            return Poll::Ready(outcome);
+        }
+        if connection_done {
+            return Poll::Pending;
+        }
+        match Pin::new(&mut *connection).poll_without_shutdown(cx) {
+            Poll::Pending => Poll::Pending,
+            // The connection has settled the exchange either way, so the
+            // answer is ready now; if not, it never will be.
+            Poll::Ready(_) => {
+                connection_done = true;
+                Poll::Ready(match answer.as_mut().poll(cx) {
+                    Poll::Ready(outcome) => outcome,
+                    Poll::Pending => Exchanged::Failed(SendFailure::Transport(
+                        "the connection closed before the answer was complete".into(),
+                    )),
+                })
+            }
+        }
+    })
+    .await;
+    (outcome, connection_done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http::Method;
+    use tokio::{
+        io::{AsyncReadExt as _, AsyncWriteExt as _},
+        net::TcpListener,
+        sync::mpsc,
+    };
+
+    use super::*;
+    use crate::provider::transport::{CallKind, Payload, RetryPolicy};
+
+    /// How the fake server treats a connection after its first answer.
+    #[derive(Clone, Copy)]
+    enum AfterAnswer {
+        KeepOpen,
+        /// Drops the socket without saying so in the answer.
+        Drop,
+        /// Says `Connection: close` in the answer, then drops the socket.
+        AnnounceClose,
+    }
+
+    /// A bare HTTP/1.1 server: answers every request with `answer_body`,
+    /// sends each request head it read, and counts connections.
+    async fn server(
+        after: AfterAnswer,
+        answer_body: &'static str,
+    ) -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (heads_tx, heads) = mpsc::unbounded_channel();
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                let heads_tx = heads_tx.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head: Vec<u8> = buffer.drain(..end + 4).collect();
+                            let _ = heads_tx.send(String::from_utf8(head).unwrap());
+                            let close = match after {
+                                AfterAnswer::AnnounceClose => "Connection: close\r\n",
+                                _ => "",
+                            };
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n{answer_body}",
+                                answer_body.len()
+                            );
+                            socket.write_all(answer.as_bytes()).await.unwrap();
+                            if !matches!(after, AfterAnswer::KeepOpen) {
+                                return;
+                            }
+                        }
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{address}"), accepted, heads)
+    }
+
+    fn get(base: &str, path: &str) -> Outbound {
+        Outbound {
+            operation: "test",
+            method: Method::GET,
+            url: format!("{base}{path}").parse().unwrap(),
+            path_template: "/test",
+            headers: http::HeaderMap::new(),
+            body: Payload::Empty,
+            timeout: Duration::from_secs(5),
+            retry: RetryPolicy::Safe,
+            kind: CallKind::Request,
+        }
+    }
+
+    async fn call(client: &DirectClient, request: &Outbound, limit: usize) -> Bytes {
+        let response = send(client, request, Bytes::new(), Duration::from_secs(5), limit)
+            .await
+            .unwrap_or_else(|_| panic!("the call to {} failed", request.url));
+        assert_eq!(response.status, http::StatusCode::OK);
+        response.body
+    }
+
+    #[tokio::test]
+    async fn sequential_calls_share_one_connection_in_origin_form() {
+        let (base, accepted, mut heads) = server(AfterAnswer::KeepOpen, "{}").await;
+        let client = client(&Timeouts::default()).unwrap();
+        let host = base.trim_start_matches("http://").to_owned();
+        for path in ["/v1/documents?page=2", "/v1/documents/abc"] {
+            assert_eq!(call(&client, &get(&base, path), 1024).await, "{}");
+            let head = heads.recv().await.unwrap();
+            assert!(
+                head.starts_with(&format!("GET {path} HTTP/1.1\r\n")),
+                "{head}"
+            );
+            assert!(head.contains(&format!("host: {host}\r\n")), "{head}");
+            assert!(
+                head.contains(&format!("user-agent: {USER_AGENT}\r\n")),
+                "{head}"
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_dropped_is_replaced() {
+        let (base, accepted, _heads) = server(AfterAnswer::Drop, "ok").await;
+        let client = client(&Timeouts::default()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(call(&client, &get(&base, "/"), 1024).await, "ok");
+            // Lets the close reach this side before the next checkout; if
+            // it has not, the unsent request moves to a new connection.
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_announced_close_keeps_the_connection_out_of_the_pool() {
+        let (base, accepted, _heads) = server(AfterAnswer::AnnounceClose, "ok").await;
+        let client = client(&Timeouts::default()).unwrap();
+        for _ in 0..2 {
+            assert_eq!(call(&client, &get(&base, "/"), 1024).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let idle = client.inner.idle.lock().unwrap();
+        assert!(idle.values().all(Vec::is_empty));
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_limit_is_refused() {
+        let (base, _accepted, _heads) = server(AfterAnswer::KeepOpen, "0123456789").await;
+        let client = client(&Timeouts::default()).unwrap();
+        let outcome = send(
+            &client,
+            &get(&base, "/"),
+            Bytes::new(),
+            Duration::from_secs(5),
+            9,
+        )
+        .await;
+        assert!(matches!(outcome, Err(SendFailure::BodyTooLarge)));
+        assert_eq!(call(&client, &get(&base, "/"), 10).await, "0123456789");
+    }
 }
