@@ -34,7 +34,7 @@ use crate::{
     load::{LoadReport, Outcome, channels, load, load_staggered, outcome_of},
     process::{
         ProcessReport, Server, cpu_seconds_of, process_report, spawn_own_server, start_gateway,
-        start_simulator,
+        start_gateway_binary, start_simulator,
     },
 };
 use serde::Serialize;
@@ -69,6 +69,11 @@ struct Args {
     /// Skip the open-loop, scale and overload runs.
     #[arg(long)]
     quick: bool,
+    /// Runs this esign-gateway binary (another build) in N's place, so that
+    /// two builds compare in alternating rounds of one run: B is this
+    /// build, N the other.
+    #[arg(long)]
+    n_gateway: Option<PathBuf>,
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/report.json")]
     json: PathBuf,
@@ -152,8 +157,12 @@ struct Report {
     open_loop_half_peak_naive: Option<open_loop::OpenLoopReport>,
 }
 
-/// Scenario N's server, as a child process like A's.
-async fn start_naive_bridge(sim: &Simulator) -> Server {
+/// Scenario N's server, as a child process like A's: the naive bridge, or
+/// the gateway build given with `--n-gateway`.
+async fn start_naive_bridge(sim: &Simulator, args: &Args) -> Server {
+    if let Some(binary) = &args.n_gateway {
+        return start_gateway_binary(sim, None, binary).await.0;
+    }
     spawn_own_server(
         "naive-bridge",
         &[
@@ -320,11 +329,15 @@ async fn main() {
     // B and N in alternating rounds, each figure the median of the rounds,
     // so that drift on this shared machine hits both alike.
     {
+        let n_name = match &args.n_gateway {
+            Some(_) => "N other gateway build",
+            None => "N naive bridge",
+        };
         let (gateway, started) = start_gateway(&sim, None).await;
         report.gateway_start_to_serving_ms = started.as_secs_f64() * 1000.0;
         tokio::time::sleep(Duration::from_millis(500)).await;
         report.gateway_idle_rss_mib = gateway.status_mib("VmRSS:");
-        let bridge = start_naive_bridge(&sim).await;
+        let bridge = start_naive_bridge(&sim, &args).await;
         for server in [&gateway, &bridge] {
             run_gateway_load(
                 server,
@@ -360,7 +373,7 @@ async fn main() {
             let [b, n]: [(LoadReport, ProcessReport); 2] =
                 measured.try_into().expect("two scenarios");
             print_row(&format!("B gateway (round {round})"), &b.0);
-            print_row(&format!("N naive bridge (round {round})"), &n.0);
+            print_row(&format!("{n_name} (round {round})"), &n.0);
             rounds.push([b, n]);
         }
         let median_round = |which: usize| {
@@ -387,7 +400,7 @@ async fn main() {
         report.b_rounds_rps = rounds.iter().map(|r| r[0].0.rps).collect();
         report.n_rounds_rps = rounds.iter().map(|r| r[1].0.rps).collect();
         print_row("B gateway (median)", &report.b_gateway);
-        print_row("N naive bridge (median)", &report.n_naive_bridge);
+        print_row(&format!("{n_name} (median)"), &report.n_naive_bridge);
         report.b_over_n = report.b_gateway.rps / report.n_naive_bridge.rps.max(1.0);
         report.b_cpu_over_n = report.b_gateway_process.cpu_us_per_rpc
             / report.n_naive_bridge_process.cpu_us_per_rpc.max(0.001);
@@ -508,7 +521,7 @@ async fn main() {
             drop(gateway);
             // The naive bridge at the same rate: how much of that tail is
             // this machine's (two cores shared by three processes).
-            let bridge = start_naive_bridge(&sim).await;
+            let bridge = start_naive_bridge(&sim, &args).await;
             let call = warmed_caller(&bridge, &args, &invitation, warmup).await;
             let naive = open_loop::open_loop(peak / 2.0, duration, call).await;
             println!(

@@ -2,7 +2,7 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -163,9 +163,13 @@ pub(crate) async fn spawn_own_server(subcommand: &str, args: &[&str]) -> Server 
 /// settings (metrics and webhook intake off, no drain) and waits until it
 /// serves.
 pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) {
+    spawn_gateway_binary(&sibling_binary("esign-gateway"), env).await
+}
+
+async fn spawn_gateway_binary(binary: &Path, env: &[(&str, String)]) -> (Server, Duration) {
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut command = Command::new(sibling_binary("esign-gateway"));
+    let mut command = Command::new(binary);
     command
         .arg("serve")
         .env_clear()
@@ -193,9 +197,12 @@ pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) 
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let spawned = Instant::now();
-    let child = command
-        .spawn()
-        .expect("start target/release/esign-gateway (build with cargo build --release --bins)");
+    let child = command.spawn().unwrap_or_else(|error| {
+        panic!(
+            "start {} (build with cargo build --release --bins): {error}",
+            binary.display()
+        )
+    });
     let server = Server { child, addr };
     wait_serving(addr, "esign.v1.InvitationService").await;
     (server, spawned.elapsed())
@@ -205,6 +212,15 @@ pub(crate) async fn spawn_gateway(env: &[(&str, String)]) -> (Server, Duration) 
 pub(crate) async fn start_gateway(
     sim: &Simulator,
     max_in_flight: Option<usize>,
+) -> (Server, Duration) {
+    start_gateway_binary(sim, max_in_flight, &sibling_binary("esign-gateway")).await
+}
+
+/// As `start_gateway`, from the given build of the gateway.
+pub(crate) async fn start_gateway_binary(
+    sim: &Simulator,
+    max_in_flight: Option<usize>,
+    binary: &Path,
 ) -> (Server, Duration) {
     let mut env = vec![
         ("LEEGALITY_BASE_URL", sim.base_url(ProviderKind::Leegality)),
@@ -216,7 +232,7 @@ pub(crate) async fn start_gateway(
     if let Some(limit) = max_in_flight {
         env.push(("GATEWAY_MAX_IN_FLIGHT", limit.to_string()));
     }
-    spawn_gateway(&env).await
+    spawn_gateway_binary(binary, &env).await
 }
 
 /// The provider simulator, on an ephemeral port in this process.
