@@ -165,7 +165,10 @@ impl Pool {
         loop {
             let (mut pooled, reused) = match self.checkout(&origin) {
                 Some(pooled) => (pooled, true),
-                None => (self.connect(&origin).await?, false),
+                // Boxed: dialling and the TLS handshake hold more state than the
+                // rest of a call, and a pooled call should not carry (and
+                // copy) room for it.
+                None => (Box::pin(self.connect(&origin)).await?, false),
             };
             match exchange(&mut pooled, request, max_body_bytes).await {
                 Exchanged::Answer(response, reusable) => {

@@ -484,6 +484,19 @@ impl HttpClient {
             .await?;
             return Ok(Answer::Whole(response));
         }
+        // Boxed: reqwest's future is large, and the JSON calls above, the
+        // hot path, should not carry (and copy) room for it.
+        Box::pin(self.send_through_reqwest(provider, request, budget, take)).await
+    }
+
+    /// Multipart and streamed bodies, and answers that may be streamed.
+    async fn send_through_reqwest(
+        &self,
+        provider: ProviderKind,
+        request: &Outbound,
+        budget: Duration,
+        take: Take,
+    ) -> std::result::Result<Answer, SendFailure> {
         let mut headers = request.headers.clone();
         telemetry::inject_trace_context(&mut headers);
         let builder = self
