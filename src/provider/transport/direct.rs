@@ -257,10 +257,12 @@ impl Pool {
 impl Pooled {
     /// Polls the connection once without a waker: an idle HTTP/1.1
     /// connection has nothing to do, so being done means the server closed
-    /// it (or it failed).
+    /// it (or it failed). Open but not asking for a request means it is
+    /// still busy with the last one (say, a body the server answered before
+    /// reading): not fit for another call either.
     fn is_open(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        self.connection.poll_without_shutdown(&mut cx).is_pending() && !self.sender.is_closed()
+        self.connection.poll_without_shutdown(&mut cx).is_pending() && self.sender.is_ready()
     }
 }
 
