@@ -80,25 +80,29 @@ enum Exchanged {
 }
 
 pub(super) fn client(timeouts: &Timeouts) -> Result<DirectClient> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    client_trusting(timeouts, roots)
+}
+
+fn client_trusting(timeouts: &Timeouts, roots: rustls::RootCertStore) -> Result<DirectClient> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(timeouts.connect));
     http.set_nodelay(true);
     http.enforce_http(false);
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|error| GatewayError::internal("could not set up TLS").with_source(error))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    // Said outright: hyper-rustls's builder offers nothing over ALPN when
+    // only HTTP/1 is on, and a server that speaks both should settle on
+    // HTTP/1.1 for certain. Plain `http://` URLs stay allowed (the simulator).
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = Connector::from((http, tls));
     Ok(DirectClient {
         inner: Arc::new(Pool {
             connector,
@@ -364,7 +368,7 @@ mod tests {
 
     use http::Method;
     use tokio::{
-        io::{AsyncReadExt as _, AsyncWriteExt as _},
+        io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
         net::TcpListener,
         sync::mpsc,
     };
@@ -395,38 +399,103 @@ mod tests {
         let counter = accepted.clone();
         tokio::spawn(async move {
             loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
+                let (socket, _) = listener.accept().await.unwrap();
                 counter.fetch_add(1, Ordering::SeqCst);
-                let heads_tx = heads_tx.clone();
-                tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    loop {
-                        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head: Vec<u8> = buffer.drain(..end + 4).collect();
-                            let _ = heads_tx.send(String::from_utf8(head).unwrap());
-                            let close = match after {
-                                AfterAnswer::AnnounceClose => "Connection: close\r\n",
-                                _ => "",
-                            };
-                            let answer = format!(
-                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n{answer_body}",
-                                answer_body.len()
-                            );
-                            socket.write_all(answer.as_bytes()).await.unwrap();
-                            if !matches!(after, AfterAnswer::KeepOpen) {
-                                return;
-                            }
-                        }
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                        }
-                    }
-                });
+                tokio::spawn(answer(socket, after, answer_body, heads_tx.clone()));
             }
         });
         (format!("http://{address}"), accepted, heads)
+    }
+
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+        mut socket: S,
+        after: AfterAnswer,
+        answer_body: &'static str,
+        heads: mpsc::UnboundedSender<String>,
+    ) {
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = buffer.drain(..end + 4).collect();
+                let _ = heads.send(String::from_utf8(head).unwrap());
+                let close = match after {
+                    AfterAnswer::AnnounceClose => "Connection: close\r\n",
+                    _ => "",
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n{answer_body}",
+                    answer_body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                if !matches!(after, AfterAnswer::KeepOpen) {
+                    return;
+                }
+            }
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+
+    /// A TLS server for `localhost` under a CA of its own; hands back that
+    /// CA and the protocol each connection agreed on over ALPN.
+    async fn tls_server() -> (
+        String,
+        rustls::RootCertStore,
+        Arc<AtomicUsize>,
+        mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    ) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (alpn_tx, alpn) = mpsc::unbounded_channel();
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                let alpn_tx = alpn_tx.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake.
+                    let Ok(stream) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let _ = alpn_tx.send(stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+                    let (heads, _) = mpsc::unbounded_channel();
+                    answer(stream, AfterAnswer::KeepOpen, "{}", heads).await;
+                });
+            }
+        });
+        (format!("https://localhost:{port}"), roots, accepted, alpn)
     }
 
     fn get(base: &str, path: &str) -> Outbound {
@@ -526,5 +595,35 @@ mod tests {
         .await;
         assert!(matches!(outcome, Err(SendFailure::BodyTooLarge)));
         assert_eq!(call(&client, &get(&base, "/"), 10).await, "0123456789");
+    }
+
+    #[tokio::test]
+    async fn https_calls_offer_only_http1_and_share_one_connection() {
+        let (base, roots, accepted, mut alpn) = tls_server().await;
+        let client = client_trusting(&Timeouts::default(), roots).unwrap();
+        for path in ["/v1/a", "/v1/b"] {
+            assert_eq!(call(&client, &get(&base, path), 1024).await, "{}");
+        }
+        assert_eq!(
+            alpn.recv().await.unwrap().as_deref(),
+            Some(&b"http/1.1"[..])
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_from_an_unknown_ca_is_refused_before_anything_is_sent() {
+        let (base, _roots, _accepted, mut alpn) = tls_server().await;
+        let client = client(&Timeouts::default()).unwrap();
+        let outcome = send(
+            &client,
+            &get(&base, "/"),
+            Bytes::new(),
+            Duration::from_secs(5),
+            1024,
+        )
+        .await;
+        assert!(matches!(outcome, Err(SendFailure::Connect(_))));
+        assert!(alpn.try_recv().is_err(), "no handshake may complete");
     }
 }
