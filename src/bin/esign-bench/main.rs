@@ -159,7 +159,7 @@ struct Report {
 
 /// Scenario N's server, as a child process like A's: the naive bridge, or
 /// the gateway build given with `--n-gateway`.
-async fn start_naive_bridge(sim: &Simulator, args: &Args) -> Server {
+async fn start_scenario_n(sim: &Simulator, args: &Args) -> Server {
     if let Some(binary) = &args.n_gateway {
         return start_gateway_binary(sim, None, binary).await.0;
     }
@@ -337,7 +337,7 @@ async fn main() {
         report.gateway_start_to_serving_ms = started.as_secs_f64() * 1000.0;
         tokio::time::sleep(Duration::from_millis(500)).await;
         report.gateway_idle_rss_mib = gateway.status_mib("VmRSS:");
-        let bridge = start_naive_bridge(&sim, &args).await;
+        let bridge = start_scenario_n(&sim, &args).await;
         for server in [&gateway, &bridge] {
             run_gateway_load(
                 server,
@@ -521,7 +521,7 @@ async fn main() {
             drop(gateway);
             // The naive bridge at the same rate: how much of that tail is
             // this machine's (two cores shared by three processes).
-            let bridge = start_naive_bridge(&sim, &args).await;
+            let bridge = start_scenario_n(&sim, &args).await;
             let call = warmed_caller(&bridge, &args, &invitation, warmup).await;
             let naive = open_loop::open_loop(peak / 2.0, duration, call).await;
             println!(

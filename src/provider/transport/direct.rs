@@ -70,12 +70,11 @@ struct Pooled {
     idle_since: Instant,
 }
 
-/// How one exchange on a connection ended.
-enum Exchanged {
-    /// The answer, and whether the connection may carry another call.
-    Answer(ProviderResponse, bool),
+/// How an exchange on a connection ended without an answer.
+enum Unanswered {
     /// The connection closed before the request was written: it never left.
-    NotSent(http::Request<Full<Bytes>>),
+    /// Boxed: rare, and large beside the other variant.
+    NotSent(Box<http::Request<Full<Bytes>>>),
     Failed(SendFailure),
 }
 
@@ -175,7 +174,7 @@ impl Pool {
                 None => (Box::pin(self.connect(&origin)).await?, false),
             };
             match exchange(&mut pooled, request, max_body_bytes).await {
-                Exchanged::Answer(response, reusable) => {
+                Ok((response, reusable)) => {
                     if reusable {
                         self.checkin(origin, pooled);
                     }
@@ -183,13 +182,13 @@ impl Pool {
                 }
                 // An idle connection the server closed just as it was taken
                 // out: the request never left, so it goes on the next one.
-                Exchanged::NotSent(unsent) if reused => request = unsent,
-                Exchanged::NotSent(_) => {
+                Err(Unanswered::NotSent(unsent)) if reused => request = *unsent,
+                Err(Unanswered::NotSent(_)) => {
                     return Err(SendFailure::Connect(
                         "the new connection closed before the request was sent".into(),
                     ));
                 }
-                Exchanged::Failed(failure) => return Err(failure),
+                Err(Unanswered::Failed(failure)) => return Err(failure),
             }
         }
     }
@@ -271,27 +270,24 @@ impl Pooled {
 }
 
 /// Sends `request` on `pooled` and reads the whole answer, polling the
-/// connection alongside.
+/// connection alongside; with the answer, whether the connection may carry
+/// another call.
 async fn exchange(
     pooled: &mut Pooled,
     request: http::Request<Full<Bytes>>,
     max_body_bytes: usize,
-) -> Exchanged {
+) -> std::result::Result<(ProviderResponse, bool), Unanswered> {
     let (outcome, connection_done) = {
         let Pooled {
             sender, connection, ..
         } = &mut *pooled;
         drive(sender, connection, request, max_body_bytes).await
     };
-    match outcome {
-        // Only a connection that took in the end of the answer and stays
-        // open goes back (not one the server asked to close, say).
-        Exchanged::Answer(response, _) => {
-            let reusable = !connection_done && pooled.is_open();
-            Exchanged::Answer(response, reusable)
-        }
-        other => other,
-    }
+    let response = outcome?;
+    // Only a connection that took in the end of the answer and stays open
+    // goes back (not one the server asked to close, say).
+    let reusable = !connection_done && pooled.is_open();
+    Ok((response, reusable))
 }
 
 /// The exchange itself, and whether the connection finished during it.
@@ -300,36 +296,37 @@ async fn drive(
     connection: &mut http1::Connection<Io, Full<Bytes>>,
     request: http::Request<Full<Bytes>>,
     max_body_bytes: usize,
-) -> (Exchanged, bool) {
+) -> (std::result::Result<ProviderResponse, Unanswered>, bool) {
     let answer = async {
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
             Err(mut error) => {
                 return match error.take_message() {
-                    Some(unsent) => Exchanged::NotSent(unsent),
-                    None => Exchanged::Failed(SendFailure::Transport(Box::new(error.into_error()))),
+                    Some(unsent) => Err(Unanswered::NotSent(Box::new(unsent))),
+                    None => Err(Unanswered::Failed(SendFailure::Transport(Box::new(
+                        error.into_error(),
+                    )))),
                 };
             }
         };
         let (parts, body) = response.into_parts();
         if content_length(&parts.headers).is_some_and(|length| length > max_body_bytes as u64) {
-            return Exchanged::Failed(SendFailure::BodyTooLarge);
+            return Err(Unanswered::Failed(SendFailure::BodyTooLarge));
         }
         let body = match Limited::new(body, max_body_bytes).collect().await {
             // One chunk (the usual small answer) is kept without a copy.
             Ok(collected) => collected.to_bytes(),
             Err(error) if error.is::<LengthLimitError>() => {
-                return Exchanged::Failed(SendFailure::BodyTooLarge);
+                return Err(Unanswered::Failed(SendFailure::BodyTooLarge));
             }
-            Err(error) => return Exchanged::Failed(SendFailure::Transport(error)),
+            Err(error) => return Err(Unanswered::Failed(SendFailure::Transport(error))),
         };
-        let response = ProviderResponse {
+        Ok(ProviderResponse {
             status: parts.status,
             headers: parts.headers,
             body,
             is_retry_after_possible_delivery: false,
-        };
-        Exchanged::Answer(response, true)
+        })
     };
     let mut answer = pin!(answer);
     // Only the connection moves the answer along (it hands over the head
@@ -351,9 +348,9 @@ async fn drive(
             // The connection has settled the exchange either way, so an
             // answer not ready now never will be.
             Poll::Pending if connection_done => {
-                Poll::Ready(Exchanged::Failed(SendFailure::Transport(
+                Poll::Ready(Err(Unanswered::Failed(SendFailure::Transport(
                     "the connection closed before the answer was complete".into(),
-                )))
+                ))))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -405,6 +402,20 @@ mod tests {
             }
         });
         (format!("http://{address}"), accepted, heads)
+    }
+
+    /// A client with the default settings, and a fresh `server`.
+    async fn client_and_server(
+        after: AfterAnswer,
+        answer_body: &'static str,
+    ) -> (
+        DirectClient,
+        String,
+        Arc<AtomicUsize>,
+        mpsc::UnboundedReceiver<String>,
+    ) {
+        let (base, accepted, heads) = server(after, answer_body).await;
+        (client(&Timeouts::default()).unwrap(), base, accepted, heads)
     }
 
     async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
@@ -522,8 +533,8 @@ mod tests {
 
     #[tokio::test]
     async fn sequential_calls_share_one_connection_in_origin_form() {
-        let (base, accepted, mut heads) = server(AfterAnswer::KeepOpen, "{}").await;
-        let client = client(&Timeouts::default()).unwrap();
+        let (client, base, accepted, mut heads) =
+            client_and_server(AfterAnswer::KeepOpen, "{}").await;
         let host = base.trim_start_matches("http://").to_owned();
         for path in ["/v1/documents?page=2", "/v1/documents/abc"] {
             assert_eq!(call(&client, &get(&base, path), 1024).await, "{}");
@@ -543,8 +554,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_the_server_dropped_is_replaced() {
-        let (base, accepted, _heads) = server(AfterAnswer::Drop, "ok").await;
-        let client = client(&Timeouts::default()).unwrap();
+        let (client, base, accepted, _heads) = client_and_server(AfterAnswer::Drop, "ok").await;
         for _ in 0..3 {
             assert_eq!(call(&client, &get(&base, "/"), 1024).await, "ok");
             // Lets the close reach this side before the next checkout; if
@@ -556,8 +566,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_announced_close_keeps_the_connection_out_of_the_pool() {
-        let (base, accepted, _heads) = server(AfterAnswer::AnnounceClose, "ok").await;
-        let client = client(&Timeouts::default()).unwrap();
+        let (client, base, accepted, _heads) =
+            client_and_server(AfterAnswer::AnnounceClose, "ok").await;
         for _ in 0..2 {
             assert_eq!(call(&client, &get(&base, "/"), 1024).await, "ok");
         }
@@ -571,8 +581,7 @@ mod tests {
         // Larger than the socket buffers: the body comes in many pieces, each
         // handed over only when there is room for it.
         let body: &'static str = "0123456789abcdef".repeat(256 * 1024).leak();
-        let (base, accepted, _heads) = server(AfterAnswer::KeepOpen, body).await;
-        let client = client(&Timeouts::default()).unwrap();
+        let (client, base, accepted, _heads) = client_and_server(AfterAnswer::KeepOpen, body).await;
         for _ in 0..2 {
             let read = call(&client, &get(&base, "/"), 8 << 20).await;
             assert_eq!(read.len(), body.len());
@@ -583,8 +592,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_over_the_limit_is_refused() {
-        let (base, _accepted, _heads) = server(AfterAnswer::KeepOpen, "0123456789").await;
-        let client = client(&Timeouts::default()).unwrap();
+        let (client, base, _accepted, _heads) =
+            client_and_server(AfterAnswer::KeepOpen, "0123456789").await;
         let outcome = send(
             &client,
             &get(&base, "/"),
