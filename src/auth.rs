@@ -28,7 +28,8 @@ use crate::{
 /// The authenticated caller, as the audit line names it.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
-    pub name: String,
+    /// Shared: the name is cloned into every call's audit line.
+    pub name: Arc<str>,
     /// Index of the caller's entry; `None` means everything is allowed
     /// (mTLS without a callers file, or auth off).
     entry: Option<usize>,
@@ -36,8 +37,10 @@ pub(crate) struct Caller {
 
 impl Caller {
     pub(crate) fn anonymous() -> Caller {
+        static ANONYMOUS: std::sync::LazyLock<Arc<str>> =
+            std::sync::LazyLock::new(|| Arc::from("anonymous"));
         Caller {
-            name: "anonymous".into(),
+            name: ANONYMOUS.clone(),
             entry: None,
         }
     }
@@ -52,7 +55,7 @@ pub(crate) struct Authenticator {
 
 #[derive(Debug)]
 struct Entry {
-    name: String,
+    name: Arc<str>,
     token_sha256: Option<[u8; 32]>,
     identity: Option<String>,
     rpcs: Vec<String>,
@@ -154,7 +157,7 @@ impl Authenticator {
             if !self.has_file && self.client_certificates {
                 // The CA vouches for the caller and no file narrows it down.
                 return Ok(Caller {
-                    name: identity,
+                    name: identity.into(),
                     entry: None,
                 });
             }
@@ -205,7 +208,7 @@ impl Authenticator {
                 "this caller may not call this method"
             },
         )
-        .with_metadata(MetaKey::Caller, entry.name.clone())
+        .with_metadata(MetaKey::Caller, entry.name.to_string())
         .with_metadata(MetaKey::Rpc, rpc);
         if let Some((provider, account)) = target {
             error = error.with_metadata(MetaKey::DeniedAccount, format!("{provider}/{account}"));
@@ -305,7 +308,7 @@ fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
             }
         }
         entries.push(Entry {
-            name: caller.name,
+            name: caller.name.into(),
             token_sha256,
             identity: caller.identity,
             rpcs: caller.rpcs,
@@ -392,7 +395,7 @@ mod tests {
         let caller = auth
             .authenticate(&with_token("caller-token-billing"), None)
             .unwrap();
-        assert_eq!(caller.name, "billing");
+        assert_eq!(&*caller.name, "billing");
         assert!(
             auth.authorize(&caller, "ResendInvitation", Some((ProviderKind::Bynn, "x")))
                 .is_ok()

@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use crate::telemetry::TraceId;
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _, text::encode},
@@ -129,6 +130,14 @@ struct BreakerLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TraceLabels {
     trace_id: String,
+}
+
+impl TraceLabels {
+    fn of(trace_id: TraceId) -> TraceLabels {
+        TraceLabels {
+            trace_id: trace_id.to_string(),
+        }
+    }
 }
 
 type Latency = HistogramWithExemplars<TraceLabels>;
@@ -300,11 +309,6 @@ impl Drop for Watcher {
     }
 }
 
-fn exemplar() -> Option<TraceLabels> {
-    crate::telemetry::sampled_trace_id(&tracing::Span::current())
-        .map(|trace_id| TraceLabels { trace_id })
-}
-
 impl Metrics {
     pub(crate) fn in_flight(&self) -> InFlight {
         let now = self.in_flight_count.fetch_add(1, Ordering::Relaxed) + 1;
@@ -319,12 +323,12 @@ impl Metrics {
         code: &'static str,
         reason: Option<&'static str>,
         elapsed: Duration,
-        trace_id: Option<String>,
+        exemplar: Option<TraceId>,
     ) {
         let labels = RpcLabels { method, code };
         self.rpc_duration.get_or_create(&labels).observe(
             elapsed.as_secs_f64(),
-            trace_id.map(|trace_id| TraceLabels { trace_id }),
+            exemplar.map(TraceLabels::of),
             None,
         );
         self.rpc_requests.get_or_create(&labels).inc();
@@ -351,6 +355,7 @@ impl Metrics {
         operation: &'static str,
         status: CallStatus,
         elapsed: Duration,
+        exemplar: Option<TraceId>,
     ) {
         let labels = ProviderLabels {
             provider,
@@ -360,7 +365,7 @@ impl Metrics {
         };
         self.provider_duration.get_or_create(&labels).observe(
             elapsed.as_secs_f64(),
-            exemplar(),
+            exemplar.map(TraceLabels::of),
             None,
         );
         self.provider_requests.get_or_create(&labels).inc();
@@ -560,7 +565,9 @@ mod tests {
             "OK",
             None,
             Duration::from_millis(400),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            Some(TraceId::from_u128(
+                0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            )),
         );
         metrics.rpc_finished(
             "ResendInvitation",
@@ -576,6 +583,7 @@ mod tests {
             "resend",
             CallStatus::Http(200),
             Duration::from_millis(30),
+            None,
         );
         metrics.breaker_state("bynn", "default", "open");
 

@@ -97,17 +97,18 @@ impl InvitationApi {
             started,
             deadline,
             span,
+            trace,
             caller,
             admission,
             message,
         } = self.begin(rpc, request);
-        let pipeline = self.pipeline(rpc);
+        let pipeline = self.pipeline(rpc, &span);
         let transfers = self.transfers.clone();
         let opened = within_deadline(rpc, deadline, async move {
             let (account, _, held) = pipeline.admit(caller, admission, &message).await?;
             let reservation = transfers.reserve(TRANSFER_RESERVATION_BYTES)?;
             let request = download_request(&message)?;
-            let ctx = CallContext::new(rpc, deadline);
+            let ctx = CallContext::in_trace(rpc, deadline, trace);
             let download = account
                 .provider
                 .download_document(&ctx, request)
@@ -119,7 +120,7 @@ impl InvitationApi {
         .await;
         let (download, account, held, reservation) = match opened {
             Ok(opened) => opened,
-            Err(error) => return finish(&span, rpc, started, Err(error), false),
+            Err(error) => return finish(&span, trace, rpc, started, Err(error), false),
         };
         let first = pb::DownloadDocumentResponse {
             part: Some(pb::download_document_response::Part::Metadata(
@@ -141,7 +142,7 @@ impl InvitationApi {
             .map_err(|error| Status::from(account.annotate(error)))
         });
         let body: DownloadStream = Box::pin(stream::once(async { Ok(first) }).chain(chunks));
-        finish(&span, rpc, started, Ok(body), false)
+        finish(&span, trace, rpc, started, Ok(body), false)
     }
 }
 

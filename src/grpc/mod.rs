@@ -55,6 +55,9 @@ struct Begun<Req> {
     started: Instant,
     deadline: Option<Instant>,
     span: tracing::Span,
+    /// The span's trace, looked up once for the metrics, the audit line
+    /// and the provider calls.
+    trace: Option<(telemetry::TraceId, bool)>,
     caller: Result<Caller>,
     admission: Result<OwnedSemaphorePermit>,
     message: Req,
@@ -116,19 +119,20 @@ impl InvitationApi {
             started,
             deadline,
             span,
+            trace,
             caller,
             admission,
             message,
         } = self.begin(rpc, request);
         let caller_name = caller
             .as_ref()
-            .map_or_else(|_| "unauthenticated".to_owned(), |c| c.name.clone());
+            .map_or_else(|_| Arc::from("unauthenticated"), |c| c.name.clone());
         let audit = AuditContext::of(rpc, &message);
-        let pipeline = self.pipeline(rpc);
+        let pipeline = self.pipeline(rpc, &span);
         let work = pipeline.serve(
             caller,
             admission,
-            CallContext::new(rpc, deadline),
+            CallContext::in_trace(rpc, deadline, trace),
             message,
             call,
         );
@@ -137,9 +141,10 @@ impl InvitationApi {
             .await;
         let audited = audit.is_some();
         if let Some(audit) = audit {
-            span.in_scope(|| audit.record(&caller_name, rpc, &result));
+            let trace_id = trace.map(|(trace_id, _)| trace_id);
+            span.in_scope(|| audit.record(&caller_name, rpc, &result, trace_id));
         }
-        finish(&span, rpc, started, result, audited)
+        finish(&span, trace, rpc, started, result, audited)
     }
 
     /// The first steps of every RPC: the clock, the caller's deadline, the
@@ -153,21 +158,24 @@ impl InvitationApi {
         let metadata = request.metadata();
         let header = |name| metadata.get(name).and_then(|value| value.to_str().ok());
         telemetry::set_parent(&span, header("traceparent"), header("tracestate"));
+        let trace = telemetry::trace_of(&span);
         let caller = self.authenticate(&request);
         let admission = self.admit();
         Begun {
             started,
             deadline,
             span,
+            trace,
             caller,
             admission,
             message: request.into_inner(),
         }
     }
 
-    fn pipeline(&self, rpc: Rpc) -> Pipeline {
+    fn pipeline(&self, rpc: Rpc, span: &tracing::Span) -> Pipeline {
         Pipeline {
             rpc,
+            span: span.clone(),
             registry: self.registry.clone(),
             idempotency: self.idempotency.clone(),
             auth: self.auth.clone(),
@@ -233,6 +241,7 @@ fn code_name(code: tonic::Code) -> &'static str {
 
 fn finish<T>(
     span: &tracing::Span,
+    trace: Option<(telemetry::TraceId, bool)>,
     rpc: Rpc,
     started: Instant,
     result: Result<T>,
@@ -247,7 +256,7 @@ fn finish<T>(
         code_name(code),
         reason,
         started.elapsed(),
-        telemetry::sampled_trace_id(span),
+        trace.and_then(|(trace_id, sampled)| sampled.then_some(trace_id)),
     );
     match result {
         // One line per call: an audited call's audit line already says how

@@ -41,15 +41,39 @@ pub(crate) struct CallContext {
     pub deadline: Option<Instant>,
     /// The caller's validated `request_id`, if any.
     pub request_id: Option<String>,
+    /// The call's trace, and whether it is sampled (for metric exemplars).
+    pub trace: Option<(crate::telemetry::TraceId, bool)>,
 }
 
 impl CallContext {
+    /// A context in the trace of the current span.
     pub(crate) fn new(rpc: Rpc, deadline: Option<Instant>) -> Self {
+        Self::in_trace(
+            rpc,
+            deadline,
+            crate::telemetry::trace_of(&tracing::Span::current()),
+        )
+    }
+
+    /// A context in `trace`, already looked up by the caller.
+    pub(crate) fn in_trace(
+        rpc: Rpc,
+        deadline: Option<Instant>,
+        trace: Option<(crate::telemetry::TraceId, bool)>,
+    ) -> Self {
         CallContext {
             rpc,
             deadline,
             request_id: None,
+            trace,
         }
+    }
+
+    /// The trace id a latency sample may point at: only a sampled trace's,
+    /// since a tracing backend shows no other.
+    pub(crate) fn exemplar(&self) -> Option<crate::telemetry::TraceId> {
+        self.trace
+            .and_then(|(trace_id, sampled)| sampled.then_some(trace_id))
     }
 
     pub(crate) fn with_request_id(mut self, request_id: &str) -> Self {

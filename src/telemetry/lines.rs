@@ -332,11 +332,14 @@ pub(crate) fn push_json_str(out: &mut String, value: &str) {
 }
 
 /// Escapes quotes, backslashes and control characters; everything else is
-/// copied in runs.
+/// copied in runs. Most values need no escaping, so the first byte that does
+/// is looked for eight bytes at a time before going byte by byte.
 fn escape_into(out: &mut String, value: &str) {
     let bytes = value.as_bytes();
-    let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
+    let clean = first_to_escape(bytes);
+    out.push_str(&value[..clean]);
+    let mut start = clean;
+    for (i, &byte) in bytes.iter().enumerate().skip(clean) {
         let escaped = match byte {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -358,6 +361,34 @@ fn escape_into(out: &mut String, value: &str) {
         start = i + 1;
     }
     out.push_str(&value[start..]);
+}
+
+/// The index of the first byte of `bytes` that JSON needs escaped (a
+/// quote, a backslash or a control character), or its length. Whole words
+/// are tested at once: `(x - n) & !x & 0x80..` has a high bit set in some
+/// byte exactly when some byte of `x` is below `n` (for `n` up to 0x80), and
+/// a byte equal to `c` is a zero byte of `x ^ c`.
+fn first_to_escape(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let flagged = below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1);
+        if flagged != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    offset
+        + bytes[offset..]
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .unwrap_or(bytes.len() - offset)
 }
 
 /// Formats straight into the line, escaped, with no intermediate string.
@@ -521,6 +552,23 @@ mod tests {
             serde_json::from_str::<String>(&out).unwrap(),
             "a\u{1}\u{1f}\t\"é"
         );
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time scan finds the same first byte as a plain one,
+        /// wherever in a word it sits and whatever surrounds it (bytes at
+        /// and above 0x80 included), and every line reads back as the input.
+        #[test]
+        fn escaping_round_trips(value in "[ -~\\u{0}-\\u{1f}é€\\u{7f}\\u{80}-\\u{ff}]{0,40}") {
+            let plain = value
+                .bytes()
+                .position(|b| b < 0x20 || b == b'"' || b == b'\\')
+                .unwrap_or(value.len());
+            proptest::prop_assert_eq!(first_to_escape(value.as_bytes()), plain);
+            let mut out = String::new();
+            push_json_str(&mut out, &value);
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), value);
+        }
     }
 
     #[test]

@@ -29,6 +29,15 @@ use lines::{JsonLines, SpanFields};
 /// at full load produces between two batches.
 const PENDING_BYTES: usize = 8 * 1024 * 1024;
 
+/// Whether spans go to an OTLP exporter (set once, by [`init`]).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are exported: spans that only an exporter would show can
+/// be left out when not.
+pub(crate) fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Flushes pending spans and log lines when dropped at shutdown.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
@@ -65,6 +74,7 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
             .with_endpoint(endpoint.clone())
             .build()?;
         builder = builder.with_batch_exporter(exporter);
+        EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let provider = builder.build();
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
@@ -271,6 +281,13 @@ pub(crate) fn inject_trace_context(headers: &mut HeaderMap) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TraceId(u128);
 
+impl TraceId {
+    #[cfg(test)]
+    pub(crate) fn from_u128(id: u128) -> TraceId {
+        TraceId(id)
+    }
+}
+
 impl std::fmt::Display for TraceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:032x}", self.0)
@@ -292,16 +309,6 @@ pub(crate) fn trace_of(span: &tracing::Span) -> Option<(TraceId, bool)> {
             span_context.is_sampled(),
         )
     })
-}
-
-/// The trace id of `span` when that trace is sampled: a metric exemplar
-/// points at a trace a tracing backend can show, so unsampled calls carry
-/// none (and cost no exemplar).
-pub(crate) fn sampled_trace_id(span: &tracing::Span) -> Option<String> {
-    match trace_of(span) {
-        Some((trace_id, true)) => Some(trace_id.to_string()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -323,21 +323,7 @@ impl HttpClient {
         request: Outbound,
         take: Take,
     ) -> Result<Answer> {
-        // Named "{method} {url.template}" as the HTTP client conventions ask.
-        let span = tracing::info_span!(
-            "provider_call",
-            otel.name = %format_args!("{} {}", request.method, request.path_template),
-            otel.kind = "client",
-            provider = provider.as_str(),
-            account = account,
-            operation = request.operation,
-            http.request.method = %request.method,
-            url.template = request.path_template,
-            server.address = request.url.host_str().unwrap_or_default(),
-            server.port = i64::from(request.url.port_or_known_default().unwrap_or_default()),
-            http.response.status_code = field::Empty,
-            retry.attempt = field::Empty,
-        );
+        let span = client_span(provider, account, &request);
         let operation = request.operation;
         async {
             let started = tokio::time::Instant::now();
@@ -351,6 +337,7 @@ impl HttpClient {
                     operation,
                     crate::metrics::CallStatus::Failed("BREAKER_OPEN"),
                     started.elapsed(),
+                    ctx.exemplar(),
                 );
                 return Err(GatewayError::new(
                     Reason::ProviderUnavailable,
@@ -361,7 +348,9 @@ impl HttpClient {
                 .with_outcome(Outcome::NotSent)
                 .with_retry_after(wait));
             }
-            let outcome = self.send_with_retries(ctx, provider, request, take).await;
+            let outcome = self
+                .send_with_retries(ctx, provider, request, take, &span)
+                .await;
             let status = match &outcome {
                 Ok(answer) => crate::metrics::CallStatus::Http(answer.status().as_u16()),
                 Err(error) => crate::metrics::CallStatus::Failed(error.reason().as_str()),
@@ -372,6 +361,7 @@ impl HttpClient {
                 operation,
                 status,
                 started.elapsed(),
+                ctx.exemplar(),
             );
             let failed = match &outcome {
                 Ok(answer) => answer.status().is_server_error(),
@@ -381,7 +371,7 @@ impl HttpClient {
             self.inner.breakers.record(provider, account, failed);
             outcome
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await
     }
 
@@ -391,6 +381,7 @@ impl HttpClient {
         provider: ProviderKind,
         request: Outbound,
         take: Take,
+        span: &tracing::Span,
     ) -> Result<Answer> {
         let mut attempt = 0;
         let mut possibly_delivered = false;
@@ -400,7 +391,7 @@ impl HttpClient {
                 return Err(ctx.deadline_exceeded(attempt > 1));
             };
             let bounded_by_deadline = budget < request.timeout;
-            tracing::Span::current().record("retry.attempt", i64::from(attempt));
+            span.record("retry.attempt", i64::from(attempt));
             let started = tokio::time::Instant::now();
             let mut outcome = self.send_once(provider, &request, budget, take).await;
             if let Ok(Answer::Whole(response)) = &mut outcome {
@@ -412,7 +403,7 @@ impl HttpClient {
             let attempt_kind = match &outcome {
                 Ok(answer) => {
                     // Signed: unsigned values reach OpenTelemetry as text.
-                    tracing::Span::current().record(
+                    span.record(
                         "http.response.status_code",
                         i64::from(answer.status().as_u16()),
                     );
@@ -442,6 +433,7 @@ impl HttpClient {
             .filter(|_| repeatable)
             {
                 tracing::info!(
+                    operation = request.operation,
                     attempt,
                     delay_ms = delay.as_millis() as u64,
                     "retrying provider call"
@@ -551,6 +543,34 @@ impl HttpClient {
             is_retry_after_possible_delivery: false,
         }))
     }
+}
+
+/// The client span of one provider call, named "{method} {url.template}"
+/// as the HTTP client conventions ask, when something will see it: an
+/// exporter, or debug logs. Otherwise none: without an exporter a span only
+/// gives log lines their context, and the call's own lines (retries) carry
+/// the operation themselves, with the rpc span's provider and account
+/// around them. The traceparent sent on then names the rpc span as parent.
+/// A span costs a few microseconds to open, record, enter on every poll and
+/// close, a measurable share of a call at full load (BENCHMARKS.md).
+fn client_span(provider: ProviderKind, account: &str, request: &Outbound) -> tracing::Span {
+    if !telemetry::exporting() && !tracing::enabled!(tracing::Level::DEBUG) {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "provider_call",
+        otel.name = %format_args!("{} {}", request.method, request.path_template),
+        otel.kind = "client",
+        provider = provider.as_str(),
+        account = account,
+        operation = request.operation,
+        http.request.method = %request.method,
+        url.template = request.path_template,
+        server.address = request.url.host_str().unwrap_or_default(),
+        server.port = i64::from(request.url.port_or_known_default().unwrap_or_default()),
+        http.response.status_code = field::Empty,
+        retry.attempt = field::Empty,
+    )
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by these
