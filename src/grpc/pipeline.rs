@@ -21,17 +21,26 @@ pub(super) fn rpc_span(rpc: Rpc) -> tracing::Span {
 
 /// The call bounded by the caller's deadline: the gateway answers
 /// DEADLINE_EXCEEDED (with details) before the caller's own cut-off.
-pub(super) async fn within_deadline<T>(
+///
+/// Not an `async fn`: one keeps its argument in the future next to the
+/// timeout that took it over, and `work` is most of the call's state,
+/// copied whenever the call's future is boxed.
+pub(super) fn within_deadline<T>(
     rpc: Rpc,
     deadline: Option<Instant>,
     work: impl Future<Output = Result<T>>,
-) -> Result<T> {
+) -> impl Future<Output = Result<T>> {
+    use futures_util::{FutureExt as _, future::Either};
     match deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, work).await {
-            Ok(result) => result,
-            Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
-        },
-        None => work.await,
+        Some(deadline) => {
+            Either::Left(
+                tokio::time::timeout_at(deadline, work).map(move |timed| match timed {
+                    Ok(result) => result,
+                    Err(_) => Err(CallContext::new(rpc, None).deadline_exceeded(true)),
+                }),
+            )
+        }
+        None => Either::Right(work),
     }
 }
 
@@ -86,14 +95,15 @@ impl Pipeline {
         } else {
             message.request_id().to_owned()
         };
-        self.deduplicated(
+        // Boxed: its state is large and only calls with a request id need it.
+        Box::pin(self.deduplicated(
             &request_id,
             account,
             ctx,
             message,
             call,
             (permit, in_flight),
-        )
+        ))
         .await
     }
 

@@ -84,7 +84,7 @@ impl Bynn {
 
     async fn call(&self, ctx: &CallContext, outbound: Outbound) -> Result<ProviderResponse> {
         self.http
-            .send(ctx, KIND, &self.account.name, outbound)
+            .send(ctx, KIND, &self.account.name, &outbound)
             .await
     }
 }

@@ -37,7 +37,7 @@ impl Leegality {
         // type, not the status, says whether this is the file.
         let answer = self
             .http
-            .open(ctx, KIND, &self.account.name, outbound, transport::is_file)
+            .open(ctx, KIND, &self.account.name, &outbound, transport::is_file)
             .await?;
         let in_document = |error: GatewayError| {
             error.with_default_metadata(MetaKey::DocumentId, &request.document_id)

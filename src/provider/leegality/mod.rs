@@ -172,7 +172,7 @@ impl Leegality {
         format!("https://{}/sign/{uuid}", self.sign_url_host())
     }
 
-    async fn call(&self, ctx: &CallContext, outbound: Outbound) -> Result<Envelope> {
+    async fn call(&self, ctx: &CallContext, outbound: &Outbound) -> Result<Envelope> {
         let response = self
             .http
             .send(ctx, KIND, &self.account.name, outbound)
@@ -189,7 +189,7 @@ impl Leegality {
             // Sends real notifications and counts toward the 5-resend cap.
             .retry(RetryPolicy::OnlyBeforeSent)
             .resend();
-        let envelope = self.call(ctx, outbound).await?;
+        let envelope = self.call(ctx, &outbound).await?;
         let data: ResendData = envelope
             .data()
             .map_err(|_| unrecognized_body("resend answer without data.invitations"))?;
@@ -291,7 +291,7 @@ impl Provider for Leegality {
             .timeout(self.timeouts.upload)
             // Each call makes a new billed document; irn is not deduplicated.
             .retry(RetryPolicy::OnlyBeforeSent);
-        let envelope = self.call(ctx, outbound).await.map_err(|e| {
+        let envelope = self.call(ctx, &outbound).await.map_err(|e| {
             // After an unknown outcome the caller reconciles by irn.
             if request.reference.is_empty() {
                 e
@@ -445,7 +445,7 @@ impl Provider for Leegality {
             // the first call's success: no automatic retry.
             .retry(RetryPolicy::OnlyBeforeSent);
         let envelope = self
-            .call(ctx, outbound)
+            .call(ctx, &outbound)
             .await
             .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))?;
         self.document_from(&envelope)
@@ -465,7 +465,7 @@ impl Provider for Leegality {
         outbound.url.query_pairs_mut().append_pair("signUrl", &uuid);
         let response = self
             .http
-            .send(ctx, KIND, &self.account.name, outbound)
+            .send(ctx, KIND, &self.account.name, &outbound)
             .await
             .map_err(|e| e.with_default_metadata(MetaKey::InvitationId, invitation_id))?;
         match decode(&response) {
@@ -493,7 +493,7 @@ impl Provider for Leegality {
             .query_pairs_mut()
             .append_pair("documentId", document_id);
         let envelope = self
-            .call(ctx, outbound)
+            .call(ctx, &outbound)
             .await
             .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))?;
         self.document_from(&envelope)

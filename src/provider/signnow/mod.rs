@@ -214,12 +214,12 @@ impl SignNow {
         match stream {
             Some(stream) => {
                 self.http
-                    .open(ctx, KIND, &self.account.name, outbound, stream)
+                    .open(ctx, KIND, &self.account.name, &outbound, stream)
                     .await
             }
             None => self
                 .http
-                .send(ctx, KIND, &self.account.name, outbound)
+                .send(ctx, KIND, &self.account.name, &outbound)
                 .await
                 .map(Answer::Whole),
         }

@@ -109,7 +109,7 @@ impl SignNow {
         .retry(RetryPolicy::Safe);
         let response = self
             .http
-            .send(ctx, KIND, &self.account.name, outbound)
+            .send(ctx, KIND, &self.account.name, &outbound)
             .await?;
         if response.status.is_success()
             && let Ok(grant) = response.json::<TokenGrant>()

@@ -119,8 +119,7 @@ pub(super) async fn send(
     budget: Duration,
     max_body_bytes: usize,
 ) -> std::result::Result<ProviderResponse, SendFailure> {
-    let (origin, outbound) = outbound(request, body)?;
-    tokio::time::timeout(budget, client.inner.call(origin, outbound, max_body_bytes))
+    tokio::time::timeout(budget, client.inner.call(request, body, max_body_bytes))
         .await
         .map_err(|elapsed| SendFailure::Timeout(Box::new(elapsed)))?
 }
@@ -159,12 +158,15 @@ fn outbound(
 }
 
 impl Pool {
+    /// Built here rather than passed in: an `async fn` keeps room for its
+    /// arguments beside its locals, and the request is a large one.
     async fn call(
         &self,
-        origin: Origin,
-        mut request: http::Request<Full<Bytes>>,
+        request: &Outbound,
+        body: Bytes,
         max_body_bytes: usize,
     ) -> std::result::Result<ProviderResponse, SendFailure> {
+        let (origin, mut request) = outbound(request, body)?;
         loop {
             let (mut pooled, reused) = match self.checkout(&origin) {
                 Some(pooled) => (pooled, true),
@@ -173,8 +175,17 @@ impl Pool {
                 // copy) room for it.
                 None => (Box::pin(self.connect(&origin)).await?, false),
             };
-            match exchange(&mut pooled, request, max_body_bytes).await {
-                Ok((response, reusable)) => {
+            let (outcome, connection_done) = {
+                let Pooled {
+                    sender, connection, ..
+                } = &mut *pooled;
+                drive(sender, connection, request, max_body_bytes).await
+            };
+            // Only a connection that took in the end of the answer and stays
+            // open goes back (not one the server asked to close, say).
+            match outcome {
+                Ok(response) => {
+                    let reusable = !connection_done && pooled.is_open();
                     if reusable {
                         self.checkin(origin, pooled);
                     }
@@ -269,36 +280,19 @@ impl Pooled {
     }
 }
 
-/// Sends `request` on `pooled` and reads the whole answer, polling the
-/// connection alongside; with the answer, whether the connection may carry
-/// another call.
-async fn exchange(
-    pooled: &mut Pooled,
-    request: http::Request<Full<Bytes>>,
-    max_body_bytes: usize,
-) -> std::result::Result<(ProviderResponse, bool), Unanswered> {
-    let (outcome, connection_done) = {
-        let Pooled {
-            sender, connection, ..
-        } = &mut *pooled;
-        drive(sender, connection, request, max_body_bytes).await
-    };
-    let response = outcome?;
-    // Only a connection that took in the end of the answer and stays open
-    // goes back (not one the server asked to close, say).
-    let reusable = !connection_done && pooled.is_open();
-    Ok((response, reusable))
-}
-
 /// The exchange itself, and whether the connection finished during it.
-async fn drive(
-    sender: &mut http1::SendRequest<Full<Bytes>>,
-    connection: &mut http1::Connection<Io, Full<Bytes>>,
+///
+/// The request is handed to the connection before the returned future
+/// exists, so that future holds no room for it.
+fn drive<'a>(
+    sender: &'a mut http1::SendRequest<Full<Bytes>>,
+    connection: &'a mut http1::Connection<Io, Full<Bytes>>,
     request: http::Request<Full<Bytes>>,
     max_body_bytes: usize,
-) -> (std::result::Result<ProviderResponse, Unanswered>, bool) {
-    let answer = async {
-        let response = match sender.try_send_request(request).await {
+) -> impl Future<Output = (std::result::Result<ProviderResponse, Unanswered>, bool)> + 'a {
+    let sent = sender.try_send_request(request);
+    let answer = async move {
+        let response = match sent.await {
             Ok(response) => response,
             Err(mut error) => {
                 return match error.take_message() {
@@ -328,35 +322,37 @@ async fn drive(
             is_retry_after_possible_delivery: false,
         })
     };
-    let mut answer = pin!(answer);
-    // Only the connection moves the answer along (it hands over the head
-    // and the body chunks, all in this task), so the answer is polled right
-    // after it, with no waker of its own: a wake-up from it would only poll
-    // this whole task once more for nothing. The connection keeps the real
-    // waker for whatever it waits on, the socket or room for more body.
-    let mut connection_done = false;
-    let outcome = poll_fn(|cx| {
-        let mut quiet = Context::from_waker(Waker::noop());
-        if let Poll::Ready(outcome) = answer.as_mut().poll(&mut quiet) {
-            return Poll::Ready(outcome);
-        }
-        connection_done = Pin::new(&mut *connection)
-            .poll_without_shutdown(cx)
-            .is_ready();
-        match answer.as_mut().poll(&mut quiet) {
-            Poll::Ready(outcome) => Poll::Ready(outcome),
-            // The connection has settled the exchange either way, so an
-            // answer not ready now never will be.
-            Poll::Pending if connection_done => {
-                Poll::Ready(Err(Unanswered::Failed(SendFailure::Transport(
-                    "the connection closed before the answer was complete".into(),
-                ))))
+    async move {
+        let mut answer = pin!(answer);
+        // Only the connection moves the answer along (it hands over the head
+        // and the body chunks, all in this task), so the answer is polled right
+        // after it, with no waker of its own: a wake-up from it would only poll
+        // this whole task once more for nothing. The connection keeps the real
+        // waker for whatever it waits on, the socket or room for more body.
+        let mut connection_done = false;
+        let outcome = poll_fn(|cx| {
+            let mut quiet = Context::from_waker(Waker::noop());
+            if let Poll::Ready(outcome) = answer.as_mut().poll(&mut quiet) {
+                return Poll::Ready(outcome);
             }
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await;
-    (outcome, connection_done)
+            connection_done = Pin::new(&mut *connection)
+                .poll_without_shutdown(cx)
+                .is_ready();
+            match answer.as_mut().poll(&mut quiet) {
+                Poll::Ready(outcome) => Poll::Ready(outcome),
+                // The connection has settled the exchange either way, so an
+                // answer not ready now never will be.
+                Poll::Pending if connection_done => {
+                    Poll::Ready(Err(Unanswered::Failed(SendFailure::Transport(
+                        "the connection closed before the answer was complete".into(),
+                    ))))
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        (outcome, connection_done)
+    }
 }
 
 #[cfg(test)]

@@ -290,7 +290,7 @@ impl HttpClient {
         ctx: &CallContext,
         provider: ProviderKind,
         account: &str,
-        request: Outbound,
+        request: &Outbound,
     ) -> Result<ProviderResponse> {
         match self
             .exchange(ctx, provider, account, request, Take::Whole)
@@ -308,7 +308,7 @@ impl HttpClient {
         ctx: &CallContext,
         provider: ProviderKind,
         account: &str,
-        request: Outbound,
+        request: &Outbound,
         stream: fn(StatusCode, &HeaderMap) -> bool,
     ) -> Result<Answer> {
         self.exchange(ctx, provider, account, request, Take::StreamWhen(stream))
@@ -320,10 +320,10 @@ impl HttpClient {
         ctx: &CallContext,
         provider: ProviderKind,
         account: &str,
-        request: Outbound,
+        request: &Outbound,
         take: Take,
     ) -> Result<Answer> {
-        let span = client_span(provider, account, &request);
+        let span = client_span(provider, account, request);
         let operation = request.operation;
         async {
             let started = tokio::time::Instant::now();
@@ -379,7 +379,7 @@ impl HttpClient {
         &self,
         ctx: &CallContext,
         provider: ProviderKind,
-        request: Outbound,
+        request: &Outbound,
         take: Take,
         span: &tracing::Span,
     ) -> Result<Answer> {
@@ -393,7 +393,7 @@ impl HttpClient {
             let bounded_by_deadline = budget < request.timeout;
             span.record("retry.attempt", i64::from(attempt));
             let started = tokio::time::Instant::now();
-            let mut outcome = self.send_once(provider, &request, budget, take).await;
+            let mut outcome = self.send_once(provider, request, budget, take).await;
             if let Ok(Answer::Whole(response)) = &mut outcome {
                 response.is_retry_after_possible_delivery = possibly_delivered;
             }
