@@ -33,8 +33,11 @@ pub const LIVENESS_SERVICE: &str = "liveness";
 pub(crate) const MAX_INBOUND_MESSAGE_BYTES: usize = 17 * 1024 * 1024;
 /// Largest outbound message.
 pub(crate) const MAX_OUTBOUND_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-/// Concurrent RPCs one client connection may have in flight.
-pub(crate) const CONCURRENCY_PER_CONNECTION: usize = 1024;
+/// Concurrent RPCs one client connection may have in flight: announced in
+/// HTTP/2 SETTINGS (`SETTINGS_MAX_CONCURRENT_STREAMS`), so clients queue
+/// beyond it themselves and h2 refuses streams over it, with no per-call
+/// semaphore in the gateway.
+pub(crate) const CONCURRENCY_PER_CONNECTION: u32 = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -334,7 +337,7 @@ impl RunningServer {
         let reflection_v1 = InterceptedService::new(reflection_v1, guard.clone());
         let reflection_v1alpha = InterceptedService::new(reflection_v1alpha, guard);
         let router = builder
-            .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+            .max_concurrent_streams(CONCURRENCY_PER_CONNECTION)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             // Long-lived connections are recycled so L4 balancers spread load.

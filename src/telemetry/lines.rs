@@ -188,24 +188,49 @@ where
     line.push_str("}\n");
 }
 
+thread_local! {
+    /// The second last written by this thread and its text up to the dot,
+    /// `2026-12-02T14:39:06`: under load most lines share it with the
+    /// line before.
+    static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
+
 /// `2026-12-02T14:39:06.123456Z`: wall-clock time, which log lines must
 /// carry even while tests move the gateway's own clock.
 fn push_timestamp(out: &mut String) {
+    #[allow(clippy::disallowed_methods)]
+    push_timestamp_of(out, chrono::Utc::now());
+}
+
+fn push_timestamp_of(out: &mut String, now: chrono::DateTime<chrono::Utc>) {
     use chrono::{Datelike as _, Timelike as _};
     use std::fmt::Write as _;
-    #[allow(clippy::disallowed_methods)]
-    let now = chrono::Utc::now();
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        now.year(),
-        now.month(),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.nanosecond() % 1_000_000_000 / 1_000
-    );
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        let (at, text) = &mut *second;
+        if *at != now.timestamp() {
+            *at = now.timestamp();
+            text.clear();
+            let _ = write!(
+                text,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                now.year(),
+                now.month(),
+                now.day(),
+                now.hour(),
+                now.minute(),
+                now.second(),
+            );
+        }
+        out.push_str(text);
+    });
+    // A leap second's extra nanoseconds are folded back into the second.
+    let micros = now.nanosecond() % 1_000_000_000 / 1_000;
+    let mut digits = *b".000000Z";
+    for (i, digit) in digits[1..7].iter_mut().rev().enumerate() {
+        *digit = b'0' + (micros / 10_u32.pow(i as u32) % 10) as u8;
+    }
+    out.push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
 }
 
 /// Writes fields as JSON object members.
@@ -568,6 +593,40 @@ mod tests {
             let mut out = String::new();
             push_json_str(&mut out, &value);
             proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc_to_the_microsecond_whether_or_not_the_second_is_new() {
+        use chrono::TimeZone as _;
+        let second = chrono::Utc
+            .with_ymd_and_hms(2026, 12, 2, 14, 39, 6)
+            .unwrap();
+        let at = |micros: i64| second + chrono::Duration::microseconds(micros);
+        let cases = [
+            (at(123_456), "2026-12-02T14:39:06.123456Z"),
+            // Same second: the kept text, new digits.
+            (at(7), "2026-12-02T14:39:06.000007Z"),
+            // The next second, then the next day and year.
+            (at(1_000_000), "2026-12-02T14:39:07.000000Z"),
+            (
+                chrono::Utc
+                    .with_ymd_and_hms(2026, 12, 31, 23, 59, 59)
+                    .unwrap()
+                    + chrono::Duration::microseconds(999_999),
+                "2026-12-31T23:59:59.999999Z",
+            ),
+            (
+                chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
+                "2027-01-01T00:00:00.000000Z",
+            ),
+            // Back to an earlier second (another thread's clock read).
+            (at(500_000), "2026-12-02T14:39:06.500000Z"),
+        ];
+        for (now, expected) in cases {
+            let mut out = String::from("x");
+            push_timestamp_of(&mut out, now);
+            assert_eq!(out, format!("x{expected}"));
         }
     }
 

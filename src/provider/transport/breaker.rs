@@ -144,8 +144,13 @@ impl Breakers {
         else {
             return Ok(());
         };
-        let before = breaker.state(self.clock.now());
-        let admitted = breaker.admit(self.clock.now());
+        // The usual case, decided without reading the clock.
+        if matches!(breaker.circuit, Circuit::Closed { .. }) {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let before = breaker.state(now);
+        let admitted = breaker.admit(now);
         if admitted.is_ok() && before == BreakerState::HalfOpen {
             tracing::info!(
                 provider = provider.as_str(),
@@ -178,6 +183,10 @@ impl Breakers {
                     .or_insert(Breaker::new(&self.config))
             }
         };
+        // A success on a closed circuit with no failures changes nothing.
+        if !failed && matches!(breaker.circuit, Circuit::Closed { failures: 0 }) {
+            return;
+        }
         let Some(state) = breaker.record(self.clock.now(), failed) else {
             return;
         };

@@ -146,14 +146,18 @@ fn outbound(
     let mut outbound = http::Request::new(Full::new(body));
     *outbound.method_mut() = request.method.clone();
     *outbound.uri_mut() = path_and_query.map_or_else(|| Uri::from_static("/"), Uri::from);
-    let headers = outbound.headers_mut();
-    headers.clone_from(&request.headers);
+    // Sized for the four added below, so adding them never regrows the map.
+    let mut headers = http::HeaderMap::with_capacity(request.headers.len() + 4);
+    for (name, value) in &request.headers {
+        headers.append(name, value.clone());
+    }
     headers.insert(header::HOST, host);
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     headers
         .entry(header::ACCEPT)
         .or_insert(HeaderValue::from_static("*/*"));
-    telemetry::inject_trace_context(headers);
+    telemetry::inject_trace_context(&mut headers);
+    *outbound.headers_mut() = headers;
     Ok(((scheme, authority), outbound))
 }
 
