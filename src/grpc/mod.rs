@@ -172,10 +172,10 @@ impl InvitationApi {
         }
     }
 
-    fn pipeline(&self, rpc: Rpc, span: &tracing::Span) -> Pipeline {
+    fn pipeline<'a>(&self, rpc: Rpc, span: &'a tracing::Span) -> Pipeline<'a> {
         Pipeline {
             rpc,
-            span: span.clone(),
+            span,
             registry: self.registry.clone(),
             idempotency: self.idempotency.clone(),
             auth: self.auth.clone(),

@@ -4,19 +4,33 @@
 
 use super::*;
 
+/// The span of one RPC. The OpenTelemetry attributes that are the same for
+/// every call of a method (`rpc.system`, `rpc.service`, the span's name and
+/// kind) are only given to an exporter; log lines need only the method.
 pub(super) fn rpc_span(rpc: Rpc) -> tracing::Span {
-    tracing::info_span!(
-        "rpc",
-        otel.name = rpc.full_name(),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = "esign.v1.InvitationService",
-        rpc.method = rpc.name(),
-        provider = field::Empty,
-        account = field::Empty,
-        rpc.grpc.status_code = field::Empty,
-        error.reason = field::Empty,
-    )
+    if telemetry::exporting() {
+        tracing::info_span!(
+            "rpc",
+            otel.name = rpc.full_name(),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "esign.v1.InvitationService",
+            rpc.method = rpc.name(),
+            provider = field::Empty,
+            account = field::Empty,
+            rpc.grpc.status_code = field::Empty,
+            error.reason = field::Empty,
+        )
+    } else {
+        tracing::info_span!(
+            "rpc",
+            rpc.method = rpc.name(),
+            provider = field::Empty,
+            account = field::Empty,
+            rpc.grpc.status_code = field::Empty,
+            error.reason = field::Empty,
+        )
+    }
 }
 
 /// The call bounded by the caller's deadline: the gateway answers
@@ -45,17 +59,17 @@ pub(super) fn within_deadline<T>(
 }
 
 /// What one call needs once it is admitted.
-pub(super) struct Pipeline {
+pub(super) struct Pipeline<'a> {
     pub(super) rpc: Rpc,
     /// The call's rpc span, recorded on directly (cheaper than looking up
     /// the current span each time).
-    pub(super) span: tracing::Span,
+    pub(super) span: &'a tracing::Span,
     pub(super) registry: Arc<Registry>,
     pub(super) idempotency: Arc<Idempotency>,
     pub(super) auth: Option<Arc<Authenticator>>,
 }
 
-impl Pipeline {
+impl Pipeline<'_> {
     /// Validation of the target, authorization, the account lookup, and the
     /// provider call (deduplicated when it carries a request id).
     ///
