@@ -57,7 +57,7 @@ struct Begun<Req> {
     span: tracing::Span,
     /// The span's trace, looked up once for the metrics, the audit line
     /// and the provider calls.
-    trace: Option<(telemetry::TraceId, bool)>,
+    trace: Option<telemetry::Trace>,
     caller: Result<Caller>,
     admission: Result<OwnedSemaphorePermit>,
     message: Req,
@@ -141,7 +141,7 @@ impl InvitationApi {
             .await;
         let audited = audit.is_some();
         if let Some(audit) = audit {
-            let trace_id = trace.map(|(trace_id, _)| trace_id);
+            let trace_id = trace.map(|trace| trace.id);
             span.in_scope(|| audit.record(&caller_name, rpc, &result, trace_id));
         }
         finish(&span, trace, rpc, started, result, audited)
@@ -241,7 +241,7 @@ fn code_name(code: tonic::Code) -> &'static str {
 
 fn finish<T>(
     span: &tracing::Span,
-    trace: Option<(telemetry::TraceId, bool)>,
+    trace: Option<telemetry::Trace>,
     rpc: Rpc,
     started: Instant,
     result: Result<T>,
@@ -256,7 +256,7 @@ fn finish<T>(
         code_name(code),
         reason,
         started.elapsed(),
-        trace.and_then(|(trace_id, sampled)| sampled.then_some(trace_id)),
+        trace.and_then(telemetry::Trace::exemplar),
     );
     match result {
         // One line per call: an audited call's audit line already says how

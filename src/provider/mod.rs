@@ -42,7 +42,7 @@ pub(crate) struct CallContext {
     /// The caller's validated `request_id`, if any.
     pub request_id: Option<String>,
     /// The call's trace, and whether it is sampled (for metric exemplars).
-    pub trace: Option<(crate::telemetry::TraceId, bool)>,
+    pub trace: Option<crate::telemetry::Trace>,
 }
 
 impl CallContext {
@@ -59,7 +59,7 @@ impl CallContext {
     pub(crate) fn in_trace(
         rpc: Rpc,
         deadline: Option<Instant>,
-        trace: Option<(crate::telemetry::TraceId, bool)>,
+        trace: Option<crate::telemetry::Trace>,
     ) -> Self {
         CallContext {
             rpc,
@@ -69,11 +69,9 @@ impl CallContext {
         }
     }
 
-    /// The trace id a latency sample may point at: only a sampled trace's,
-    /// since a tracing backend shows no other.
+    /// The trace id a latency sample of this call may point at.
     pub(crate) fn exemplar(&self) -> Option<crate::telemetry::TraceId> {
-        self.trace
-            .and_then(|(trace_id, sampled)| sampled.then_some(trace_id))
+        self.trace.and_then(crate::telemetry::Trace::exemplar)
     }
 
     pub(crate) fn with_request_id(mut self, request_id: &str) -> Self {

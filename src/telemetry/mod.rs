@@ -294,20 +294,36 @@ impl std::fmt::Display for TraceId {
     }
 }
 
-/// The trace `span` belongs to, and whether the caller (or this gateway's
+/// The trace a span belongs to, and whether the caller (or this gateway's
 /// sampler) records it.
-pub(crate) fn trace_of(span: &tracing::Span) -> Option<(TraceId, bool)> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Trace {
+    pub(crate) id: TraceId,
+    pub(crate) sampled: bool,
+}
+
+impl Trace {
+    /// The trace id a latency sample may point at: only a sampled trace's,
+    /// since a tracing backend shows no other.
+    pub(crate) fn exemplar(self) -> Option<TraceId> {
+        self.sampled.then_some(self.id)
+    }
+}
+
+/// The trace `span` belongs to.
+pub(crate) fn trace_of(span: &tracing::Span) -> Option<Trace> {
     if let Some(ids) = ids::of(span) {
-        return Some((TraceId(ids.trace_id), ids.flags & 1 == 1));
+        return Some(Trace {
+            id: TraceId(ids.trace_id),
+            sampled: ids.flags & 1 == 1,
+        });
     }
     let context: Context = span.context();
     let span_ref = context.span();
     let span_context = span_ref.span_context();
-    span_context.is_valid().then(|| {
-        (
-            TraceId(u128::from_be_bytes(span_context.trace_id().to_bytes())),
-            span_context.is_sampled(),
-        )
+    span_context.is_valid().then(|| Trace {
+        id: TraceId(u128::from_be_bytes(span_context.trace_id().to_bytes())),
+        sampled: span_context.is_sampled(),
     })
 }
 
@@ -342,15 +358,18 @@ mod tests {
             assert_eq!(headers["tracestate"], "vendor=x");
             assert_eq!(
                 trace_of(&call),
-                Some((TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736), true))
+                Some(Trace {
+                    id: TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+                    sampled: true,
+                })
             );
 
             // A malformed parent is ignored: a new trace, not sampled.
             let other = tracing::info_span!("rpc");
             set_parent(&other, Some("00-zz-00f067aa0ba902b7-01"), None);
-            let (trace_id, sampled) = trace_of(&other).unwrap();
-            assert_ne!(trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-            assert!(!sampled);
+            let trace = trace_of(&other).unwrap();
+            assert_ne!(trace.id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert!(!trace.sampled);
         });
     }
 }

@@ -389,19 +389,32 @@ mod tests {
         after: AfterAnswer,
         answer_body: &'static str,
     ) -> (String, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
+        let (heads_tx, heads) = mpsc::unbounded_channel();
+        let (address, accepted) =
+            accept_counting(move |socket| answer(socket, after, answer_body, heads_tx.clone()))
+                .await;
+        (format!("http://{address}"), accepted, heads)
+    }
+
+    /// Accepts connections on a fresh local port, counting them, and serves
+    /// each with `serve` in a task of its own.
+    async fn accept_counting<F, Fut>(serve: F) -> (std::net::SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (heads_tx, heads) = mpsc::unbounded_channel();
         let counter = accepted.clone();
         tokio::spawn(async move {
             loop {
                 let (socket, _) = listener.accept().await.unwrap();
                 counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(answer(socket, after, answer_body, heads_tx.clone()));
+                tokio::spawn(serve(socket));
             }
         });
-        (format!("http://{address}"), accepted, heads)
+        (address, accepted)
     }
 
     /// A client with the default settings, and a fresh `server`.
@@ -484,28 +497,22 @@ mod tests {
         .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
         let (alpn_tx, alpn) = mpsc::unbounded_channel();
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (socket, _) = listener.accept().await.unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                let acceptor = acceptor.clone();
-                let alpn_tx = alpn_tx.clone();
-                tokio::spawn(async move {
-                    // A client that refuses the certificate ends the handshake.
-                    let Ok(stream) = acceptor.accept(socket).await else {
-                        return;
-                    };
-                    let _ = alpn_tx.send(stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
-                    let (heads, _) = mpsc::unbounded_channel();
-                    answer(stream, AfterAnswer::KeepOpen, "{}", heads).await;
-                });
+        let (address, accepted) = accept_counting(move |socket| {
+            let acceptor = acceptor.clone();
+            let alpn_tx = alpn_tx.clone();
+            async move {
+                // A client that refuses the certificate ends the handshake.
+                let Ok(stream) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let _ = alpn_tx.send(stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+                let (heads, _) = mpsc::unbounded_channel();
+                answer(stream, AfterAnswer::KeepOpen, "{}", heads).await;
             }
-        });
+        })
+        .await;
+        let port = address.port();
         (format!("https://localhost:{port}"), roots, accepted, alpn)
     }
 
