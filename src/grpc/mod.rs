@@ -142,7 +142,15 @@ impl InvitationApi {
         let audited = audit.is_some();
         if let Some(audit) = audit {
             let trace_id = trace.map(|trace| trace.id);
-            span.in_scope(|| audit.record(&caller_name, rpc, &result, trace_id));
+            // The audit line names the rpc, provider and account itself and is
+            // written without spans; only an exporter wants it as an event
+            // of the rpc span.
+            let write = || audit.record(&caller_name, rpc, &result, trace_id);
+            if telemetry::exporting() {
+                span.in_scope(write);
+            } else {
+                write();
+            }
         }
         finish(&span, trace, rpc, started, result, audited)
     }
@@ -258,20 +266,27 @@ fn finish<T>(
         started.elapsed(),
         trace.and_then(telemetry::Trace::exemplar),
     );
+    // The outcome on the span is for an exporter: the span closes right
+    // after, and the line below carries the code and reason itself.
+    let exporting = telemetry::exporting();
     match result {
         // One line per call: an audited call's audit line already says how
         // it ended, so only the rest get a line of their own here (and an
         // audited failure's message goes to debug).
         Ok(value) => {
-            span.record("rpc.grpc.status_code", 0);
+            if exporting {
+                span.record("rpc.grpc.status_code", 0);
+            }
             if !audited {
                 span.in_scope(|| tracing::info!(code = "OK", "rpc finished"));
             }
             Ok(Response::new(value))
         }
         Err(error) => {
-            span.record("rpc.grpc.status_code", error.code() as i32);
-            span.record("error.reason", error.reason().as_str());
+            if exporting {
+                span.record("rpc.grpc.status_code", error.code() as i32);
+                span.record("error.reason", error.reason().as_str());
+            }
             span.in_scope(|| {
                 if audited {
                     tracing::debug!(

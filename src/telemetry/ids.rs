@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use rand::Rng as _;
-use tracing::{Subscriber, span};
-use tracing_subscriber::{Layer, layer::Context, registry::LookupSpan};
+use tracing::Subscriber;
+use tracing_subscriber::registry::{ExtensionsMut, LookupSpan, SpanRef};
 
 /// A span's place in a W3C trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,32 +48,30 @@ fn nonzero_random<T: Default + PartialEq>(mut draw: impl FnMut() -> T) -> T {
     }
 }
 
-/// Gives every span its ids: a child shares its parent's trace, a root
-/// span begins a new one (until [`adopt`] names the caller's).
-pub(crate) struct W3cIds;
-
-impl<S> Layer<S> for W3cIds
+/// Gives a span just opened its ids: a child shares its parent's trace,
+/// a root span begins a new one (until [`adopt`] names the caller's).
+/// Called by the log layer (`JsonLines::with_w3c_ids`) rather than by a
+/// layer of its own: a second filtered layer would look the span up again
+/// on every enter, exit and record, for nothing.
+pub(crate) fn assign<S>(span: &SpanRef<'_, S>, extensions: &mut ExtensionsMut<'_>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, _attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut rng = rand::rng();
-        let span_id = nonzero_random(|| rng.random::<u64>());
-        let inherited = span
-            .parent()
-            .and_then(|parent| parent.extensions().get::<TraceIds>().cloned());
-        let ids = match inherited {
-            Some(parent) => TraceIds { span_id, ..parent },
-            None => TraceIds {
-                trace_id: nonzero_random(|| rng.random::<u128>()),
-                span_id,
-                flags: 0,
-                state: None,
-            },
-        };
-        span.extensions_mut().insert(ids);
-    }
+    let mut rng = rand::rng();
+    let span_id = nonzero_random(|| rng.random::<u64>());
+    let inherited = span
+        .parent()
+        .and_then(|parent| parent.extensions().get::<TraceIds>().cloned());
+    let ids = match inherited {
+        Some(parent) => TraceIds { span_id, ..parent },
+        None => TraceIds {
+            trace_id: nonzero_random(|| rng.random::<u128>()),
+            span_id,
+            flags: 0,
+            state: None,
+        },
+    };
+    extensions.insert(ids);
 }
 
 /// Runs `f` on the ids of `span`, when this layer is installed.
@@ -115,7 +113,7 @@ mod tests {
 
     #[test]
     fn children_share_the_adopted_trace_with_ids_of_their_own() {
-        let subscriber = tracing_subscriber::registry().with(W3cIds);
+        let subscriber = tracing_subscriber::registry().with(crate::telemetry::ids_only_for_tests());
         tracing::subscriber::with_default(subscriber, || {
             let root = tracing::info_span!("rpc");
             let before = of(&root).expect("ids");

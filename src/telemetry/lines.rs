@@ -37,6 +37,8 @@ pub(crate) struct JsonLines<W> {
     /// for both keeps the per-span bookkeeping of a second filtered layer
     /// off every span enter, exit and record.
     audit_writer: Option<W>,
+    /// Whether spans get their W3C ids here (no exporter installed).
+    w3c_ids: bool,
 }
 
 /// The target of audit events (`audit.rs`, the webhook intake).
@@ -48,7 +50,16 @@ impl<W> JsonLines<W> {
             writer,
             spans,
             audit_writer: None,
+            w3c_ids: false,
         }
+    }
+
+    /// Spans get their W3C ids (`ids::assign`) when they open: for when no
+    /// exporter's layer keeps them. The layer's filter must then also let
+    /// through the spans that need ids (see `telemetry::init`).
+    pub(crate) fn with_w3c_ids(mut self) -> Self {
+        self.w3c_ids = true;
+        self
     }
 
     /// Audit events go to `audit_writer`, and carry no spans.
@@ -80,12 +91,15 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        if self.spans == SpanFields::Omit {
+        if self.spans == SpanFields::Omit && !self.w3c_ids {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if extensions.get_mut::<EncodedSpan>().is_some() {
+        if self.w3c_ids {
+            super::ids::assign(&span, &mut extensions);
+        }
+        if self.spans == SpanFields::Omit || extensions.get_mut::<EncodedSpan>().is_some() {
             return;
         }
         let mut members = String::with_capacity(256);
@@ -499,21 +513,20 @@ mod tests {
 
     /// Log lines and audit lines from one layer, filtered as `RUST_LOG`
     /// says, whichever filter reads it.
+    /// The lines the production layer writes (`telemetry::json_lines`,
+    /// without an exporter) for one rpc span and its events.
     fn log_and_audit(rust_log: Option<&str>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-        use tracing_subscriber::{Layer as _, filter::FilterExt as _};
         let (log, audit) = (Captured::default(), Captured::default());
-        let audit_only = tracing_subscriber::filter::Targets::new()
-            .with_target(AUDIT_TARGET, tracing::Level::INFO);
-        let layer = JsonLines::new(log.clone(), SpanFields::Current)
-            .with_audit_writer(audit.clone())
-            .with_filter(
-                crate::telemetry::log_filter(rust_log)
-                    .unwrap()
-                    .or(audit_only),
-            );
+        let layer =
+            crate::telemetry::json_lines(log.clone(), audit.clone(), rust_log, true).unwrap();
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             let rpc = tracing::info_span!("rpc", provider = "leegality");
+            // The gateway's spans get their ids whatever RUST_LOG says.
+            assert!(
+                crate::telemetry::trace_of(&rpc).is_some(),
+                "{rust_log:?}: the rpc span has its W3C ids"
+            );
             rpc.in_scope(|| {
                 tracing::info!(target: AUDIT_TARGET, rpc = "ResendInvitation", "audit");
                 tracing::debug!("debug in rpc");
@@ -537,7 +550,8 @@ mod tests {
         // Plain directives (read by `Targets`).
         let (log, audit) = log_and_audit(Some("warn"));
         assert_eq!(messages(&log), ["warn in rpc"]);
-        assert!(log[0].get("span").is_none(), "an info span is off at warn");
+        // The span is on for its ids, so a warning inside says where it was.
+        assert_eq!(log[0]["span"]["provider"], "leegality");
         assert_eq!(messages(&audit), ["audit"]);
         assert_eq!(audit[0]["fields"]["rpc"], "ResendInvitation");
         assert!(audit[0].get("span").is_none(), "audit lines carry no span");

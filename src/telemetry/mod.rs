@@ -94,40 +94,43 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     // RUST_LOG picks the log lines; audit lines are written whatever it says.
     let audit = Targets::new().with_target(lines::AUDIT_TARGET, tracing::Level::INFO);
     let rust_log = std::env::var("RUST_LOG").ok();
-    let output = match config.log_format {
-        // One layer writes both, to two writers.
-        LogFormat::Json => vec![
-            JsonLines::new(log_writer, SpanFields::Current)
-                .with_audit_writer(audit_writer)
-                .with_filter(log_filter(rust_log.as_deref())?.or(audit))
-                .boxed(),
-        ],
-        LogFormat::Pretty => vec![
-            tracing_subscriber::fmt::layer()
-                .compact()
-                .with_writer(log_writer)
-                .with_filter(log_filter(rust_log.as_deref())?)
-                .boxed(),
-            tracing_subscriber::fmt::layer()
-                .compact()
-                .with_writer(audit_writer)
-                .with_filter(audit)
-                .boxed(),
-        ],
-    };
     // RUST_LOG picks the log lines only: the gateway's spans reach the
     // tracer whatever the log level, so quieter logs never cost the traces
     // (or the traceparent sent on to providers). Without an exporter only
     // the W3C ids are kept: OpenTelemetry's span records would be dropped.
     let spans = Targets::new().with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
-    let (exported, ids_only) = if config.otlp_endpoint.is_some() {
-        let layer = tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_filter(spans);
-        (Some(layer), None)
-    } else {
-        (None, Some(ids::W3cIds.with_filter(spans)))
+    let exporting = config.otlp_endpoint.is_some();
+    let (output, ids_only) = match config.log_format {
+        LogFormat::Json => (
+            vec![json_lines(
+                log_writer,
+                audit_writer,
+                rust_log.as_deref(),
+                !exporting,
+            )?],
+            None,
+        ),
+        LogFormat::Pretty => (
+            vec![
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_writer(log_writer)
+                    .with_filter(log_filter(rust_log.as_deref())?)
+                    .boxed(),
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_writer(audit_writer)
+                    .with_filter(audit)
+                    .boxed(),
+            ],
+            (!exporting).then(|| ids_only_layer().with_filter(spans.clone())),
+        ),
     };
+    let exported = exporting.then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(spans)
+    });
     tracing_subscriber::registry()
         .with(ids_only)
         .with(exported)
@@ -174,6 +177,60 @@ where
     Ok(Box::new(filter.add_directive("audit=off".parse()?)))
 }
 
+/// The one layer of JSON lines: log lines as RUST_LOG says, audit lines
+/// whatever it says (to their own writer), and, with `w3c_ids` (no
+/// exporter), the ids of the gateway's spans whatever it says. One filtered
+/// layer rather than one per job: each filtered layer looks a span up again
+/// on every enter, exit and record.
+pub(crate) fn json_lines<S, W>(
+    log_writer: W,
+    audit_writer: W,
+    rust_log: Option<&str>,
+    w3c_ids: bool,
+) -> Result<Box<dyn tracing_subscriber::Layer<S> + Send + Sync>, Box<dyn std::error::Error>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let audit = Targets::new().with_target(lines::AUDIT_TARGET, tracing::Level::INFO);
+    let lines = JsonLines::new(log_writer, SpanFields::Current).with_audit_writer(audit_writer);
+    let filter = log_filter(rust_log)?.or(audit);
+    Ok(if w3c_ids {
+        lines
+            .with_w3c_ids()
+            .with_filter(filter.or(gateway_spans()))
+            .boxed()
+    } else {
+        lines.with_filter(filter).boxed()
+    })
+}
+
+/// The gateway's own spans, which need W3C ids whatever RUST_LOG says.
+/// Spans only: the crate's events stay with RUST_LOG.
+fn gateway_spans<S>() -> impl Filter<S> {
+    tracing_subscriber::filter::filter_fn(|metadata| {
+        let target = metadata.target();
+        metadata.is_span()
+            && *metadata.level() <= tracing::Level::INFO
+            && (target == env!("CARGO_CRATE_NAME")
+                || target
+                    .strip_prefix(env!("CARGO_CRATE_NAME"))
+                    .is_some_and(|rest| rest.starts_with("::")))
+    })
+    .with_max_level_hint(tracing::level_filters::LevelFilter::INFO)
+}
+
+/// A layer that only gives spans their W3C ids and writes nothing: for
+/// where no JSON line layer does it (pretty logs, tests).
+fn ids_only_layer() -> JsonLines<fn() -> std::io::Sink> {
+    JsonLines::new(std::io::sink as fn() -> std::io::Sink, SpanFields::Omit).with_w3c_ids()
+}
+
+#[cfg(test)]
+pub(crate) fn ids_only_for_tests() -> JsonLines<fn() -> std::io::Sink> {
+    ids_only_layer()
+}
+
 /// For test binaries: everything at debug (the gateway at trace) as JSON
 /// lines into `path`, so a check over the whole suite's logs can look for
 /// secrets. Installs once; later calls do nothing.
@@ -189,12 +246,8 @@ pub fn init_for_tests(path: &std::path::Path) {
         };
         // As in production without an exporter: W3C ids, no span records.
         let _ = tracing_subscriber::registry()
-            .with(ids::W3cIds)
             .with(EnvFilter::new("debug,esign_gateway=trace"))
-            .with(JsonLines::new(
-                std::sync::Mutex::new(file),
-                SpanFields::Scope,
-            ))
+            .with(JsonLines::new(std::sync::Mutex::new(file), SpanFields::Scope).with_w3c_ids())
             .try_init();
     });
 }
@@ -334,7 +387,7 @@ mod tests {
     #[test]
     fn the_callers_trace_flags_and_state_reach_the_provider_call() {
         global::set_text_map_propagator(TraceContextPropagator::new());
-        let subscriber = tracing_subscriber::registry().with(ids::W3cIds);
+        let subscriber = tracing_subscriber::registry().with(ids_only_layer());
         tracing::subscriber::with_default(subscriber, || {
             let rpc = tracing::info_span!("rpc");
             set_parent(
