@@ -43,7 +43,7 @@ pub(crate) const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; cha
 
 /// How a provider call ended: its HTTP status, or the gateway's reason when
 /// no answer came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum CallStatus {
     Http(u16),
     Failed(&'static str),
@@ -62,7 +62,9 @@ impl CallStatus {
 /// label set without allocating. Only for values that are few: configured
 /// account names, HTTP statuses and error reasons.
 fn interned(value: &str) -> &'static str {
-    static VALUES: OnceLock<std::sync::RwLock<std::collections::HashSet<&'static str>>> =
+    // foldhash, not SipHash: two lookups per provider call, of values that
+    // come from the configuration and the providers' status codes.
+    static VALUES: OnceLock<std::sync::RwLock<foldhash::HashSet<&'static str>>> =
         OnceLock::new();
     let values = VALUES.get_or_init(Default::default);
     if let Some(&known) = values.read().unwrap_or_else(|e| e.into_inner()).get(value) {
@@ -146,6 +148,58 @@ fn latency() -> Latency {
     HistogramWithExemplars::new(BUCKETS.into_iter())
 }
 
+/// The latency histogram and the request counter of one label set.
+struct Series {
+    latency: Latency,
+    count: Counter,
+}
+
+impl Series {
+    fn observe(&self, elapsed: Duration, exemplar: Option<TraceId>) {
+        self.latency
+            .observe(elapsed.as_secs_f64(), exemplar.map(TraceLabels::of), None);
+        self.count.inc();
+    }
+}
+
+/// The series already used, by a key of the caller's: one lookup per call
+/// under foldhash, where each family's own lookup SipHashes every label
+/// (and the provider labels first intern two of theirs), four times per
+/// call in all. The handles share their values with the families' series,
+/// so what is exported does not change.
+struct SeriesCache<K>(std::sync::RwLock<foldhash::HashMap<K, Series>>);
+
+impl<K> Default for SeriesCache<K> {
+    fn default() -> Self {
+        SeriesCache(std::sync::RwLock::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq> SeriesCache<K> {
+    fn observe<Q>(
+        &self,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        create: impl FnOnce() -> Series,
+        elapsed: Duration,
+        exemplar: Option<TraceId>,
+    ) where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if let Some(series) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            series.observe(elapsed, exemplar);
+            return;
+        }
+        let series = create();
+        series.observe(elapsed, exemplar);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(owned(), series);
+    }
+}
+
 /// Log lines the log writer dropped because it fell behind.
 static DROPPED_LOG_LINES: OnceLock<Arc<AtomicU64>> = OnceLock::new();
 /// Audit lines whose caller waited for the audit writer to catch up.
@@ -166,6 +220,13 @@ pub(crate) struct Metrics {
     shed: Family<ShedLabels, Counter>,
     provider_duration: Family<ProviderLabels, Latency, fn() -> Latency>,
     provider_requests: Family<ProviderLabels, Counter>,
+    rpc_series: SeriesCache<RpcLabels>,
+    /// By provider, operation and status, then by account (looked up by
+    /// `&str`). A series created twice by racing calls is the same series:
+    /// both handles come from the families.
+    provider_series: std::sync::RwLock<
+        foldhash::HashMap<(&'static str, &'static str, CallStatus), SeriesCache<String>>,
+    >,
     replays: Family<MethodLabels, Counter>,
     breaker: Family<BreakerLabels, Gauge>,
     in_flight: Gauge,
@@ -271,6 +332,8 @@ impl Default for Metrics {
             shed,
             provider_duration,
             provider_requests,
+            rpc_series: SeriesCache::default(),
+            provider_series: std::sync::RwLock::default(),
             replays,
             breaker,
             in_flight,
@@ -326,12 +389,16 @@ impl Metrics {
         exemplar: Option<TraceId>,
     ) {
         let labels = RpcLabels { method, code };
-        self.rpc_duration.get_or_create(&labels).observe(
-            elapsed.as_secs_f64(),
-            exemplar.map(TraceLabels::of),
-            None,
+        self.rpc_series.observe(
+            &labels,
+            || labels.clone(),
+            || Series {
+                latency: self.rpc_duration.get_or_create(&labels).clone(),
+                count: self.rpc_requests.get_or_create(&labels).clone(),
+            },
+            elapsed,
+            exemplar,
         );
-        self.rpc_requests.get_or_create(&labels).inc();
         if let Some(reason) = reason {
             self.rpc_errors
                 .get_or_create(&ErrorLabels {
@@ -357,18 +424,35 @@ impl Metrics {
         elapsed: Duration,
         exemplar: Option<TraceId>,
     ) {
-        let labels = ProviderLabels {
-            provider,
-            account: interned(account),
-            operation,
-            status: status.label(),
+        let key = (provider, operation, status);
+        let create = || {
+            let labels = ProviderLabels {
+                provider,
+                account: interned(account),
+                operation,
+                status: status.label(),
+            };
+            Series {
+                latency: self.provider_duration.get_or_create(&labels).clone(),
+                count: self.provider_requests.get_or_create(&labels).clone(),
+            }
         };
-        self.provider_duration.get_or_create(&labels).observe(
-            elapsed.as_secs_f64(),
-            exemplar.map(TraceLabels::of),
-            None,
-        );
-        self.provider_requests.get_or_create(&labels).inc();
+        let accounts = self
+            .provider_series
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(by_account) = accounts.get(&key) {
+            by_account.observe(account, || account.to_owned(), create, elapsed, exemplar);
+            return;
+        }
+        drop(accounts);
+        let by_account = SeriesCache::default();
+        by_account.observe(account, || account.to_owned(), create, elapsed, exemplar);
+        self.provider_series
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert(by_account);
     }
 
     pub(crate) fn replayed(&self, method: &'static str) {

@@ -376,6 +376,11 @@ pub(crate) fn push_json_str(out: &mut String, value: &str) {
 fn escape_into(out: &mut String, value: &str) {
     let bytes = value.as_bytes();
     let clean = first_to_escape(bytes);
+    if clean == bytes.len() {
+        // The usual case: one copy.
+        out.push_str(value);
+        return;
+    }
     out.push_str(&value[..clean]);
     let mut start = clean;
     for (i, &byte) in bytes.iter().enumerate().skip(clean) {

@@ -4,7 +4,7 @@
 //! the time left. After the cool-down one probe goes through; its success
 //! closes the circuit, its failure opens it again.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{sync::Mutex, time::Duration};
 
 use chrono::{DateTime, Utc};
 
@@ -124,7 +124,9 @@ pub(crate) struct Breakers {
     config: BreakerConfig,
     clock: Clock,
     /// Per provider, per account name (looked up without allocating).
-    states: Mutex<HashMap<ProviderKind, HashMap<String, Breaker>>>,
+    /// foldhash, not SipHash: looked up twice per provider call, and its
+    /// keys are configured names, not a caller's to choose.
+    states: Mutex<foldhash::HashMap<ProviderKind, foldhash::HashMap<String, Breaker>>>,
 }
 
 impl Breakers {
