@@ -178,11 +178,7 @@ fn write_masked_invitation_id(
 
 /// The first `chars` characters of `value`.
 fn write_prefix(f: &mut fmt::Formatter<'_>, value: &str, chars: usize) -> fmt::Result {
-    let end = value
-        .char_indices()
-        .nth(chars)
-        .map_or(value.len(), |(i, _)| i);
-    f.write_str(&value[..end])
+    f.write_str(prefix(value, chars))
 }
 
 /// Masked values joined by commas, formatted straight into the audit line.
@@ -206,25 +202,13 @@ where
     }
 }
 
-/// A value, or nothing when absent.
-struct OrEmpty<T>(Option<T>);
-
-impl<T: fmt::Display> fmt::Display for OrEmpty<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(value) => value.fmt(f),
-            None => Ok(()),
-        }
-    }
-}
-
-/// A document id cut to 64 characters.
-struct Prefix<'a>(&'a str);
-
-impl fmt::Display for Prefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_prefix(f, self.0, 64)
-    }
+/// The first `chars` characters of `value`, as a slice of it.
+fn prefix(value: &str, chars: usize) -> &str {
+    let end = value
+        .char_indices()
+        .nth(chars)
+        .map_or(value.len(), |(i, _)| i);
+    &value[..end]
 }
 
 /// Whether audit lines are written at all (the log filter may drop them),
@@ -257,6 +241,9 @@ pub(crate) fn record(
         values: &subjects.recipients,
         write_one: write_masked_contact,
     };
+    // Plain strings where no masking is needed: a `Display` field goes
+    // through the formatting machinery even when empty.
+    let trace_id = trace_id.map(crate::telemetry::TraceId::hex);
     tracing::info!(
         target: "audit",
         caller,
@@ -264,12 +251,12 @@ pub(crate) fn record(
         provider = provider.map_or("", ProviderKind::as_str),
         account = if account.is_empty() { "default" } else { account },
         request_id,
-        document_id = %Prefix(&subjects.document_id),
+        document_id = prefix(&subjects.document_id, 64),
         invitation_ids = %invitation_ids,
         recipients = %recipients,
         code,
         reason,
-        trace_id = %OrEmpty(trace_id),
+        trace_id = trace_id.as_ref().map_or("", |hex| hex.as_str()),
         "audit"
     );
 }
@@ -315,7 +302,7 @@ mod tests {
         };
         assert_eq!(masked(bynn, "adi_123"), "adi_123");
         assert_eq!(masked(bynn, &"x".repeat(70)), "x".repeat(64));
-        assert_eq!(Prefix(&"é".repeat(70)).to_string(), "é".repeat(64));
+        assert_eq!(prefix(&"é".repeat(70), 64), "é".repeat(64));
     }
 
     #[test]

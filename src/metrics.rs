@@ -64,8 +64,7 @@ impl CallStatus {
 fn interned(value: &str) -> &'static str {
     // foldhash, not SipHash: two lookups per provider call, of values that
     // come from the configuration and the providers' status codes.
-    static VALUES: OnceLock<std::sync::RwLock<foldhash::HashSet<&'static str>>> =
-        OnceLock::new();
+    static VALUES: OnceLock<std::sync::RwLock<foldhash::HashSet<&'static str>>> = OnceLock::new();
     let values = VALUES.get_or_init(Default::default);
     if let Some(&known) = values.read().unwrap_or_else(|e| e.into_inner()).get(value) {
         return known;
@@ -200,6 +199,9 @@ impl<K: std::hash::Hash + Eq> SeriesCache<K> {
     }
 }
 
+/// Provider, operation and how the call ended.
+type ProviderKey = (&'static str, &'static str, CallStatus);
+
 /// Log lines the log writer dropped because it fell behind.
 static DROPPED_LOG_LINES: OnceLock<Arc<AtomicU64>> = OnceLock::new();
 /// Audit lines whose caller waited for the audit writer to catch up.
@@ -224,9 +226,7 @@ pub(crate) struct Metrics {
     /// By provider, operation and status, then by account (looked up by
     /// `&str`). A series created twice by racing calls is the same series:
     /// both handles come from the families.
-    provider_series: std::sync::RwLock<
-        foldhash::HashMap<(&'static str, &'static str, CallStatus), SeriesCache<String>>,
-    >,
+    provider_series: std::sync::RwLock<foldhash::HashMap<ProviderKey, SeriesCache<String>>>,
     replays: Family<MethodLabels, Counter>,
     breaker: Family<BreakerLabels, Gauge>,
     in_flight: Gauge,

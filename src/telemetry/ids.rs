@@ -25,17 +25,19 @@ impl TraceIds {
     /// `00-{trace id}-{span id}-{flags}`, written without formatting
     /// machinery (it is built for every provider call).
     pub(crate) fn traceparent(&self) -> http::HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        fn hex(out: &mut [u8], value: u128) {
-            for (i, byte) in out.iter_mut().rev().enumerate() {
-                *byte = HEX[((value >> (4 * i)) & 0xf) as usize];
-            }
-        }
         let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        hex(&mut text[3..35], self.trace_id);
-        hex(&mut text[36..52], u128::from(self.span_id));
-        hex(&mut text[53..55], u128::from(self.flags));
+        write_hex(&mut text[3..35], self.trace_id);
+        write_hex(&mut text[36..52], u128::from(self.span_id));
+        write_hex(&mut text[53..55], u128::from(self.flags));
         http::HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header")
+    }
+}
+
+/// The low digits of `value` in lowercase hex, filling `out`.
+pub(crate) fn write_hex(out: &mut [u8], value: u128) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().rev().enumerate() {
+        *byte = HEX[((value >> (4 * i)) & 0xf) as usize];
     }
 }
 
@@ -113,7 +115,8 @@ mod tests {
 
     #[test]
     fn children_share_the_adopted_trace_with_ids_of_their_own() {
-        let subscriber = tracing_subscriber::registry().with(crate::telemetry::ids_only_for_tests());
+        let subscriber =
+            tracing_subscriber::registry().with(crate::telemetry::ids_only_for_tests());
         tracing::subscriber::with_default(subscriber, || {
             let root = tracing::info_span!("rpc");
             let before = of(&root).expect("ids");

@@ -310,14 +310,17 @@ impl opentelemetry::propagation::Extractor for InboundContext<'_> {
 
 /// Writes the current span's W3C trace context into outbound headers.
 pub(crate) fn inject_trace_context(headers: &mut HeaderMap) {
+    // Constants: a header name given as `&str` is parsed on every insert.
+    const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
     let current = tracing::Span::current();
     if let Some(ids) = ids::of(&current) {
-        headers.insert("traceparent", ids.traceparent());
+        headers.insert(TRACEPARENT, ids.traceparent());
         if let Some(value) = ids
             .state
             .and_then(|state| http::HeaderValue::from_str(&state).ok())
         {
-            headers.insert("tracestate", value);
+            headers.insert(TRACESTATE, value);
         }
         return;
     }
@@ -341,9 +344,28 @@ impl TraceId {
     }
 }
 
+impl TraceId {
+    /// The 32 hex digits, written without formatting machinery (the audit
+    /// line carries one per call).
+    pub(crate) fn hex(self) -> TraceIdHex {
+        let mut digits = [b'0'; 32];
+        ids::write_hex(&mut digits, self.0);
+        TraceIdHex(digits)
+    }
+}
+
+/// A trace id's hex digits.
+pub(crate) struct TraceIdHex([u8; 32]);
+
+impl TraceIdHex {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
 impl std::fmt::Display for TraceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:032x}", self.0)
+        f.write_str(self.hex().as_str())
     }
 }
 

@@ -69,7 +69,6 @@ struct Pool {
 #[derive(Default)]
 struct IdleByOrigin(Vec<(Origin, IdleList)>);
 
-#[expect(clippy::vec_box, reason = "taken out and moved on every call")]
 type IdleList = Vec<Box<Pooled>>;
 
 impl IdleByOrigin {
