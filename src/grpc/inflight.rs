@@ -9,14 +9,16 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll, ready},
     time::Duration,
 };
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::body::Body;
 
 use crate::error::{GatewayError, MetaKey, Outcome, Reason};
@@ -39,45 +41,107 @@ pub(crate) const fn smallest_budget() -> usize {
 const SHED_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// The shared count of payload bytes that calls in flight hold.
+///
+/// An atomic count, not a semaphore: nothing ever waits for room (a call
+/// that does not fit is shed at once), and a tokio semaphore takes a lock on
+/// every release to look for waiters.
 #[derive(Clone, Debug)]
 pub(crate) struct PayloadBudget {
-    permits: Arc<Semaphore>,
+    available: Arc<AtomicUsize>,
+}
+
+/// Bytes held against the budget, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    budget: PayloadBudget,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
 }
 
 impl PayloadBudget {
     pub(crate) fn new(limit_bytes: usize) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(limit_bytes.min(Semaphore::MAX_PERMITS))),
+            available: Arc::new(AtomicUsize::new(limit_bytes)),
         }
     }
 
-    fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, tonic::Status> {
-        self.reserve(bytes.saturating_mul(INBOUND_BYTE_WEIGHT))
-            .map_err(tonic::Status::from)
+    /// Takes `bytes` if that many are free; all or nothing.
+    fn try_take(&self, bytes: usize) -> bool {
+        self.available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                free.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        if bytes > 0 {
+            self.available.fetch_add(bytes, Ordering::AcqRel);
+        }
+    }
+
+    fn take(&self, bytes: usize) -> Result<usize, tonic::Status> {
+        let weighted = bytes.saturating_mul(INBOUND_BYTE_WEIGHT);
+        if self.try_take(weighted) {
+            Ok(weighted)
+        } else {
+            Err(shed().into())
+        }
     }
 
     /// Holds `bytes` of the budget as they are (a transfer's buffers), or
     /// sheds the call.
-    pub(crate) fn reserve(&self, bytes: usize) -> crate::error::Result<OwnedSemaphorePermit> {
-        u32::try_from(bytes)
-            .ok()
-            .and_then(|n| self.permits.clone().try_acquire_many_owned(n).ok())
-            .ok_or_else(|| {
-                crate::metrics::global().shed("payload-budget");
-                GatewayError::new(
-                    Reason::GatewayOverloaded,
-                    "the gateway holds as many document bytes as it may; retry shortly",
-                )
-                .with_metadata(MetaKey::Component, "payload-budget")
-                .with_outcome(Outcome::NotSent)
-                .with_retry_after(SHED_RETRY_AFTER)
+    pub(crate) fn reserve(&self, bytes: usize) -> crate::error::Result<Reservation> {
+        if self.try_take(bytes) {
+            Ok(Reservation {
+                budget: self.clone(),
+                bytes,
             })
+        } else {
+            Err(shed())
+        }
     }
 }
 
-/// What one call holds; released when the call's answer is ready.
-/// One permit, grown with `merge` as messages arrive.
-type Held = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
+fn shed() -> GatewayError {
+    crate::metrics::global().shed("payload-budget");
+    GatewayError::new(
+        Reason::GatewayOverloaded,
+        "the gateway holds as many document bytes as it may; retry shortly",
+    )
+    .with_metadata(MetaKey::Component, "payload-budget")
+    .with_outcome(Outcome::NotSent)
+    .with_retry_after(SHED_RETRY_AFTER)
+}
+
+/// The bytes one call holds; given back when the call's answer is ready, or
+/// when the call is dropped unanswered (both its body and its future gone).
+/// Shared by the call's body, which adds to it as messages arrive, and the
+/// call's future.
+#[derive(Debug)]
+struct HeldBytes {
+    budget: PayloadBudget,
+    bytes: AtomicUsize,
+}
+
+impl HeldBytes {
+    fn give_back(&self) {
+        self.budget.give_back(self.bytes.swap(0, Ordering::AcqRel));
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+type Held = Arc<HeldBytes>;
 
 /// Counts every gRPC request body against a [`PayloadBudget`].
 #[derive(Clone)]
@@ -127,7 +191,6 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let held = Held::default();
         // A client stream is counted by its handler, which reserves its
         // buffers once: counting every chunk would charge a 50 MB upload
         // for bytes long since sent on.
@@ -137,10 +200,13 @@ where
                 held: None,
             };
         }
+        let held = Arc::new(HeldBytes {
+            budget: self.budget.clone(),
+            bytes: AtomicUsize::new(0),
+        });
         let request = request.map(|body| {
             Body::new(CountedBody {
                 inner: body,
-                budget: self.budget.clone(),
                 held: held.clone(),
                 framing: Framing::new(self.max_message),
             })
@@ -172,7 +238,7 @@ impl<F: Future> Future for Holding<F> {
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
         if let Some(held) = this.held.take() {
-            held.lock().unwrap_or_else(|e| e.into_inner()).take();
+            held.give_back();
         }
         Poll::Ready(output)
     }
@@ -182,7 +248,6 @@ pin_project_lite::pin_project! {
     struct CountedBody {
         #[pin]
         inner: Body,
-        budget: PayloadBudget,
         held: Held,
         framing: Framing,
     }
@@ -203,15 +268,10 @@ impl HttpBody for CountedBody {
             Some(Ok(frame)) => frame,
         };
         if let Some(data) = frame.data_ref() {
-            let budget = &*this.budget;
-            let held = &*this.held;
+            let held = &**this.held;
             this.framing.announced(data, |message_bytes| {
-                let permit = budget.take(message_bytes)?;
-                let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-                match held.as_mut() {
-                    Some(all) => all.merge(permit),
-                    None => *held = Some(permit),
-                }
+                let taken = held.budget.take(message_bytes)?;
+                held.bytes.fetch_add(taken, Ordering::AcqRel);
                 Ok::<(), tonic::Status>(())
             })?;
         }
@@ -295,17 +355,38 @@ mod tests {
         let budget = PayloadBudget::new(limit);
         let first = budget.take(100).unwrap();
         assert_eq!(
-            budget.permits.available_permits(),
+            budget.available.load(Ordering::Acquire),
             limit - 100 * INBOUND_BYTE_WEIGHT
         );
         let refused = budget.take(100).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        drop(first);
-        assert_eq!(budget.permits.available_permits(), limit);
-        assert!(budget.take(100).is_ok());
+        budget.give_back(first);
+        assert_eq!(budget.available.load(Ordering::Acquire), limit);
+        let again = budget.take(100).unwrap();
+        budget.give_back(again);
         let transfer = budget.reserve(limit).unwrap();
         assert!(budget.reserve(1).is_err(), "a reservation holds its bytes");
         drop(transfer);
+        assert_eq!(budget.available.load(Ordering::Acquire), limit);
+    }
+
+    #[test]
+    fn a_call_dropped_unanswered_gives_its_bytes_back() {
+        let limit = 1000 * INBOUND_BYTE_WEIGHT;
+        let budget = PayloadBudget::new(limit);
+        let held = Arc::new(HeldBytes {
+            budget: budget.clone(),
+            bytes: AtomicUsize::new(0),
+        });
+        let body_side = held.clone();
+        let taken = budget.take(400).unwrap();
+        body_side.bytes.fetch_add(taken, Ordering::AcqRel);
+        assert_eq!(budget.available.load(Ordering::Acquire), limit - taken);
+        // The call's future goes first (a cancelled call), then its body.
+        drop(held);
+        assert_eq!(budget.available.load(Ordering::Acquire), limit - taken);
+        drop(body_side);
+        assert_eq!(budget.available.load(Ordering::Acquire), limit);
     }
 
     fn announced(framing: &mut Framing, data: &[u8]) -> Vec<usize> {
