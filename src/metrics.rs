@@ -669,9 +669,27 @@ mod tests {
             Duration::from_millis(30),
             None,
         );
+        // Once more through the cached series, and once for another account
+        // of the same provider, operation and status.
+        for account in ["tenant-a", "tenant-b"] {
+            metrics.provider_call(
+                "bynn",
+                account,
+                "resend",
+                CallStatus::Http(200),
+                Duration::from_millis(30),
+                None,
+            );
+        }
         metrics.breaker_state("bynn", "default", "open");
 
         let text = metrics.render();
+        assert!(text.contains(
+            "esign_provider_requests_total{provider=\"bynn\",account=\"tenant-a\",operation=\"resend\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "esign_provider_requests_total{provider=\"bynn\",account=\"tenant-b\",operation=\"resend\",status=\"200\"} 1"
+        ));
         assert!(text.contains(
             "esign_rpc_duration_seconds_bucket{le=\"0.05\",method=\"ResendInvitation\",code=\"OK\"} 1"
         ));

@@ -115,8 +115,7 @@ mod tests {
 
     #[test]
     fn children_share_the_adopted_trace_with_ids_of_their_own() {
-        let subscriber =
-            tracing_subscriber::registry().with(crate::telemetry::ids_only_for_tests());
+        let subscriber = tracing_subscriber::registry().with(crate::telemetry::ids_only_layer());
         tracing::subscriber::with_default(subscriber, || {
             let root = tracing::info_span!("rpc");
             let before = of(&root).expect("ids");

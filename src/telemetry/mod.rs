@@ -222,13 +222,8 @@ fn gateway_spans<S>() -> impl Filter<S> {
 
 /// A layer that only gives spans their W3C ids and writes nothing: for
 /// where no JSON line layer does it (pretty logs, tests).
-fn ids_only_layer() -> JsonLines<fn() -> std::io::Sink> {
+pub(crate) fn ids_only_layer() -> JsonLines<fn() -> std::io::Sink> {
     JsonLines::new(std::io::sink as fn() -> std::io::Sink, SpanFields::Omit).with_w3c_ids()
-}
-
-#[cfg(test)]
-pub(crate) fn ids_only_for_tests() -> JsonLines<fn() -> std::io::Sink> {
-    ids_only_layer()
 }
 
 /// For test binaries: everything at debug (the gateway at trace) as JSON
@@ -342,9 +337,7 @@ impl TraceId {
     pub(crate) fn from_u128(id: u128) -> TraceId {
         TraceId(id)
     }
-}
 
-impl TraceId {
     /// The 32 hex digits, written without formatting machinery (the audit
     /// line carries one per call).
     pub(crate) fn hex(self) -> TraceIdHex {
