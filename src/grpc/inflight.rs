@@ -50,16 +50,39 @@ pub(crate) struct PayloadBudget {
     available: Arc<AtomicUsize>,
 }
 
-/// Bytes held against the budget, given back when dropped.
+/// Bytes held against the budget: a transfer's buffers, or a call's
+/// request messages (grown as they arrive, and shared by the call's body
+/// and its future). Given back at once with `give_back`, or when dropped, so
+/// a call dropped unanswered gives its bytes back too.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     budget: PayloadBudget,
-    bytes: usize,
+    bytes: AtomicUsize,
+}
+
+impl Reservation {
+    fn empty(budget: PayloadBudget) -> Self {
+        Reservation {
+            budget,
+            bytes: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes `bytes` more (weighted as inbound bytes), or sheds the call.
+    fn grow(&self, inbound_bytes: usize) -> Result<(), tonic::Status> {
+        let taken = self.budget.take(inbound_bytes)?;
+        self.bytes.fetch_add(taken, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn give_back(&self) {
+        self.budget.give_back(self.bytes.swap(0, Ordering::AcqRel));
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.budget.give_back(self.bytes);
+        self.give_back();
     }
 }
 
@@ -100,7 +123,7 @@ impl PayloadBudget {
         if self.try_take(bytes) {
             Ok(Reservation {
                 budget: self.clone(),
-                bytes,
+                bytes: AtomicUsize::new(bytes),
             })
         } else {
             Err(shed())
@@ -119,29 +142,8 @@ fn shed() -> GatewayError {
     .with_retry_after(SHED_RETRY_AFTER)
 }
 
-/// The bytes one call holds; given back when the call's answer is ready, or
-/// when the call is dropped unanswered (both its body and its future gone).
-/// Shared by the call's body, which adds to it as messages arrive, and the
-/// call's future.
-#[derive(Debug)]
-struct HeldBytes {
-    budget: PayloadBudget,
-    bytes: AtomicUsize,
-}
-
-impl HeldBytes {
-    fn give_back(&self) {
-        self.budget.give_back(self.bytes.swap(0, Ordering::AcqRel));
-    }
-}
-
-impl Drop for HeldBytes {
-    fn drop(&mut self) {
-        self.give_back();
-    }
-}
-
-type Held = Arc<HeldBytes>;
+/// What one call holds; given back when its answer is ready.
+type Held = Arc<Reservation>;
 
 /// Counts every gRPC request body against a [`PayloadBudget`].
 #[derive(Clone)]
@@ -200,10 +202,7 @@ where
                 held: None,
             };
         }
-        let held = Arc::new(HeldBytes {
-            budget: self.budget.clone(),
-            bytes: AtomicUsize::new(0),
-        });
+        let held = Arc::new(Reservation::empty(self.budget.clone()));
         let request = request.map(|body| {
             Body::new(CountedBody {
                 inner: body,
@@ -269,11 +268,8 @@ impl HttpBody for CountedBody {
         };
         if let Some(data) = frame.data_ref() {
             let held = &**this.held;
-            this.framing.announced(data, |message_bytes| {
-                let taken = held.budget.take(message_bytes)?;
-                held.bytes.fetch_add(taken, Ordering::AcqRel);
-                Ok::<(), tonic::Status>(())
-            })?;
+            this.framing
+                .announced(data, |message_bytes| held.grow(message_bytes))?;
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -374,13 +370,10 @@ mod tests {
     fn a_call_dropped_unanswered_gives_its_bytes_back() {
         let limit = 1000 * INBOUND_BYTE_WEIGHT;
         let budget = PayloadBudget::new(limit);
-        let held = Arc::new(HeldBytes {
-            budget: budget.clone(),
-            bytes: AtomicUsize::new(0),
-        });
+        let held = Arc::new(Reservation::empty(budget.clone()));
         let body_side = held.clone();
-        let taken = budget.take(400).unwrap();
-        body_side.bytes.fetch_add(taken, Ordering::AcqRel);
+        body_side.grow(400).unwrap();
+        let taken = 400 * INBOUND_BYTE_WEIGHT;
         assert_eq!(budget.available.load(Ordering::Acquire), limit - taken);
         // The call's future goes first (a cancelled call), then its body.
         drop(held);

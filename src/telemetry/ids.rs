@@ -76,7 +76,7 @@ where
     extensions.insert(ids);
 }
 
-/// Runs `f` on the ids of `span`, when this layer is installed.
+/// Runs `f` on the ids of `span`, when spans are given ids here (no exporter).
 fn with_ids<R>(span: &tracing::Span, f: impl FnOnce(&mut TraceIds) -> R) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
@@ -87,13 +87,13 @@ fn with_ids<R>(span: &tracing::Span, f: impl FnOnce(&mut TraceIds) -> R) -> Opti
     .flatten()
 }
 
-/// The ids of `span`; `None` when this layer is not the one installed.
+/// The ids of `span`; `None` when an exporter's layer keeps them instead.
 pub(crate) fn of(span: &tracing::Span) -> Option<TraceIds> {
     with_ids(span, |ids| ids.clone())
 }
 
 /// Makes `span` (a root span just opened) part of the caller's trace.
-/// Returns false when this layer is not the one installed.
+/// Returns false when an exporter's layer keeps the ids instead.
 pub(crate) fn adopt(
     span: &tracing::Span,
     trace_id: u128,

@@ -516,9 +516,7 @@ mod tests {
         );
     }
 
-    /// Log lines and audit lines from one layer, filtered as `RUST_LOG`
-    /// says, whichever filter reads it.
-    /// The lines the production layer writes (`telemetry::json_lines`,
+    /// The log and audit lines the production layer writes (`telemetry::json_lines`,
     /// without an exporter) for one rpc span and its events.
     fn log_and_audit(rust_log: Option<&str>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
         let (log, audit) = (Captured::default(), Captured::default());

@@ -92,7 +92,7 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     crate::metrics::count_log_writer_lag(log_writer.fell_behind(), audit_writer.fell_behind());
 
     // RUST_LOG picks the log lines; audit lines are written whatever it says.
-    let audit = Targets::new().with_target(lines::AUDIT_TARGET, tracing::Level::INFO);
+    let audit = audit_lines();
     let rust_log = std::env::var("RUST_LOG").ok();
     // RUST_LOG picks the log lines only: the gateway's spans reach the
     // tracer whatever the log level, so quieter logs never cost the traces
@@ -192,7 +192,7 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let audit = Targets::new().with_target(lines::AUDIT_TARGET, tracing::Level::INFO);
+    let audit = audit_lines();
     let lines = JsonLines::new(log_writer, SpanFields::Current).with_audit_writer(audit_writer);
     let filter = log_filter(rust_log)?.or(audit);
     Ok(if w3c_ids {
@@ -203,6 +203,11 @@ where
     } else {
         lines.with_filter(filter).boxed()
     })
+}
+
+/// Audit lines, which are written whatever RUST_LOG says.
+fn audit_lines() -> Targets {
+    Targets::new().with_target(lines::AUDIT_TARGET, tracing::Level::INFO)
 }
 
 /// The gateway's own spans, which need W3C ids whatever RUST_LOG says.
