@@ -38,17 +38,43 @@ pub(super) fn decode(response: &ProviderResponse) -> Result<Envelope> {
     let Some(envelope) = envelope else {
         return Err(transport::unrecognized(KIND, response));
     };
-    for message in &envelope.messages {
+    log_messages(&envelope.messages);
+    if envelope.status == 1 {
+        return Ok(envelope);
+    }
+    Err(envelope_error(status, &envelope))
+}
+
+/// The `data` of a 2xx answer with `status: 1` as `T`, with the envelope's
+/// messages, or the mapped error. The success path reads the body once;
+/// anything else is read again by [`decode`] for its error, and a success
+/// whose data is not a `T` is unrecognized (`what` says what was missing).
+pub(super) fn decode_data<T: serde::de::DeserializeOwned>(
+    response: &ProviderResponse,
+    what: &str,
+) -> Result<(T, Vec<WireMessage>)> {
+    if response.status.is_success()
+        && let Ok(Envelope {
+            status: 1,
+            messages,
+            data: Some(data),
+        }) = response.json::<Envelope<T>>()
+    {
+        log_messages(&messages);
+        return Ok((data, messages));
+    }
+    decode(response)?;
+    Err(unrecognized_body(what))
+}
+
+fn log_messages(messages: &[WireMessage]) {
+    for message in messages {
         tracing::debug!(
             code = message.code.as_deref().unwrap_or("null"),
             text = message.message.as_deref().unwrap_or(""),
             "leegality message"
         );
     }
-    if envelope.status == 1 {
-        return Ok(envelope);
-    }
-    Err(envelope_error(status, &envelope))
 }
 
 pub(super) fn credentials_rejected(status: u16) -> GatewayError {

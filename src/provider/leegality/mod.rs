@@ -172,12 +172,19 @@ impl Leegality {
         format!("https://{}/sign/{uuid}", self.sign_url_host())
     }
 
-    async fn call(&self, ctx: &CallContext, outbound: &Outbound) -> Result<Envelope> {
+    /// The call, and the answer's `data` as `T` with the envelope's
+    /// messages; `what` names the data in the error when it is not a `T`.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        outbound: &Outbound,
+        what: &str,
+    ) -> Result<(T, Vec<WireMessage>)> {
         let response = self
             .http
             .send(ctx, KIND, &self.account.name, outbound)
             .await?;
-        decode(&response)
+        decode_data(&response, what)
     }
 
     async fn resend_batch(&self, ctx: &CallContext, uuids: &[String]) -> Result<Vec<ResendItem>> {
@@ -189,10 +196,9 @@ impl Leegality {
             // Sends real notifications and counts toward the 5-resend cap.
             .retry(RetryPolicy::OnlyBeforeSent)
             .resend();
-        let envelope = self.call(ctx, &outbound).await?;
-        let data: ResendData = envelope
-            .data()
-            .map_err(|_| unrecognized_body("resend answer without data.invitations"))?;
+        let (data, _): (ResendData, _) = self
+            .call(ctx, &outbound, "resend answer without data.invitations")
+            .await?;
         Ok(data.invitations)
     }
 
@@ -291,7 +297,14 @@ impl Provider for Leegality {
             .timeout(self.timeouts.upload)
             // Each call makes a new billed document; irn is not deduplicated.
             .retry(RetryPolicy::OnlyBeforeSent);
-        let envelope = self.call(ctx, &outbound).await.map_err(|e| {
+        let (data, messages): (CreateData, _) = self
+            .call(
+                ctx,
+                &outbound,
+                "create answer without documentId and invitees",
+            )
+            .await
+            .map_err(|e| {
             // After an unknown outcome the caller reconciles by irn.
             if request.reference.is_empty() {
                 e
@@ -299,8 +312,7 @@ impl Provider for Leegality {
                 e.with_default_metadata(MetaKey::Reference, &request.reference)
             }
         })?;
-        let mut warnings: Vec<ProviderWarning> = envelope
-            .messages
+        let mut warnings: Vec<ProviderWarning> = messages
             .iter()
             .filter_map(|m| {
                 let code = m.code.as_deref()?;
@@ -310,9 +322,6 @@ impl Provider for Leegality {
                 })
             })
             .collect();
-        let data: CreateData = envelope
-            .data()
-            .map_err(|_| unrecognized_body("create answer without documentId and invitees"))?;
         // The document exists and is billed: whatever Leegality lists is
         // the truth. A workflow can preset invitees in the dashboard, so the
         // count may differ from the request (evidence.md D-L3).
@@ -444,11 +453,11 @@ impl Provider for Leegality {
             // A repeat answers no.expired.invitation.found, which would hide
             // the first call's success: no automatic retry.
             .retry(RetryPolicy::OnlyBeforeSent);
-        let envelope = self
-            .call(ctx, &outbound)
+        let (data, _) = self
+            .call(ctx, &outbound, "document answer without documentId")
             .await
             .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))?;
-        self.document_from(&envelope)
+        Ok(self.document_from(data))
     }
 
     async fn delete_invitation(
@@ -492,19 +501,16 @@ impl Provider for Leegality {
             .url
             .query_pairs_mut()
             .append_pair("documentId", document_id);
-        let envelope = self
-            .call(ctx, &outbound)
+        let (data, _) = self
+            .call(ctx, &outbound, "document answer without documentId")
             .await
             .map_err(|e| e.with_default_metadata(MetaKey::DocumentId, document_id))?;
-        self.document_from(&envelope)
+        Ok(self.document_from(data))
     }
 }
 
 impl Leegality {
-    fn document_from(&self, envelope: &Envelope) -> Result<Document> {
-        let data: DocumentData = envelope
-            .data()
-            .map_err(|_| unrecognized_body("document answer without documentId"))?;
+    fn document_from(&self, data: DocumentData) -> Document {
         let invitations: Vec<Invitation> = data
             .requests
             .into_iter()
@@ -515,13 +521,13 @@ impl Leegality {
             Some("COMPLETED") => DocumentState::Completed,
             _ => derive_document_state(&invitations),
         };
-        Ok(Document {
+        Document {
             id: data.document_id,
             reference: data.irn,
             state,
             provider_status: data.status.unwrap_or_default(),
             invitations,
-        })
+        }
     }
 
     fn invitation_from(&self, document_id: &str, request: WireRequest) -> Invitation {

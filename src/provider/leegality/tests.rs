@@ -53,7 +53,24 @@ mod properties {
                 r#"{{"status": {status}, "messages": [{{"code": {}, "message": "m"}}], "data": {data}}}"#,
                 code.map(|c| format!("{c:?}")).unwrap_or_else(|| "null".into())
             );
-            match decode(&response(200, body.into_bytes())) {
+            let decoded = decode(&response(200, body.clone().into_bytes()));
+            // Read in one pass as an operation's data, the answer means
+            // the same: the data when it is a success carrying one, else
+            // the envelope's own error, else unrecognized.
+            let with_data = decode_data::<ResendData>(&response(200, body.into_bytes()), "data");
+            match (&decoded, with_data) {
+                (Ok(envelope), Ok((data, _))) => {
+                    prop_assert_eq!(envelope.status, 1);
+                    prop_assert!(data.invitations.iter().all(|item| item.status == 0));
+                }
+                (Ok(envelope), Err(error)) => {
+                    prop_assert_eq!(envelope.status, 1);
+                    prop_assert_eq!(error.reason(), Reason::ProviderUnrecognizedResponse);
+                }
+                (Err(expected), Err(error)) => prop_assert_eq!(error.reason(), expected.reason()),
+                (Err(_), Ok(_)) => prop_assert!(false, "data read from a refused answer"),
+            }
+            match decoded {
                 Ok(envelope) => prop_assert_eq!(envelope.status, 1),
                 Err(error) => prop_assert!(!error.message().is_empty()),
             }

@@ -64,22 +64,16 @@ pub(super) struct ReactivateBody<'a> {
     pub(super) expiry_time: Option<i64>,
 }
 
+/// Leegality's answer envelope. `T` is the operation's `data`, read in the
+/// same pass as the status on the success path; the default reads past it,
+/// for answers read only for their status and messages.
 #[derive(Debug, Deserialize)]
-pub(super) struct Envelope {
+pub(super) struct Envelope<T = serde::de::IgnoredAny> {
     pub(super) status: i64,
     #[serde(default)]
     pub(super) messages: Vec<WireMessage>,
-    /// Kept raw and read once into the operation's own type.
-    #[serde(default)]
-    pub(super) data: Option<Box<serde_json::value::RawValue>>,
-}
-
-impl Envelope {
-    pub(super) fn data<T: serde::de::DeserializeOwned>(
-        &self,
-    ) -> std::result::Result<T, serde_json::Error> {
-        serde_json::from_str(self.data.as_deref().map_or("null", |raw| raw.get()))
-    }
+    #[serde(default = "Option::default")]
+    pub(super) data: Option<T>,
 }
 
 #[derive(Debug, Deserialize)]
