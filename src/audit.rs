@@ -3,9 +3,9 @@
 //! Leegality invitation ids (a sign URL's UUID is enough to sign) are cut
 //! short; no secret, token or document ever reaches the line.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
-use crate::{domain::ProviderKind, pb};
+use crate::{domain::ProviderKind, pb, telemetry};
 
 /// What a request is about, for the audit line.
 #[derive(Debug, Default)]
@@ -124,18 +124,19 @@ impl Audited for pb::UploadDocumentMetadata {
 }
 
 /// `j***@example.com`; anything that is not an address is masked whole.
-fn write_masked_email(f: &mut fmt::Formatter<'_>, email: &str) -> fmt::Result {
+fn write_masked_email<W: fmt::Write + ?Sized>(f: &mut W, email: &str) -> fmt::Result {
     match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() => {
-            let first = local.chars().next().unwrap_or('*');
-            write!(f, "{first}***@{domain}")
+            f.write_char(local.chars().next().unwrap_or('*'))?;
+            f.write_str("***@")?;
+            f.write_str(domain)
         }
         _ => f.write_str("***"),
     }
 }
 
 /// `+91******10`: the country prefix and the last two digits.
-fn write_masked_phone(f: &mut fmt::Formatter<'_>, phone: &str) -> fmt::Result {
+fn write_masked_phone<W: fmt::Write + ?Sized>(f: &mut W, phone: &str) -> fmt::Result {
     let count = phone.chars().count();
     if count < 6 {
         return f.write_str("***");
@@ -150,7 +151,7 @@ fn write_masked_phone(f: &mut fmt::Formatter<'_>, phone: &str) -> fmt::Result {
     Ok(())
 }
 
-fn write_masked_contact(f: &mut fmt::Formatter<'_>, contact: &str) -> fmt::Result {
+fn write_masked_contact<W: fmt::Write + ?Sized>(f: &mut W, contact: &str) -> fmt::Result {
     if contact.contains('@') {
         write_masked_email(f, contact)
     } else {
@@ -162,43 +163,55 @@ fn write_masked_contact(f: &mut fmt::Formatter<'_>, contact: &str) -> fmt::Resul
 /// the first 8 characters of the UUID are kept, and the same goes for any
 /// id that looks like a URL or a UUID whatever the provider. Other ids are
 /// opaque references, kept up to 64 characters.
-fn write_masked_invitation_id(
-    f: &mut fmt::Formatter<'_>,
+fn write_masked_invitation_id<W: fmt::Write + ?Sized>(
+    f: &mut W,
     provider: Option<ProviderKind>,
     id: &str,
 ) -> fmt::Result {
     let url_like = id.contains('/') || id.contains(':') || crate::validate::is_uuid(id);
     if provider == Some(ProviderKind::Leegality) || url_like {
         let last = id.rsplit('/').next().unwrap_or(id);
-        write_prefix(f, last, 8)?;
+        f.write_str(prefix(last, 8))?;
         return f.write_char('…');
     }
-    write_prefix(f, id, 64)
+    f.write_str(prefix(id, 64))
 }
 
-/// The first `chars` characters of `value`.
-fn write_prefix(f: &mut fmt::Formatter<'_>, value: &str, chars: usize) -> fmt::Result {
-    f.write_str(prefix(value, chars))
+/// How the values of a field are masked.
+#[derive(Clone, Copy)]
+enum Masking {
+    InvitationIds(Option<ProviderKind>),
+    Contacts,
 }
 
-/// Masked values joined by commas, formatted straight into the audit line.
-struct Joined<'a, F> {
-    values: &'a [String],
-    write_one: F,
-}
-
-impl<F> fmt::Display for Joined<'_, F>
-where
-    F: Fn(&mut fmt::Formatter<'_>, &str) -> fmt::Result,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, value) in self.values.iter().enumerate() {
-            if i > 0 {
-                f.write_char(',')?;
-            }
-            (self.write_one)(f, value)?;
+/// Masked values joined by commas.
+fn write_joined<W: fmt::Write + ?Sized>(
+    f: &mut W,
+    values: &[String],
+    masking: Masking,
+) -> fmt::Result {
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
         }
-        Ok(())
+        match masking {
+            Masking::InvitationIds(provider) => write_masked_invitation_id(f, provider, value)?,
+            Masking::Contacts => write_masked_contact(f, value)?,
+        }
+    }
+    Ok(())
+}
+
+/// Masked values joined by commas, formatted straight into a tracing
+/// event's field.
+struct Joined<'a> {
+    values: &'a [String],
+    masking: Masking,
+}
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_joined(f, self.values, self.masking)
     }
 }
 
@@ -214,63 +227,100 @@ fn prefix(value: &str, chars: usize) -> &str {
 /// Whether audit lines are written at all (the log filter may drop them),
 /// so the hot path skips preparing them.
 pub(crate) fn enabled() -> bool {
-    tracing::enabled!(target: "audit", tracing::Level::INFO)
+    telemetry::audit_sink().is_some() || tracing::enabled!(target: "audit", tracing::Level::INFO)
+}
+
+/// What one audit line says.
+pub(crate) struct AuditLine<'a> {
+    pub caller: &'a str,
+    pub rpc: &'a str,
+    pub provider: Option<ProviderKind>,
+    pub account: &'a str,
+    pub request_id: &'a str,
+    pub subjects: &'a Subjects,
+    pub code: &'a str,
+    pub reason: &'a str,
+    pub trace_id: Option<telemetry::TraceId>,
 }
 
 /// Writes the audit line (target `audit`). Masking happens while the line
-/// is encoded, without building the masked values first.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn record(
-    caller: &str,
-    rpc: &str,
-    provider: Option<ProviderKind>,
-    account: &str,
-    request_id: &str,
-    subjects: &Subjects,
-    code: &str,
-    reason: &str,
-    trace_id: Option<crate::telemetry::TraceId>,
-) {
+/// is encoded, without building the masked values first. Where a sink is
+/// set (JSON lines, no exporter) the line is written to it directly,
+/// otherwise it is a tracing event; both give the same fields.
+pub(crate) fn record(line: &AuditLine<'_>) {
+    record_to(line, telemetry::audit_sink());
+}
+
+/// [`record`], to `sink` when there is one.
+pub(crate) fn record_to(line: &AuditLine<'_>, sink: Option<&telemetry::LineSink>) {
+    let provider = line.provider;
+    let account = if line.account.is_empty() {
+        "default"
+    } else {
+        line.account
+    };
+    let trace_id = line.trace_id.map(telemetry::TraceId::hex);
+    let trace_id = trace_id.as_ref().map_or("", |hex| hex.as_str());
+    let document_id = prefix(&line.subjects.document_id, 64);
+    let invitation_ids = &line.subjects.invitation_ids;
+    let recipients = &line.subjects.recipients;
+    if let Some(sink) = sink {
+        let fields = |fields: &mut telemetry::DirectFields<'_>| {
+            fields.str("caller", line.caller);
+            fields.str("rpc", line.rpc);
+            fields.str("provider", provider.map_or("", ProviderKind::as_str));
+            fields.str("account", account);
+            fields.str("request_id", line.request_id);
+            fields.str("document_id", document_id);
+            fields.written("invitation_ids", |f| {
+                let _ = write_joined(f, invitation_ids, Masking::InvitationIds(provider));
+            });
+            fields.written("recipients", |f| {
+                let _ = write_joined(f, recipients, Masking::Contacts);
+            });
+            fields.str("code", line.code);
+            fields.str("reason", line.reason);
+            fields.str("trace_id", trace_id);
+        };
+        telemetry::write_info_line(AUDIT_TARGET, "audit", fields, sink);
+        return;
+    }
     let invitation_ids = Joined {
-        values: &subjects.invitation_ids,
-        write_one: |f: &mut fmt::Formatter<'_>, id: &str| {
-            write_masked_invitation_id(f, provider, id)
-        },
+        values: invitation_ids,
+        masking: Masking::InvitationIds(provider),
     };
     let recipients = Joined {
-        values: &subjects.recipients,
-        write_one: write_masked_contact,
+        values: recipients,
+        masking: Masking::Contacts,
     };
-    // Plain strings where no masking is needed: a `Display` field goes
-    // through the formatting machinery even when empty.
-    let trace_id = trace_id.map(crate::telemetry::TraceId::hex);
     tracing::info!(
         target: "audit",
-        caller,
-        rpc,
+        caller = line.caller,
+        rpc = line.rpc,
         provider = provider.map_or("", ProviderKind::as_str),
-        account = if account.is_empty() { "default" } else { account },
-        request_id,
-        document_id = prefix(&subjects.document_id, 64),
+        account,
+        request_id = line.request_id,
+        document_id,
         invitation_ids = %invitation_ids,
         recipients = %recipients,
-        code,
-        reason,
-        trace_id = trace_id.as_ref().map_or("", |hex| hex.as_str()),
+        code = line.code,
+        reason = line.reason,
+        trace_id,
         "audit"
     );
 }
+
+const AUDIT_TARGET: &str = "audit";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Formats one value with a masking writer.
-    fn masked(write: impl Fn(&mut fmt::Formatter<'_>, &str) -> fmt::Result, value: &str) -> String {
+    fn masked(masking: Masking, value: &str) -> String {
         let values = [value.to_owned()];
         Joined {
             values: &values,
-            write_one: write,
+            masking,
         }
         .to_string()
     }
@@ -278,18 +328,13 @@ mod tests {
     #[test]
     fn contacts_and_sign_urls_are_masked() {
         assert_eq!(
-            masked(write_masked_contact, "john.doe@example.com"),
+            masked(Masking::Contacts, "john.doe@example.com"),
             "j***@example.com"
         );
-        assert_eq!(masked(write_masked_contact, "@example.com"), "***");
-        assert_eq!(
-            masked(write_masked_contact, "+919876543210"),
-            "+91********10"
-        );
-        assert_eq!(masked(write_masked_contact, "12"), "***");
-        let leegality = |f: &mut fmt::Formatter<'_>, id: &str| {
-            write_masked_invitation_id(f, Some(ProviderKind::Leegality), id)
-        };
+        assert_eq!(masked(Masking::Contacts, "@example.com"), "***");
+        assert_eq!(masked(Masking::Contacts, "+919876543210"), "+91********10");
+        assert_eq!(masked(Masking::Contacts, "12"), "***");
+        let leegality = Masking::InvitationIds(Some(ProviderKind::Leegality));
         assert_eq!(
             masked(
                 leegality,
@@ -297,9 +342,7 @@ mod tests {
             ),
             "2bdcc3ef…"
         );
-        let bynn = |f: &mut fmt::Formatter<'_>, id: &str| {
-            write_masked_invitation_id(f, Some(ProviderKind::Bynn), id)
-        };
+        let bynn = Masking::InvitationIds(Some(ProviderKind::Bynn));
         assert_eq!(masked(bynn, "adi_123"), "adi_123");
         assert_eq!(masked(bynn, &"x".repeat(70)), "x".repeat(64));
         assert_eq!(prefix(&"é".repeat(70), 64), "é".repeat(64));
@@ -310,7 +353,7 @@ mod tests {
         let values = ["a@b.example".to_owned(), "+911234567890".to_owned()];
         let joined = Joined {
             values: &values,
-            write_one: write_masked_contact,
+            masking: Masking::Contacts,
         };
         assert_eq!(joined.to_string(), "a***@b.example,+91********90");
     }

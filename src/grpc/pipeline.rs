@@ -318,17 +318,17 @@ impl AuditContext {
             Ok(_) => ("OK", ""),
             Err(error) => (code_name(error.code()), error.reason().as_str()),
         };
-        audit::record(
+        audit::record(&audit::AuditLine {
             caller,
-            rpc.name(),
-            self.provider,
-            &self.account,
-            &self.request_id,
-            &self.subjects,
+            rpc: rpc.name(),
+            provider: self.provider,
+            account: &self.account,
+            request_id: &self.request_id,
+            subjects: &self.subjects,
             code,
             reason,
             trace_id,
-        );
+        });
     }
 }
 

@@ -103,6 +103,11 @@ impl BatchWriter {
         self.shared.fell_behind.clone()
     }
 
+    /// Queues one whole line (or several).
+    pub(crate) fn write_line(&self, line: &[u8]) {
+        self.append(line);
+    }
+
     fn append(&self, line: &[u8]) {
         let shared = &*self.shared;
         let mut state = shared.lock();

@@ -130,32 +130,87 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        LINE.with(|cell| {
-            // A value's Debug impl that itself logs finds the buffer busy.
-            let mut spare = String::new();
-            let mut borrowed = cell.try_borrow_mut();
-            let line = match &mut borrowed {
-                Ok(line) => {
-                    line.clear();
-                    &mut **line
-                }
-                Err(_) => &mut spare,
-            };
-            let (writer, spans) = match &self.audit_writer {
-                Some(audit) if event.metadata().target() == AUDIT_TARGET => {
-                    (audit, SpanFields::Omit)
-                }
-                _ => (&self.writer, self.spans),
-            };
+        let (writer, spans) = match &self.audit_writer {
+            Some(audit) if event.metadata().target() == AUDIT_TARGET => (audit, SpanFields::Omit),
+            _ => (&self.writer, self.spans),
+        };
+        with_line_buffer(|line| {
             encode(event, &ctx, spans, line);
             let _ = writer
                 .make_writer_for(event.metadata())
                 .write_all(line.as_bytes());
-            if line.capacity() > KEPT_BUFFER_BYTES {
-                line.clear();
-                line.shrink_to(1024);
-            }
         });
+    }
+}
+
+/// Runs `f` on this thread's line buffer, emptied.
+fn with_line_buffer(f: impl FnOnce(&mut String)) {
+    LINE.with(|cell| {
+        // A value's Debug impl that itself logs finds the buffer busy.
+        let mut spare = String::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let line = match &mut borrowed {
+            Ok(line) => {
+                line.clear();
+                &mut **line
+            }
+            Err(_) => &mut spare,
+        };
+        f(line);
+        if line.capacity() > KEPT_BUFFER_BYTES {
+            line.clear();
+            line.shrink_to(1024);
+        }
+    });
+}
+
+/// Writes one INFO line for `target`, of the shape this layer gives an
+/// event without spans, its fields added by `fields`, and hands it whole
+/// to `sink`. For lines that need neither a span nor a filter (the audit
+/// trail): tracing's dispatch, per-layer filtering and field visitors cost
+/// more than encoding the line itself.
+pub(crate) fn write_info_line(
+    target: &str,
+    message: &str,
+    fields: impl FnOnce(&mut DirectFields<'_>),
+    sink: &dyn Fn(&[u8]),
+) {
+    with_line_buffer(|line| {
+        line.push_str("{\"timestamp\":\"");
+        push_timestamp(line);
+        line.push_str("\",\"level\":\"INFO\",\"fields\":{\"message\":");
+        push_json_str(line, message);
+        fields(&mut DirectFields(line));
+        line.push_str("},\"target\":");
+        push_json_str(line, target);
+        line.push_str("}\n");
+        sink(line.as_bytes());
+    });
+}
+
+/// The fields of a line built by [`write_info_line`].
+pub(crate) struct DirectFields<'a>(&'a mut String);
+
+impl DirectFields<'_> {
+    /// Keys are the caller's identifiers, which need no escaping.
+    fn key(&mut self, key: &str) {
+        debug_assert_eq!(first_to_escape(key.as_bytes()), key.len());
+        self.0.push_str(",\"");
+        self.0.push_str(key);
+        self.0.push_str("\":");
+    }
+
+    pub(crate) fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        push_json_str(self.0, value);
+    }
+
+    /// A string value written in pieces by `write`, escaped as it goes.
+    pub(crate) fn written(&mut self, key: &str, write: impl FnOnce(&mut dyn fmt::Write)) {
+        self.key(key);
+        self.0.push('"');
+        write(&mut Escaping(self.0));
+        self.0.push('"');
     }
 }
 
@@ -514,6 +569,58 @@ mod tests {
             chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
             "{timestamp}"
         );
+    }
+
+    #[test]
+    fn an_audit_line_written_directly_is_the_line_its_tracing_event_gives() {
+        let subjects = crate::audit::Subjects {
+            document_id: "doc \"1\"".into(),
+            invitation_ids: vec![
+                "https://sandbox.leegality.com/sign/2bdcc3ef-661f-440c-b059-82c0ff6ce4d8".into(),
+                "x".into(),
+            ],
+            recipients: vec!["a\"b@example.com".into(), "+919876543210".into()],
+        };
+        let line = crate::audit::AuditLine {
+            caller: "billing",
+            rpc: "ResendInvitation",
+            provider: Some(crate::domain::ProviderKind::Leegality),
+            account: "",
+            request_id: "r-1",
+            subjects: &subjects,
+            code: "FAILED_PRECONDITION",
+            reason: "RESEND_LIMIT_REACHED",
+            trace_id: Some(crate::telemetry::TraceId::from_u128(7)),
+        };
+        let direct = Captured::default();
+        let into = direct.clone();
+        let sink = move |bytes: &[u8]| into.0.lock().unwrap().extend_from_slice(bytes);
+        crate::audit::record_to(&line, Some(&sink));
+        let (log, audit) = (Captured::default(), Captured::default());
+        let layer = crate::telemetry::json_lines(log.clone(), audit.clone(), None, true).unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || crate::audit::record_to(&line, None));
+
+        let (direct, traced) = (lines(&direct), lines(&audit));
+        assert_eq!((direct.len(), traced.len()), (1, 1));
+        assert_eq!(direct[0]["fields"], traced[0]["fields"]);
+        for key in ["level", "target"] {
+            assert_eq!(direct[0][key], traced[0][key]);
+        }
+        assert_eq!(direct[0]["fields"]["document_id"], "doc \"1\"");
+        assert_eq!(direct[0]["fields"]["account"], "default");
+        assert_eq!(direct[0]["fields"]["invitation_ids"], "2bdcc3ef…,x…");
+        assert_eq!(
+            direct[0]["fields"]["recipients"],
+            "a***@example.com,+91********10"
+        );
+        assert_eq!(
+            direct[0]["fields"]["trace_id"],
+            format!("{:032x}", 7).as_str()
+        );
+        let timestamp = direct[0]["timestamp"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(timestamp).is_ok());
+        assert!(lines(&log).is_empty());
     }
 
     /// The log and audit lines the production layer writes (`telemetry::json_lines`,

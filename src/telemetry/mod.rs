@@ -23,7 +23,21 @@ use crate::config::{Config, LogFormat};
 mod batch;
 mod ids;
 mod lines;
+pub(crate) use lines::{DirectFields, write_info_line};
 use lines::{JsonLines, SpanFields};
+
+/// Takes whole lines.
+pub(crate) type LineSink = dyn Fn(&[u8]) + Send + Sync;
+
+/// Where the gateway's audit lines go without passing through tracing: set
+/// for JSON lines without an exporter (an exporter wants each audit line as
+/// an event of its rpc span, so then they stay tracing events).
+static AUDIT_SINK: std::sync::OnceLock<Box<LineSink>> = std::sync::OnceLock::new();
+
+/// The sink audit lines are written to directly, when one is set.
+pub(crate) fn audit_sink() -> Option<&'static LineSink> {
+    AUDIT_SINK.get().map(|sink| &**sink)
+}
 
 /// Log text waiting for a writer thread, per writer: far more than a burst
 /// at full load produces between two batches.
@@ -100,6 +114,10 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     // the W3C ids are kept: OpenTelemetry's span records would be dropped.
     let spans = Targets::new().with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
     let exporting = config.otlp_endpoint.is_some();
+    if config.log_format == LogFormat::Json && !exporting {
+        let audit_writer = audit_writer.clone();
+        let _ = AUDIT_SINK.set(Box::new(move |line| audit_writer.write_line(line)));
+    }
     let (output, ids_only) = match config.log_format {
         LogFormat::Json => (
             vec![json_lines(
@@ -244,6 +262,17 @@ pub fn init_for_tests(path: &std::path::Path) {
         let Ok(file) = std::fs::File::create(path) else {
             return;
         };
+        // Audit lines are written straight to the file, as production
+        // writes them straight to stdout (writes of one handle's clone share
+        // its offset, so lines do not overwrite each other).
+        if let Ok(audit_file) = file.try_clone() {
+            let audit_file = std::sync::Mutex::new(audit_file);
+            let _ = AUDIT_SINK.set(Box::new(move |line| {
+                use std::io::Write as _;
+                let mut file = audit_file.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = file.write_all(line);
+            }));
+        }
         // As in production without an exporter: W3C ids, no span records.
         let _ = tracing_subscriber::registry()
             .with(EnvFilter::new("debug,esign_gateway=trace"))

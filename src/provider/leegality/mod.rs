@@ -305,13 +305,13 @@ impl Provider for Leegality {
             )
             .await
             .map_err(|e| {
-            // After an unknown outcome the caller reconciles by irn.
-            if request.reference.is_empty() {
-                e
-            } else {
-                e.with_default_metadata(MetaKey::Reference, &request.reference)
-            }
-        })?;
+                // After an unknown outcome the caller reconciles by irn.
+                if request.reference.is_empty() {
+                    e
+                } else {
+                    e.with_default_metadata(MetaKey::Reference, &request.reference)
+                }
+            })?;
         let mut warnings: Vec<ProviderWarning> = messages
             .iter()
             .filter_map(|m| {
