@@ -98,6 +98,7 @@ impl InvitationApi {
             deadline,
             span,
             trace,
+            trace_headers,
             caller,
             admission,
             message,
@@ -108,7 +109,7 @@ impl InvitationApi {
             let (account, _, held) = pipeline.admit(caller, admission, &message).await?;
             let reservation = transfers.reserve(TRANSFER_RESERVATION_BYTES)?;
             let request = download_request(&message)?;
-            let ctx = CallContext::in_trace(rpc, deadline, trace);
+            let ctx = CallContext::in_trace(rpc, deadline, trace, trace_headers);
             let download = account
                 .provider
                 .download_document(&ctx, request)

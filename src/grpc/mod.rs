@@ -58,6 +58,8 @@ struct Begun<Req> {
     /// The span's trace, looked up once for the metrics, the audit line
     /// and the provider calls.
     trace: Option<telemetry::Trace>,
+    /// What the provider calls send as the span's trace context.
+    trace_headers: Option<telemetry::TraceHeaders>,
     caller: Result<Caller>,
     admission: Result<OwnedSemaphorePermit>,
     message: Req,
@@ -120,6 +122,7 @@ impl InvitationApi {
             deadline,
             span,
             trace,
+            trace_headers,
             caller,
             admission,
             message,
@@ -132,7 +135,7 @@ impl InvitationApi {
         let work = pipeline.serve(
             caller,
             admission,
-            CallContext::in_trace(rpc, deadline, trace),
+            CallContext::in_trace(rpc, deadline, trace, trace_headers),
             message,
             call,
         );
@@ -166,7 +169,7 @@ impl InvitationApi {
         let metadata = request.metadata();
         let header = |name| metadata.get(name).and_then(|value| value.to_str().ok());
         telemetry::set_parent(&span, header("traceparent"), header("tracestate"));
-        let trace = telemetry::trace_of(&span);
+        let (trace, trace_headers) = telemetry::trace_and_headers_of(&span);
         let caller = self.authenticate(&request);
         let admission = self.admit();
         Begun {
@@ -174,6 +177,7 @@ impl InvitationApi {
             deadline,
             span,
             trace,
+            trace_headers,
             caller,
             admission,
             message: request.into_inner(),

@@ -43,16 +43,18 @@ pub(crate) struct CallContext {
     pub request_id: Option<String>,
     /// The call's trace, and whether it is sampled (for metric exemplars).
     pub trace: Option<crate::telemetry::Trace>,
+    /// The rpc span's trace context as provider calls send it, when spans
+    /// get their ids here (no exporter): a provider call without a span of
+    /// its own sends these, without looking its span up again.
+    pub trace_headers: Option<crate::telemetry::TraceHeaders>,
 }
 
 impl CallContext {
     /// A context in the trace of the current span.
     pub(crate) fn new(rpc: Rpc, deadline: Option<Instant>) -> Self {
-        Self::in_trace(
-            rpc,
-            deadline,
-            crate::telemetry::trace_of(&tracing::Span::current()),
-        )
+        let (trace, trace_headers) =
+            crate::telemetry::trace_and_headers_of(&tracing::Span::current());
+        Self::in_trace(rpc, deadline, trace, trace_headers)
     }
 
     /// A context in `trace`, already looked up by the caller.
@@ -60,12 +62,14 @@ impl CallContext {
         rpc: Rpc,
         deadline: Option<Instant>,
         trace: Option<crate::telemetry::Trace>,
+        trace_headers: Option<crate::telemetry::TraceHeaders>,
     ) -> Self {
         CallContext {
             rpc,
             deadline,
             request_id: None,
             trace,
+            trace_headers,
         }
     }
 

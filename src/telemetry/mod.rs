@@ -337,30 +337,55 @@ impl opentelemetry::propagation::Extractor for InboundContext<'_> {
     }
 }
 
-/// Writes the current span's W3C trace context into outbound headers.
-pub(crate) fn inject_trace_context(headers: &mut HeaderMap) {
-    // Constants: a header name given as `&str` is parsed on every insert.
-    const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
-    const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
-    let current = tracing::Span::current();
-    if let Some(ids) = ids::of(&current) {
-        headers.insert(TRACEPARENT, ids.traceparent());
-        if let Some(value) = ids
-            .state
-            .and_then(|state| http::HeaderValue::from_str(&state).ok())
-        {
-            headers.insert(TRACESTATE, value);
-        }
-        return;
-    }
-    let context = current.context();
-    if !context.span().span_context().is_valid() {
-        return;
-    }
-    global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut HeaderInjector(headers))
-    });
+/// The W3C trace context a provider call sends on: `traceparent`, and the
+/// caller's `tracestate` when it sent one.
+#[derive(Clone, Debug)]
+pub(crate) struct TraceHeaders {
+    traceparent: http::HeaderValue,
+    tracestate: Option<http::HeaderValue>,
 }
+
+impl TraceHeaders {
+    fn from_ids(ids: &ids::TraceIds) -> TraceHeaders {
+        TraceHeaders {
+            traceparent: ids.traceparent(),
+            tracestate: ids
+                .state
+                .as_deref()
+                .and_then(|state| http::HeaderValue::from_str(state).ok()),
+        }
+    }
+
+    /// The headers naming `span` as the parent, when it is in a trace.
+    pub(crate) fn of(span: &tracing::Span) -> Option<TraceHeaders> {
+        if let Some(ids) = ids::of(span) {
+            return Some(TraceHeaders::from_ids(&ids));
+        }
+        let context = span.context();
+        if !context.span().span_context().is_valid() {
+            return None;
+        }
+        let mut headers = HeaderMap::new();
+        global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
+        });
+        Some(TraceHeaders {
+            traceparent: headers.remove(TRACEPARENT)?,
+            tracestate: headers.remove(TRACESTATE),
+        })
+    }
+
+    pub(crate) fn insert_into(&self, headers: &mut HeaderMap) {
+        headers.insert(TRACEPARENT, self.traceparent.clone());
+        if let Some(state) = &self.tracestate {
+            headers.insert(TRACESTATE, state.clone());
+        }
+    }
+}
+
+// Constants: a header name given as `&str` is parsed on every insert.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// A trace id, written as W3C spells it (32 lowercase hex digits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -413,20 +438,31 @@ impl Trace {
 }
 
 /// The trace `span` belongs to.
+#[cfg(test)]
 pub(crate) fn trace_of(span: &tracing::Span) -> Option<Trace> {
+    trace_and_headers_of(span).0
+}
+
+/// The trace `span` belongs to and, when spans get their ids here (no
+/// exporter), the trace headers naming it as the parent, from one lookup
+/// of the span. With an exporter the headers are left to the provider
+/// call's own span.
+pub(crate) fn trace_and_headers_of(span: &tracing::Span) -> (Option<Trace>, Option<TraceHeaders>) {
     if let Some(ids) = ids::of(span) {
-        return Some(Trace {
+        let trace = Trace {
             id: TraceId(ids.trace_id),
             sampled: ids.flags & 1 == 1,
-        });
+        };
+        return (Some(trace), Some(TraceHeaders::from_ids(&ids)));
     }
     let context: Context = span.context();
     let span_ref = context.span();
     let span_context = span_ref.span_context();
-    span_context.is_valid().then(|| Trace {
+    let trace = span_context.is_valid().then(|| Trace {
         id: TraceId(u128::from_be_bytes(span_context.trace_id().to_bytes())),
         sampled: span_context.is_sampled(),
-    })
+    });
+    (trace, None)
 }
 
 #[cfg(test)]
@@ -446,7 +482,9 @@ mod tests {
             );
             let call = rpc.in_scope(|| tracing::info_span!("provider_call"));
             let mut headers = HeaderMap::new();
-            call.in_scope(|| inject_trace_context(&mut headers));
+            TraceHeaders::of(&call)
+                .expect("in a trace")
+                .insert_into(&mut headers);
             let traceparent = headers["traceparent"].to_str().unwrap();
             assert!(
                 traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")

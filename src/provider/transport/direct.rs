@@ -145,10 +145,14 @@ pub(super) async fn send(
     client: &DirectClient,
     request: &Outbound,
     body: Bytes,
+    trace_headers: Option<&telemetry::TraceHeaders>,
     budget: Duration,
     max_body_bytes: usize,
 ) -> std::result::Result<ProviderResponse, SendFailure> {
-    tokio::time::timeout(budget, client.inner.call(request, body, max_body_bytes))
+    let call = client
+        .inner
+        .call(request, body, trace_headers, max_body_bytes);
+    tokio::time::timeout(budget, call)
         .await
         .map_err(|elapsed| SendFailure::Timeout(Box::new(elapsed)))?
 }
@@ -158,6 +162,7 @@ pub(super) async fn send(
 fn outbound(
     request: &Outbound,
     body: Bytes,
+    trace_headers: Option<&telemetry::TraceHeaders>,
 ) -> std::result::Result<(Origin, http::Request<Full<Bytes>>), SendFailure> {
     let invalid = |what: &str| SendFailure::Transport(format!("the URL has no {what}").into());
     let url = Uri::try_from(request.url.as_str())
@@ -185,7 +190,9 @@ fn outbound(
     headers
         .entry(header::ACCEPT)
         .or_insert(HeaderValue::from_static("*/*"));
-    telemetry::inject_trace_context(&mut headers);
+    if let Some(trace_headers) = trace_headers {
+        trace_headers.insert_into(&mut headers);
+    }
     *outbound.headers_mut() = headers;
     Ok(((scheme, authority), outbound))
 }
@@ -197,9 +204,10 @@ impl Pool {
         &self,
         request: &Outbound,
         body: Bytes,
+        trace_headers: Option<&telemetry::TraceHeaders>,
         max_body_bytes: usize,
     ) -> std::result::Result<ProviderResponse, SendFailure> {
-        let (origin, mut request) = outbound(request, body)?;
+        let (origin, mut request) = outbound(request, body, trace_headers)?;
         loop {
             let (mut pooled, reused) = match self.checkout(&origin) {
                 Some(pooled) => (pooled, true),
@@ -564,9 +572,16 @@ mod tests {
     }
 
     async fn call(client: &DirectClient, request: &Outbound, limit: usize) -> Bytes {
-        let response = send(client, request, Bytes::new(), Duration::from_secs(5), limit)
-            .await
-            .unwrap_or_else(|_| panic!("the call to {} failed", request.url));
+        let response = send(
+            client,
+            request,
+            Bytes::new(),
+            None,
+            Duration::from_secs(5),
+            limit,
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the call to {} failed", request.url));
         assert_eq!(response.status, http::StatusCode::OK);
         response.body
     }
@@ -638,6 +653,7 @@ mod tests {
             &client,
             &get(&base, "/"),
             Bytes::new(),
+            None,
             Duration::from_secs(5),
             9,
         )
@@ -668,6 +684,7 @@ mod tests {
             &client,
             &get(&base, "/"),
             Bytes::new(),
+            None,
             Duration::from_secs(5),
             1024,
         )

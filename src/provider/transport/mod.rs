@@ -324,6 +324,17 @@ impl HttpClient {
         take: Take,
     ) -> Result<Answer> {
         let span = client_span(provider, account, request);
+        // The call's own span is the parent when it has ids. Otherwise (none
+        // opened, or one no layer gave ids) the rpc span is, whose context
+        // the call's context already holds.
+        let trace_headers = if span.is_disabled() {
+            None
+        } else {
+            telemetry::TraceHeaders::of(&span)
+        }
+        .or_else(|| ctx.trace_headers.clone())
+        .or_else(|| telemetry::TraceHeaders::of(&tracing::Span::current()));
+        let trace_headers = trace_headers.as_ref();
         let operation = request.operation;
         async {
             let started = tokio::time::Instant::now();
@@ -349,7 +360,7 @@ impl HttpClient {
                 .with_retry_after(wait));
             }
             let outcome = self
-                .send_with_retries(ctx, provider, request, take, &span)
+                .send_with_retries(ctx, provider, request, take, &span, trace_headers)
                 .await;
             let status = match &outcome {
                 Ok(answer) => crate::metrics::CallStatus::Http(answer.status().as_u16()),
@@ -382,6 +393,7 @@ impl HttpClient {
         request: &Outbound,
         take: Take,
         span: &tracing::Span,
+        trace_headers: Option<&telemetry::TraceHeaders>,
     ) -> Result<Answer> {
         let mut attempt = 0;
         let mut possibly_delivered = false;
@@ -393,7 +405,9 @@ impl HttpClient {
             let bounded_by_deadline = budget < request.timeout;
             span.record("retry.attempt", i64::from(attempt));
             let started = tokio::time::Instant::now();
-            let mut outcome = self.send_once(provider, request, budget, take).await;
+            let mut outcome = self
+                .send_once(provider, request, budget, take, trace_headers)
+                .await;
             if let Ok(Answer::Whole(response)) = &mut outcome {
                 response.is_retry_after_possible_delivery = possibly_delivered;
             }
@@ -462,6 +476,7 @@ impl HttpClient {
         request: &Outbound,
         budget: Duration,
         take: Take,
+        trace_headers: Option<&telemetry::TraceHeaders>,
     ) -> std::result::Result<Answer, SendFailure> {
         if matches!(take, Take::Whole)
             && let Some(body) = request.body.in_memory()
@@ -470,6 +485,7 @@ impl HttpClient {
                 &self.inner.direct,
                 request,
                 body,
+                trace_headers,
                 budget,
                 self.inner.max_body_bytes,
             )
@@ -478,7 +494,7 @@ impl HttpClient {
         }
         // Boxed: reqwest's future is large, and the JSON calls above, the
         // hot path, should not carry (and copy) room for it.
-        Box::pin(self.send_through_reqwest(provider, request, budget, take)).await
+        Box::pin(self.send_through_reqwest(provider, request, budget, take, trace_headers)).await
     }
 
     /// Multipart and streamed bodies, and answers that may be streamed.
@@ -488,9 +504,12 @@ impl HttpClient {
         request: &Outbound,
         budget: Duration,
         take: Take,
+        trace_headers: Option<&telemetry::TraceHeaders>,
     ) -> std::result::Result<Answer, SendFailure> {
         let mut headers = request.headers.clone();
-        telemetry::inject_trace_context(&mut headers);
+        if let Some(trace_headers) = trace_headers {
+            trace_headers.insert_into(&mut headers);
+        }
         let builder = self
             .inner
             .client
