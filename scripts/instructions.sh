@@ -5,6 +5,7 @@
 # share (about a third of the CPU) is not in it.
 #
 #   scripts/instructions.sh [GATEWAY]   # default: target/release/esign-gateway
+#   scripts/instructions.sh --naive     # the naive bridge (scenario N) instead
 #
 # How: esign-bench runs GATEWAY under valgrind in N's place (--n-gateway), one
 # quick round. callgrind's counters are dumped every second while it runs
@@ -13,17 +14,30 @@
 # of `Metrics::rpc_finished`, which runs once per answered call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-gateway="$(realpath "${1:-target/release/esign-gateway}")"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release --locked --features bench --bin esign-bench
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # esign-bench clears the environment of the servers it starts, so the
 # wrapper names its paths itself.
-cat >"$work/gateway" <<EOF
+if [ "${1:-}" = --naive ]; then
+    # Started as a gateway would be; the bridge takes the same settings as
+    # arguments. Counted: its handler's future, dropped once per call.
+    counted="core::ptr::drop_in_place<<esign_bench::naive::NaiveBridge as esign_gateway::pb::invitation_service_server::InvitationService>::resend_invitation::{{closure}}>"
+    cat >"$work/gateway" <<EOF
+#!/bin/sh
+exec valgrind --tool=callgrind --callgrind-out-file=$work/callgrind.%p.out \
+    "$(realpath target/release/esign-bench)" naive-bridge --port "\${GATEWAY_LISTEN_ADDR##*:}" \
+    --leegality-base-url "\$LEEGALITY_BASE_URL" --token "\$LEEGALITY_AUTH_TOKEN"
+EOF
+else
+    gateway="$(realpath "${1:-target/release/esign-gateway}")"
+    counted="esign_gateway::metrics::Metrics::rpc_finished"
+    cat >"$work/gateway" <<EOF
 #!/bin/sh
 exec valgrind --tool=callgrind --callgrind-out-file=$work/callgrind.%p.out "$gateway" "\$@"
 EOF
+fi
 chmod +x "$work/gateway"
 target/release/esign-bench --quick --rounds 1 --duration 5 --warmup 1 \
     --n-gateway "$work/gateway" --json "$work/report.json" >"$work/bench.log" 2>&1 &
@@ -34,10 +48,10 @@ while kill -0 "$bench" 2>/dev/null; do
     sleep 1
 done
 wait "$bench" || { cat "$work/bench.log" >&2; exit 1; }
-python3 - "$work" <<'EOF'
+python3 - "$work" "$counted" <<'EOF'
 import glob, re, sys
 
-COUNTED = "esign_gateway::metrics::Metrics::rpc_finished"
+COUNTED = sys.argv[2]
 instructions = calls = 0
 for path in glob.glob(f"{sys.argv[1]}/callgrind.*.out*"):
     names, total, seen, callee = {}, None, 0, None

@@ -139,16 +139,34 @@ impl Pipeline<'_> {
         let permit = admission?;
         let in_flight = metrics::global().in_flight();
         let kind = convert::provider(message.provider())?;
-        self.span.record("provider", kind.as_str());
+        // Both span fields in one record (each record is a dispatch);
+        // a call refused on the way still says which provider it named.
+        let account = self.account(kind, &caller, message).inspect_err(|_| {
+            self.span.record("provider", kind.as_str());
+        })?;
+        tracing::record_all!(
+            self.span,
+            provider = kind.as_str(),
+            account = account.config.name.as_str()
+        );
+        Ok((account, caller, (permit, in_flight)))
+    }
+
+    /// The account the call is for, once its names check out and the
+    /// caller may use it.
+    fn account<Req: ProviderScoped>(
+        &self,
+        kind: crate::domain::ProviderKind,
+        caller: &Caller,
+        message: &Req,
+    ) -> Result<Arc<Account>> {
         convert::account(message.account())?;
         convert::request_id(message.request_id())?;
         if let Some(auth) = &self.auth {
             let name = self.registry.account_name(kind, message.account());
-            auth.authorize(&caller, self.rpc.name(), Some((kind, name)))?;
+            auth.authorize(caller, self.rpc.name(), Some((kind, name)))?;
         }
-        let account = self.registry.resolve(kind, message.account())?;
-        self.span.record("account", account.config.name.as_str());
-        Ok((account, caller, (permit, in_flight)))
+        self.registry.resolve(kind, message.account())
     }
 
     /// Request-id deduplication (AIP-155): the first call claims the id and

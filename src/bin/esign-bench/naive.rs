@@ -177,8 +177,13 @@ pub(crate) async fn serve(port: u16, leegality_base_url: String, token: String) 
         resend_url: format!("{leegality_base_url}/v3.0/sign/request/resend"),
         token,
     };
-    // Health only so the benchmark knows when it is up.
-    let (_reporter, health) = tonic_health::server::health_reporter();
+    // Health only so the benchmark knows when it is up (the service by
+    // name too, as the gateway answers it, so that tools that wait for a
+    // gateway can run the bridge in its place: scripts/instructions.sh).
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<InvitationServiceServer<NaiveBridge>>()
+        .await;
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(InvitationServiceServer::new(bridge))
