@@ -227,8 +227,12 @@ impl RunningServer {
         clock: crate::clock::Clock,
         listeners: Listeners,
     ) -> Result<RunningServer, StartError> {
-        let http = HttpClient::new(&config.timeouts, config.max_provider_body_bytes)
-            .map_err(|error| StartError::HttpClient(error.to_string()))?;
+        let http = HttpClient::new(
+            &config.timeouts,
+            config.max_provider_body_bytes,
+            config.max_in_flight,
+        )
+        .map_err(|error| StartError::HttpClient(error.to_string()))?;
         let services =
             Services::from_config(config, http, clock).map_err(StartError::StateStore)?;
         let events = crate::events::Events::start(services.event_log.clone());

@@ -6,8 +6,8 @@
 //! - N: the naive bridge (`naive.rs`): ResendInvitation as one tonic handler
 //!   and one reqwest call, nothing else, as a team would write instead;
 //!
-//! then a scale run (simulator answers after 250 ms, 2,000 calls in flight)
-//! and an overload run (4x the saturating concurrency against an in-flight
+//! then a scale run (simulator answers after 250 ms, 2,000 calls in flight),
+//! on the gateway and then on N, and an overload run (4x the saturating concurrency against an in-flight
 //! limit). Servers under test run as child processes so their CPU time and
 //! RSS can be read from /proc. Prints a table and writes JSON.
 // A load generator measures real elapsed time; the project-wide rule that
@@ -69,6 +69,9 @@ struct Args {
     /// Skip the open-loop, scale and overload runs.
     #[arg(long)]
     quick: bool,
+    /// Only the scale runs (B, then N).
+    #[arg(long)]
+    scale_only: bool,
     /// Runs this esign-gateway binary (another build) in N's place, so that
     /// two builds compare in alternating rounds of one run: B is this
     /// build, N the other.
@@ -145,6 +148,8 @@ struct Report {
     gateway_idle_rss_mib: f64,
     scale: Option<LoadReport>,
     scale_process: Option<ProcessReport>,
+    /// N in the same scale run: how much of the tail is this machine's.
+    scale_naive: Option<LoadReport>,
     overload: Option<LoadReport>,
     overload_in_flight_limit: Option<usize>,
     overload_goodput_of_peak: Option<f64>,
@@ -288,6 +293,12 @@ async fn main() {
             .uuid
             .clone()
     };
+
+    if args.scale_only {
+        scale_runs(&sim, &args, &invitation, warmup, duration, &mut report).await;
+        write_report(&args.json, &report);
+        return;
+    }
 
     // A: bare tonic.
     {
@@ -531,46 +542,8 @@ async fn main() {
             report.open_loop_half_peak_naive = Some(naive);
         }
 
-        // Scale: slow provider, many calls in flight.
-        sim.set_latency(Duration::from_millis(args.scale_latency_ms));
-        let (server, _) = start_gateway(&sim, None).await;
-        let connections = args.connections.max(args.scale_concurrency / 250);
-        // Callers begin spread over one provider latency (see
-        // `load_staggered`), as long-running callers are.
-        let stagger = Duration::from_millis(args.scale_latency_ms);
-        run_gateway_load_staggered(
-            &server,
-            &invitation,
-            args.scale_concurrency,
-            connections,
-            stagger,
-            warmup,
-            false,
-        )
-        .await;
-        let cpu_before = server.cpu_seconds();
-        let scale = run_gateway_load_staggered(
-            &server,
-            &invitation,
-            args.scale_concurrency,
-            connections,
-            stagger,
-            duration,
-            false,
-        )
-        .await;
-        report.scale_process = Some(process_report(&server, cpu_before, scale.calls));
-        print_row("scale (250 ms provider)", &scale);
-        println!(
-            "scale: gateway peak RSS {:.1} MiB",
-            report
-                .scale_process
-                .as_ref()
-                .map_or(0.0, |p| p.peak_rss_mib)
-        );
-        report.scale = Some(scale);
-        drop(server);
-        sim.set_latency(Duration::ZERO);
+        // Scale: slow provider, many calls in flight; N the same way.
+        scale_runs(&sim, &args, &invitation, warmup, duration, &mut report).await;
 
         // Overload: 4x the concurrency that saturates B, against a limit of
         // that concurrency; shed callers wait out RetryInfo.
@@ -607,15 +580,95 @@ async fn main() {
         report.overload = Some(overload);
     }
 
-    if let Some(dir) = args.json.parent() {
+    write_report(&args.json, &report);
+}
+
+fn write_report(path: &std::path::Path, report: &Report) {
+    if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    std::fs::write(
-        &args.json,
-        serde_json::to_string_pretty(&report).expect("json"),
+    std::fs::write(path, serde_json::to_string_pretty(report).expect("json"))
+        .expect("write report");
+    println!("report: {}", path.display());
+}
+
+/// The scale run on a fresh gateway, then on scenario N's server.
+async fn scale_runs(
+    sim: &Simulator,
+    args: &Args,
+    invitation: &str,
+    warmup: Duration,
+    duration: Duration,
+    report: &mut Report,
+) {
+    let (scale, process) = scale_run(sim, args, invitation, Scenario::B, warmup, duration).await;
+    report.scale_process = Some(process);
+    report.scale = Some(scale);
+    let (scale, _) = scale_run(sim, args, invitation, Scenario::N, warmup, duration).await;
+    report.scale_naive = Some(scale);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    B,
+    N,
+}
+
+/// The scale run: the simulator answers after `--scale-latency-ms`, and
+/// `--scale-concurrency` callers keep one call each in flight, their first
+/// calls spread over one latency, on a fresh server of `scenario`.
+async fn scale_run(
+    sim: &Simulator,
+    args: &Args,
+    invitation: &str,
+    scenario: Scenario,
+    warmup: Duration,
+    duration: Duration,
+) -> (LoadReport, ProcessReport) {
+    sim.set_latency(Duration::from_millis(args.scale_latency_ms));
+    let server = match scenario {
+        Scenario::B => start_gateway(sim, None).await.0,
+        Scenario::N => start_scenario_n(sim, args).await,
+    };
+    let connections = args.connections.max(args.scale_concurrency / 250);
+    // Callers begin spread over one provider latency (see
+    // `load_staggered`), as long-running callers are.
+    let stagger = Duration::from_millis(args.scale_latency_ms);
+    run_gateway_load_staggered(
+        &server,
+        invitation,
+        args.scale_concurrency,
+        connections,
+        stagger,
+        warmup,
+        false,
     )
-    .expect("write report");
-    println!("report: {}", args.json.display());
+    .await;
+    let cpu_before = server.cpu_seconds();
+    let scale = run_gateway_load_staggered(
+        &server,
+        invitation,
+        args.scale_concurrency,
+        connections,
+        stagger,
+        duration,
+        false,
+    )
+    .await;
+    let process = process_report(&server, cpu_before, scale.calls);
+    let name = match scenario {
+        Scenario::B => "scale (250 ms provider)",
+        Scenario::N if args.n_gateway.is_some() => "scale, other gateway build",
+        Scenario::N => "scale, N naive bridge",
+    };
+    print_row(name, &scale);
+    println!(
+        "{name}: peak RSS {:.1} MiB, CPU {:.1} us/RPC",
+        process.peak_rss_mib, process.cpu_us_per_rpc
+    );
+    drop(server);
+    sim.set_latency(Duration::ZERO);
+    (scale, process)
 }
 
 /// A fresh gateway warmed up with B's closed-loop load, and a caller of

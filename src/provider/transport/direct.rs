@@ -33,8 +33,8 @@ use tokio::time::Instant;
 use tower_service::Service as _;
 
 use super::{
-    Outbound, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, ProviderResponse, USER_AGENT,
-    errors::SendFailure, files::content_length,
+    Outbound, POOL_IDLE_TIMEOUT, ProviderResponse, USER_AGENT, errors::SendFailure,
+    files::content_length,
 };
 use crate::{
     config::Timeouts,
@@ -56,6 +56,8 @@ pub(super) struct DirectClient {
 struct Pool {
     connector: Connector,
     idle: Mutex<IdleByOrigin>,
+    /// Idle connections kept per origin.
+    max_idle: usize,
 }
 
 /// Idle connections per origin, oldest first. Boxed: a connection with its
@@ -107,14 +109,19 @@ enum Unanswered {
     Failed(SendFailure),
 }
 
-pub(super) fn client(timeouts: &Timeouts) -> Result<DirectClient> {
+/// A client keeping up to `max_idle` idle connections per origin.
+pub(super) fn client(timeouts: &Timeouts, max_idle: usize) -> Result<DirectClient> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    client_trusting(timeouts, roots)
+    client_trusting(timeouts, roots, max_idle)
 }
 
-fn client_trusting(timeouts: &Timeouts, roots: rustls::RootCertStore) -> Result<DirectClient> {
+fn client_trusting(
+    timeouts: &Timeouts,
+    roots: rustls::RootCertStore,
+    max_idle: usize,
+) -> Result<DirectClient> {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(timeouts.connect));
     http.set_nodelay(true);
@@ -135,6 +142,7 @@ fn client_trusting(timeouts: &Timeouts, roots: rustls::RootCertStore) -> Result<
         inner: Arc::new(Pool {
             connector,
             idle: Mutex::default(),
+            max_idle,
         }),
     })
 }
@@ -281,7 +289,7 @@ impl Pool {
         let expired = waiting
             .partition_point(|pooled| now.duration_since(pooled.idle_since) >= POOL_IDLE_TIMEOUT);
         waiting.drain(..expired);
-        if waiting.len() < POOL_MAX_IDLE_PER_HOST {
+        if waiting.len() < self.max_idle {
             waiting.push(pooled);
         }
     }
@@ -469,7 +477,12 @@ mod tests {
         mpsc::UnboundedReceiver<String>,
     ) {
         let (base, accepted, heads) = server(after, answer_body).await;
-        (client(&Timeouts::default()).unwrap(), base, accepted, heads)
+        (
+            client(&Timeouts::default(), 16).unwrap(),
+            base,
+            accepted,
+            heads,
+        )
     }
 
     async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
@@ -608,6 +621,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn idle_connections_are_kept_up_to_the_cap_and_reused() {
+        async fn five_at_once(client: &DirectClient, request: &Outbound) {
+            futures_util::future::join_all((0..5).map(|_| call(client, request, 1024))).await;
+        }
+        // Kept up to as many as were in flight: the next burst dials none.
+        let (base, accepted, _heads) = server(AfterAnswer::KeepOpen, "ok").await;
+        let request = get(&base, "/");
+        let client = client(&Timeouts::default(), 5).unwrap();
+        five_at_once(&client, &request).await;
+        five_at_once(&client, &request).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+        // Under the cap, the connections over it close and are dialled again.
+        let (base, accepted, _heads) = server(AfterAnswer::KeepOpen, "ok").await;
+        let request = get(&base, "/");
+        let capped = super::client(&Timeouts::default(), 3).unwrap();
+        five_at_once(&capped, &request).await;
+        assert_eq!(capped.inner.idle.lock().unwrap().0[0].1.len(), 3);
+        five_at_once(&capped, &request).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
     async fn a_connection_the_server_dropped_is_replaced() {
         let (client, base, accepted, _heads) = client_and_server(AfterAnswer::Drop, "ok").await;
         for _ in 0..3 {
@@ -665,7 +700,7 @@ mod tests {
     #[tokio::test]
     async fn https_calls_offer_only_http1_and_share_one_connection() {
         let (base, roots, accepted, mut alpn) = tls_server().await;
-        let client = client_trusting(&Timeouts::default(), roots).unwrap();
+        let client = client_trusting(&Timeouts::default(), roots, 16).unwrap();
         for path in ["/v1/a", "/v1/b"] {
             assert_eq!(call(&client, &get(&base, path), 1024).await, "{}");
         }
@@ -679,7 +714,7 @@ mod tests {
     #[tokio::test]
     async fn a_certificate_from_an_unknown_ca_is_refused_before_anything_is_sent() {
         let (base, _roots, _accepted, mut alpn) = tls_server().await;
-        let client = client(&Timeouts::default()).unwrap();
+        let client = client(&Timeouts::default(), 16).unwrap();
         let outcome = send(
             &client,
             &get(&base, "/"),

@@ -213,7 +213,9 @@ impl ProviderResponse {
 /// What both client front-ends say they are, and how they pool connections.
 const USER_AGENT: &str = concat!("esign-gateway/", env!("CARGO_PKG_VERSION"));
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-const POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// Idle connections kept per host by the client for transfers (uploads,
+/// downloads), which their own budget keeps few.
+const TRANSFER_POOL_MAX_IDLE_PER_HOST: usize = 256;
 
 /// The shared, pooled client; cheap to clone.
 #[derive(Clone)]
@@ -232,11 +234,20 @@ struct Inner {
 }
 
 impl HttpClient {
-    pub(crate) fn new(timeouts: &Timeouts, max_body_bytes: usize) -> Result<HttpClient> {
+    /// `max_in_flight` bounds the calls that can need a connection at once,
+    /// so as many idle ones are kept per host: any fewer, and a busy
+    /// gateway closes connections only to dial (and, for a real provider,
+    /// handshake TLS) again moments later. The idle timeout trims them
+    /// after a burst.
+    pub(crate) fn new(
+        timeouts: &Timeouts,
+        max_body_bytes: usize,
+        max_in_flight: usize,
+    ) -> Result<HttpClient> {
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .pool_max_idle_per_host(TRANSFER_POOL_MAX_IDLE_PER_HOST)
             .tcp_nodelay(true)
             // Provider calls never follow redirects: a redirect could carry a
             // credential header to a host nobody configured.
@@ -248,7 +259,7 @@ impl HttpClient {
             })?;
         Ok(HttpClient {
             inner: Arc::new(Inner {
-                direct: direct::client(timeouts)?,
+                direct: direct::client(timeouts, max_in_flight)?,
                 client,
                 max_body_bytes,
                 breakers: Breakers::new(BreakerConfig::default(), Clock::default()),
