@@ -227,7 +227,8 @@ fn prefix(value: &str, chars: usize) -> &str {
 /// Whether audit lines are written at all (the log filter may drop them),
 /// so the hot path skips preparing them.
 pub(crate) fn enabled() -> bool {
-    telemetry::audit_sink().is_some() || tracing::enabled!(target: "audit", tracing::Level::INFO)
+    telemetry::audit_sink().is_some()
+        || tracing::enabled!(target: telemetry::AUDIT_TARGET, tracing::Level::INFO)
 }
 
 /// What one audit line says.
@@ -282,7 +283,7 @@ pub(crate) fn record_to(line: &AuditLine<'_>, sink: Option<&telemetry::LineSink>
             fields.str("reason", line.reason);
             fields.str("trace_id", trace_id);
         };
-        telemetry::write_info_line(AUDIT_TARGET, "audit", fields, sink);
+        telemetry::write_info_line(telemetry::AUDIT_TARGET, "audit", fields, sink);
         return;
     }
     let invitation_ids = Joined {
@@ -294,7 +295,7 @@ pub(crate) fn record_to(line: &AuditLine<'_>, sink: Option<&telemetry::LineSink>
         masking: Masking::Contacts,
     };
     tracing::info!(
-        target: "audit",
+        target: telemetry::AUDIT_TARGET,
         caller = line.caller,
         rpc = line.rpc,
         provider = provider.map_or("", ProviderKind::as_str),
@@ -309,8 +310,6 @@ pub(crate) fn record_to(line: &AuditLine<'_>, sink: Option<&telemetry::LineSink>
         "audit"
     );
 }
-
-const AUDIT_TARGET: &str = "audit";
 
 #[cfg(test)]
 mod tests {

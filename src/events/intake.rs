@@ -108,7 +108,7 @@ async fn receive(
     };
     crate::metrics::global().webhook(kind.as_str(), label);
     tracing::info!(
-        target: "audit",
+        target: crate::telemetry::AUDIT_TARGET,
         kind = "webhook",
         provider = kind.as_str(),
         account = account.config.name.as_str(),

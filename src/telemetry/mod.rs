@@ -23,7 +23,7 @@ use crate::config::{Config, LogFormat};
 mod batch;
 mod ids;
 mod lines;
-pub(crate) use lines::{DirectFields, write_info_line};
+pub(crate) use lines::{AUDIT_TARGET, DirectFields, write_info_line};
 use lines::{JsonLines, SpanFields};
 
 /// Takes whole lines.
@@ -187,7 +187,7 @@ where
         && let Ok(targets) = directives.parse::<Targets>()
     {
         return Ok(Box::new(targets.with_target(
-            lines::AUDIT_TARGET,
+            AUDIT_TARGET,
             tracing::level_filters::LevelFilter::OFF,
         )));
     }
@@ -225,7 +225,7 @@ where
 
 /// Audit lines, which are written whatever RUST_LOG says.
 fn audit_lines() -> Targets {
-    Targets::new().with_target(lines::AUDIT_TARGET, tracing::Level::INFO)
+    Targets::new().with_target(AUDIT_TARGET, tracing::Level::INFO)
 }
 
 /// The gateway's own spans, which need W3C ids whatever RUST_LOG says.
