@@ -114,10 +114,10 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
     // the W3C ids are kept: OpenTelemetry's span records would be dropped.
     let spans = Targets::new().with_target(env!("CARGO_CRATE_NAME"), tracing::Level::INFO);
     let exporting = config.otlp_endpoint.is_some();
-    if config.log_format == LogFormat::Json && !exporting {
+    let direct_audit = (config.log_format == LogFormat::Json && !exporting).then(|| {
         let audit_writer = audit_writer.clone();
-        let _ = AUDIT_SINK.set(Box::new(move |line| audit_writer.write_line(line)));
-    }
+        Box::new(move |line: &[u8]| audit_writer.write_line(line)) as Box<LineSink>
+    });
     let (output, ids_only) = match config.log_format {
         LogFormat::Json => (
             vec![json_lines(
@@ -154,6 +154,11 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, Box<dyn std::error::Error
         .with(exported)
         .with(output)
         .try_init()?;
+    // Only where this subscriber was installed: audit lines go where its
+    // own go, not to a writer of a subscriber that never took effect.
+    if let Some(sink) = direct_audit {
+        let _ = AUDIT_SINK.set(sink);
+    }
     Ok(TelemetryGuard {
         provider,
         _writers: [log_guard, audit_guard],
@@ -265,7 +270,13 @@ pub fn init_for_tests(path: &std::path::Path) {
         // Audit lines are written straight to the file, as production
         // writes them straight to stdout (writes of one handle's clone share
         // its offset, so lines do not overwrite each other).
-        if let Ok(audit_file) = file.try_clone() {
+        let audit_file = file.try_clone().ok();
+        // As in production without an exporter: W3C ids, no span records.
+        let installed = tracing_subscriber::registry()
+            .with(EnvFilter::new("debug,esign_gateway=trace"))
+            .with(JsonLines::new(std::sync::Mutex::new(file), SpanFields::Scope).with_w3c_ids())
+            .try_init();
+        if let (Ok(()), Some(audit_file)) = (installed, audit_file) {
             let audit_file = std::sync::Mutex::new(audit_file);
             let _ = AUDIT_SINK.set(Box::new(move |line| {
                 use std::io::Write as _;
@@ -273,11 +284,6 @@ pub fn init_for_tests(path: &std::path::Path) {
                 let _ = file.write_all(line);
             }));
         }
-        // As in production without an exporter: W3C ids, no span records.
-        let _ = tracing_subscriber::registry()
-            .with(EnvFilter::new("debug,esign_gateway=trace"))
-            .with(JsonLines::new(std::sync::Mutex::new(file), SpanFields::Scope).with_w3c_ids())
-            .try_init();
     });
 }
 
