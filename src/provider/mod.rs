@@ -43,9 +43,9 @@ pub(crate) struct CallContext {
     pub request_id: Option<String>,
     /// The call's trace, and whether it is sampled (for metric exemplars).
     pub trace: Option<crate::telemetry::Trace>,
-    /// The rpc span's trace context as provider calls send it, when spans
-    /// get their ids here (no exporter): a provider call without a span of
-    /// its own sends these, without looking its span up again.
+    /// The rpc span's trace context as provider calls send it: a provider
+    /// call without a span of its own sends these, without looking its span
+    /// up again.
     pub trace_headers: Option<crate::telemetry::TraceHeaders>,
 }
 

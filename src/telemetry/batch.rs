@@ -105,10 +105,6 @@ impl BatchWriter {
 
     /// Queues one whole line (or several).
     pub(crate) fn write_line(&self, line: &[u8]) {
-        self.append(line);
-    }
-
-    fn append(&self, line: &[u8]) {
         let shared = &*self.shared;
         let mut state = shared.lock();
         if state.pending.len() + line.len() > shared.capacity && !state.pending.is_empty() {
@@ -184,7 +180,7 @@ impl Drop for BatchGuard {
 
 impl Write for BatchWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        self.append(line);
+        self.write_line(line);
         Ok(line.len())
     }
 

@@ -176,16 +176,29 @@ pub(crate) fn write_info_line(
     sink: &dyn Fn(&[u8]),
 ) {
     with_line_buffer(|line| {
-        line.push_str("{\"timestamp\":\"");
-        push_timestamp(line);
-        line.push_str("\",\"level\":\"INFO\",\"fields\":{\"message\":");
+        open_fields(line, tracing::Level::INFO);
+        line.push_str("\"message\":");
         push_json_str(line, message);
         fields(&mut DirectFields(line));
-        line.push_str("},\"target\":");
-        push_json_str(line, target);
+        close_fields(line, target);
         line.push_str("}\n");
         sink(line.as_bytes());
     });
+}
+
+/// A line up to its fields: `{"timestamp":"..","level":"..","fields":{`.
+fn open_fields(line: &mut String, level: tracing::Level) {
+    line.push_str("{\"timestamp\":\"");
+    push_timestamp(line);
+    line.push_str("\",\"level\":\"");
+    line.push_str(level.as_str());
+    line.push_str("\",\"fields\":{");
+}
+
+/// The end of the fields and the target: `},"target":".."`.
+fn close_fields(line: &mut String, target: &str) {
+    line.push_str("},\"target\":");
+    push_json_str(line, target);
 }
 
 /// The fields of a line built by [`write_info_line`].
@@ -219,18 +232,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let metadata = event.metadata();
-    line.push_str("{\"timestamp\":\"");
-    push_timestamp(line);
-    line.push_str("\",\"level\":\"");
-    line.push_str(metadata.level().as_str());
-    line.push_str("\",\"fields\":{");
+    open_fields(line, *metadata.level());
     event.record(&mut Members {
         out: line,
         first: true,
         present: None,
     });
-    line.push_str("},\"target\":");
-    push_json_str(line, metadata.target());
+    close_fields(line, metadata.target());
     if spans != SpanFields::Omit
         && let Some(current) = ctx.event_span(event)
     {

@@ -364,16 +364,14 @@ impl TraceHeaders {
 
     /// The headers naming `span` as the parent, when it is in a trace.
     pub(crate) fn of(span: &tracing::Span) -> Option<TraceHeaders> {
-        if let Some(ids) = ids::of(span) {
-            return Some(TraceHeaders::from_ids(&ids));
-        }
-        let context = span.context();
-        if !context.span().span_context().is_valid() {
-            return None;
-        }
+        trace_and_headers_of(span).1
+    }
+
+    /// From an exporter's context of a span, when it is valid.
+    fn from_context(context: &Context) -> Option<TraceHeaders> {
         let mut headers = HeaderMap::new();
         global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&context, &mut HeaderInjector(&mut headers))
+            propagator.inject_context(context, &mut HeaderInjector(&mut headers))
         });
         Some(TraceHeaders {
             traceparent: headers.remove(TRACEPARENT)?,
@@ -449,10 +447,9 @@ pub(crate) fn trace_of(span: &tracing::Span) -> Option<Trace> {
     trace_and_headers_of(span).0
 }
 
-/// The trace `span` belongs to and, when spans get their ids here (no
-/// exporter), the trace headers naming it as the parent, from one lookup
-/// of the span. With an exporter the headers are left to the provider
-/// call's own span.
+/// The trace `span` belongs to, and the trace headers naming it as the
+/// parent, from one lookup of the span: its W3C ids when they are kept here
+/// (no exporter), else the exporter's context.
 pub(crate) fn trace_and_headers_of(span: &tracing::Span) -> (Option<Trace>, Option<TraceHeaders>) {
     if let Some(ids) = ids::of(span) {
         let trace = Trace {
@@ -464,11 +461,14 @@ pub(crate) fn trace_and_headers_of(span: &tracing::Span) -> (Option<Trace>, Opti
     let context: Context = span.context();
     let span_ref = context.span();
     let span_context = span_ref.span_context();
-    let trace = span_context.is_valid().then(|| Trace {
+    if !span_context.is_valid() {
+        return (None, None);
+    }
+    let trace = Trace {
         id: TraceId(u128::from_be_bytes(span_context.trace_id().to_bytes())),
         sampled: span_context.is_sampled(),
-    });
-    (trace, None)
+    };
+    (Some(trace), TraceHeaders::from_context(&context))
 }
 
 #[cfg(test)]

@@ -335,16 +335,15 @@ impl HttpClient {
         take: Take,
     ) -> Result<Answer> {
         let span = client_span(provider, account, request);
-        // The call's own span is the parent when it has ids. Otherwise (none
-        // opened, or one no layer gave ids) the rpc span is, whose context
-        // the call's context already holds.
+        // The call's own span is the parent when it is in a trace. Otherwise
+        // (none opened, or one no layer gave ids) the rpc span is, whose
+        // context the call's context already holds.
         let trace_headers = if span.is_disabled() {
             None
         } else {
             telemetry::TraceHeaders::of(&span)
         }
-        .or_else(|| ctx.trace_headers.clone())
-        .or_else(|| telemetry::TraceHeaders::of(&tracing::Span::current()));
+        .or_else(|| ctx.trace_headers.clone());
         let trace_headers = trace_headers.as_ref();
         let operation = request.operation;
         async {
