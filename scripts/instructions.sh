@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-cargo build --release --locked --features bench --bin esign-bench
+cargo build --release --locked --features bench --bin esign-bench --bin esign-naive-bridge
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # esign-bench clears the environment of the servers it starts, so the
@@ -23,11 +23,11 @@ trap 'rm -rf "$work"' EXIT
 if [ "${1:-}" = --naive ]; then
     # Started as a gateway would be; the bridge takes the same settings as
     # arguments. Counted: its handler's future, dropped once per call.
-    counted="core::ptr::drop_in_place<<esign_bench::naive::NaiveBridge as esign_gateway::pb::invitation_service_server::InvitationService>::resend_invitation::{{closure}}>"
+    counted="core::ptr::drop_in_place<<esign_naive_bridge::NaiveBridge as esign_gateway::pb::invitation_service_server::InvitationService>::resend_invitation::{{closure}}>"
     cat >"$work/gateway" <<EOF
 #!/bin/sh
 exec valgrind --tool=callgrind --callgrind-out-file=$work/callgrind.%p.out \
-    "$(realpath target/release/esign-bench)" naive-bridge --port "\${GATEWAY_LISTEN_ADDR##*:}" \
+    "$(realpath target/release/esign-naive-bridge)" --port "\${GATEWAY_LISTEN_ADDR##*:}" \
     --leegality-base-url "\$LEEGALITY_BASE_URL" --token "\$LEEGALITY_AUTH_TOKEN"
 EOF
 else

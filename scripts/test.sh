@@ -47,7 +47,7 @@ step "cargo deny: licences, bans (one TLS and HTTP stack), sources"
 cargo-deny check bans licenses sources
 
 step "the benchmark still builds (it is behind the bench feature)"
-cargo clippy --locked --features bench --bin esign-bench -- -D warnings
+cargo clippy --locked --features bench --bin esign-bench --bin esign-naive-bridge -- -D warnings
 
 step "buf lint"
 buf lint

@@ -3,7 +3,7 @@
 //! - A: a bare tonic unary server (gRPC health Check), the floor for any gRPC service;
 //! - B: the gateway serving ResendInvitation against the simulator;
 //! - C: the same Leegality request sent straight to the simulator with reqwest;
-//! - N: the naive bridge (`naive.rs`): ResendInvitation as one tonic handler
+//! - N: the naive bridge (the `esign-naive-bridge` binary): ResendInvitation as one tonic handler
 //!   and one reqwest call, nothing else, as a team would write instead;
 //!
 //! then a scale run (simulator answers after 250 ms, 2,000 calls in flight),
@@ -15,10 +15,16 @@
 #![allow(clippy::disallowed_methods)]
 #![forbid(unsafe_code)]
 
+// The load generator and the simulator share the machine with the server
+// under test; at 2,000 calls in flight glibc's malloc alone took a quarter
+// of their CPU (BENCHMARKS.md). Scenario N keeps the default allocator in
+// its own binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bigdocs;
 mod events;
 mod load;
-mod naive;
 mod open_loop;
 mod process;
 
@@ -33,8 +39,8 @@ use esign_gateway::{
 use crate::{
     load::{LoadReport, Outcome, channels, load, load_staggered, outcome_of},
     process::{
-        ProcessReport, Server, cpu_seconds_of, process_report, spawn_own_server, start_gateway,
-        start_gateway_binary, start_simulator,
+        ProcessReport, Server, cpu_seconds_of, process_report, spawn_own_server,
+        spawn_sibling_server, start_gateway, start_gateway_binary, start_simulator,
     },
 };
 use serde::Serialize;
@@ -88,15 +94,6 @@ enum Sub {
     EchoServer {
         #[arg(long)]
         port: u16,
-    },
-    /// Scenario N's server: the naive bridge in front of Leegality.
-    NaiveBridge {
-        #[arg(long)]
-        port: u16,
-        #[arg(long)]
-        leegality_base_url: String,
-        #[arg(long)]
-        token: String,
     },
     /// Events: signed signNow webhooks into the intake, out to many
     /// WatchEvents streams; webhook-to-watcher latency and events a second.
@@ -168,8 +165,8 @@ async fn start_scenario_n(sim: &Simulator, args: &Args) -> Server {
     if let Some(binary) = &args.n_gateway {
         return start_gateway_binary(sim, None, binary).await.0;
     }
-    spawn_own_server(
-        "naive-bridge",
+    spawn_sibling_server(
+        "esign-naive-bridge",
         &[
             "--leegality-base-url",
             &sim.base_url(esign_gateway::ProviderKind::Leegality),
@@ -240,14 +237,6 @@ async fn main() {
     match args.command {
         Some(Sub::EchoServer { port }) => {
             echo_server(port).await;
-            return;
-        }
-        Some(Sub::NaiveBridge {
-            port,
-            leegality_base_url,
-            token,
-        }) => {
-            naive::serve(port, leegality_base_url, token).await;
             return;
         }
         Some(Sub::Bigdocs {

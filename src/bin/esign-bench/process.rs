@@ -141,16 +141,28 @@ pub(crate) fn sibling_binary(name: &str) -> PathBuf {
     exe.with_file_name(name)
 }
 
-/// Runs this binary's `subcommand` (a server for scenario A or N) on a free
-/// port, its other `args` after `--port`, and waits until it serves.
+/// Runs this binary's `subcommand` (scenario A's server) on a free port,
+/// its other `args` after `--port`, and waits until it serves.
 pub(crate) async fn spawn_own_server(subcommand: &str, args: &[&str]) -> Server {
+    let mut command = Command::new(std::env::current_exe().expect("own path"));
+    command.arg(subcommand);
+    spawn_server(command, args).await
+}
+
+/// Runs the sibling binary `name` (scenario N's server) on a free port, its
+/// other `args` after `--port`, and waits until it serves.
+pub(crate) async fn spawn_sibling_server(name: &str, args: &[&str]) -> Server {
+    spawn_server(Command::new(sibling_binary(name)), args).await
+}
+
+async fn spawn_server(mut command: Command, args: &[&str]) -> Server {
     let port = free_port();
-    let child = Command::new(std::env::current_exe().expect("own path"))
-        .args([subcommand, "--port", &port.to_string()])
+    let child = command
+        .args(["--port", &port.to_string()])
         .args(args)
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|error| panic!("start {subcommand}: {error}"));
+        .unwrap_or_else(|error| panic!("start {:?}: {error}", command.get_program()));
     let server = Server {
         child,
         addr: format!("127.0.0.1:{port}").parse().expect("addr"),

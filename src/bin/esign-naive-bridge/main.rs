@@ -1,9 +1,16 @@
-//! Scenario N: the naive bridge a team would write in an afternoon instead
-//! of adopting the gateway. One tonic handler for ResendInvitation, one
-//! reqwest call to Leegality, serde both ways; no auth, idempotency,
-//! deadlines, breaker, metrics, audit or tracing. Built from the same proto
-//! and crates as the gateway, so the comparison measures what the gateway
-//! adds, not a different stack.
+//! Scenario N of `esign-bench`: the naive bridge a team would write in an
+//! afternoon instead of adopting the gateway. One tonic handler for
+//! ResendInvitation, one reqwest call to Leegality, serde both ways; no
+//! auth, idempotency, deadlines, breaker, metrics, audit or tracing. Built
+//! from the same proto and crates as the gateway, so the comparison
+//! measures what the gateway adds, not a different stack.
+//!
+//! A binary of its own so that it keeps the default allocator, as such a
+//! bridge would, while the benchmark's load generator and simulator run on
+//! mimalloc (see BENCHMARKS.md).
+#![forbid(unsafe_code)]
+
+use clap::Parser;
 
 use esign_gateway::pb::{
     self,
@@ -165,8 +172,25 @@ impl InvitationService for NaiveBridge {
     }
 }
 
-/// Serves the naive bridge on `port` until killed.
-pub(crate) async fn serve(port: u16, leegality_base_url: String, token: String) {
+#[derive(Parser, Debug)]
+#[command(about = "esign-bench scenario N: the naive bridge in front of Leegality")]
+struct Args {
+    #[arg(long)]
+    port: u16,
+    #[arg(long)]
+    leegality_base_url: String,
+    #[arg(long)]
+    token: String,
+}
+
+/// Serves the naive bridge on `--port` until killed.
+#[tokio::main]
+async fn main() {
+    let Args {
+        port,
+        leegality_base_url,
+        token,
+    } = Args::parse();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
