@@ -237,6 +237,8 @@ pub(crate) struct SimResponse {
     pub empty: bool,
     /// Answer with this file instead of JSON.
     pub file: Option<files::FileAnswer>,
+    /// Answer with this JSON, already serialized, instead of `body`.
+    pub json_bytes: Option<Bytes>,
 }
 
 impl SimResponse {
@@ -247,6 +249,16 @@ impl SimResponse {
             body,
             empty: false,
             file: None,
+            json_bytes: None,
+        }
+    }
+
+    /// An answer serialized by its handler (a hot one, written without
+    /// building a `Value`).
+    pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> SimResponse {
+        SimResponse {
+            json_bytes: Some(body),
+            ..SimResponse::json(status, serde_json::Value::Null)
         }
     }
 
@@ -693,6 +705,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Reque
         files::file_response(file)
     } else if answer.empty {
         (answer.status, Body::empty()).into_response()
+    } else if let Some(body) = answer.json_bytes {
+        (
+            answer.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
     } else {
         (answer.status, axum::Json(answer.body)).into_response()
     };
