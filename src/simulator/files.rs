@@ -90,7 +90,7 @@ pub(crate) async fn signnow_upload(shared: &Shared, path: &str, request: Request
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
     if !lock(&shared.signnow).token_is_valid(bearer.as_deref(), now) {
-        return answer(super::signnow::invalid_token());
+        return super::signnow::invalid_token().into_http();
     }
     let expected = headers
         .get(header::CONTENT_LENGTH)
@@ -100,7 +100,7 @@ pub(crate) async fn signnow_upload(shared: &Shared, path: &str, request: Request
         .min(MAX_UPLOAD_BYTES);
     let mut multipart = match Multipart::from_request(request, &()).await {
         Ok(multipart) => multipart,
-        Err(_) => return answer(super::signnow::api_error(65536, "Invalid file")),
+        Err(_) => return super::signnow::api_error(65536, "Invalid file").into_http(),
     };
     let mut received = None;
     loop {
@@ -148,7 +148,7 @@ pub(crate) async fn signnow_upload(shared: &Shared, path: &str, request: Request
         ));
     }
     let Some((summary, file)) = received else {
-        return answer(super::signnow::api_error(65536, "File is required"));
+        return super::signnow::api_error(65536, "File is required").into_http();
     };
     if shared.config.record_requests {
         lock(&shared.log).push(RecordedRequest {
@@ -186,7 +186,7 @@ pub(crate) async fn signnow_upload(shared: &Shared, path: &str, request: Request
     };
     let id = document.id.clone();
     state.documents.insert(id.clone(), document);
-    answer(SimResponse::ok(json!({ "id": id })))
+    SimResponse::ok(json!({ "id": id })).into_http()
 }
 
 /// A file answer from parts held elsewhere: nothing is copied.
@@ -214,10 +214,6 @@ pub(crate) fn file_response(file: &FileAnswer) -> Response {
 pub(crate) struct FileAnswer {
     pub file_name: String,
     pub parts: Vec<Bytes>,
-}
-
-fn answer(response: SimResponse) -> Response {
-    (response.status, axum::Json(response.body)).into_response()
 }
 
 #[cfg(test)]

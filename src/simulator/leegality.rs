@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone as _, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Shared, SimRequest, SimResponse, SimulatorConfig, lock};
@@ -306,25 +307,44 @@ fn ulid_like() -> String {
         .collect()
 }
 
-fn envelope(status: u8, code: Option<&str>, message: &str, data: Value) -> SimResponse {
+fn envelope(status: u8, code: Option<&str>, message: &str, data: impl Serialize) -> SimResponse {
     envelope_with(StatusCode::OK, status, code, message, data)
 }
 
+/// Every Leegality answer's `{status, messages, data}`, serialized straight
+/// from `data` (typed on the hot resend path; a `Value` elsewhere).
 fn envelope_with(
     http: StatusCode,
     status: u8,
     code: Option<&str>,
     message: &str,
-    data: Value,
+    data: impl Serialize,
 ) -> SimResponse {
-    SimResponse::json(
-        http,
-        json!({
-            "status": status,
-            "messages": [{ "code": code, "message": message }],
-            "data": data,
-        }),
-    )
+    let envelope = Envelope {
+        status,
+        messages: [EnvelopeMessage { code, message }],
+        data,
+    };
+    match serde_json::to_vec(&envelope) {
+        Ok(body) => SimResponse::json_bytes(http, body.into()),
+        Err(error) => SimResponse::json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"simulator": error.to_string()}),
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    status: u8,
+    messages: [EnvelopeMessage<'a>; 1],
+    data: T,
+}
+
+#[derive(Serialize)]
+struct EnvelopeMessage<'a> {
+    code: Option<&'a str>,
+    message: &'a str,
 }
 
 /// A malformed create: HTTP 400 with the envelope and a null code.
@@ -549,46 +569,25 @@ fn resend(state: &mut State, body: &Value) -> SimResponse {
     if state.reverse_resend_items {
         results.reverse();
     }
-    // Written straight from typed items, not built as a `Value` first: the
-    // benchmark's scale run makes 8,000 of these a second on the cores the
-    // gateway under test shares. Same JSON as the other envelopes.
-    let answer = Envelope {
-        status: 1,
-        messages: [EnvelopeMessage {
-            code: Some("simpleWorkFlow.success"),
-            message: "Invitations sent successfully.",
-        }],
-        data: ResendData {
+    // Typed items, not a `Value`: the benchmark's scale run asks for about
+    // 8,000 of these a second on the cores the gateway under test shares.
+    envelope(
+        1,
+        Some("simpleWorkFlow.success"),
+        "Invitations sent successfully.",
+        ResendData {
             invitations: results,
         },
-    };
-    match serde_json::to_vec(&answer) {
-        Ok(body) => SimResponse::json_bytes(StatusCode::OK, body.into()),
-        Err(error) => failure("simulator.error", &error.to_string()),
-    }
+    )
 }
 
-/// `{status, messages, data}`, as `envelope_with` builds it as a `Value`.
-#[derive(serde::Serialize)]
-struct Envelope<'a, T> {
-    status: u8,
-    messages: [EnvelopeMessage<'a>; 1],
-    data: T,
-}
-
-#[derive(serde::Serialize)]
-struct EnvelopeMessage<'a> {
-    code: Option<&'a str>,
-    message: &'a str,
-}
-
-#[derive(serde::Serialize)]
+#[derive(Serialize)]
 struct ResendData {
     invitations: Vec<ResendItem>,
 }
 
 /// One resend item; an unknown sign URL has null name, email and phone.
-#[derive(serde::Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ResendItem {
     status: u8,

@@ -7,6 +7,7 @@
 //! and it can add latency or inject faults (status, delay, malformed or huge
 //! bodies, connection resets) on request.
 
+mod answer;
 pub mod bynn;
 mod checks;
 mod files;
@@ -28,9 +29,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use tokio::{net::TcpListener, task::JoinHandle};
 
+pub(crate) use self::answer::{SimRequest, SimResponse};
 pub(crate) use self::checks::{looks_like_e164, looks_like_email, random_hex};
 pub use self::files::{ReceivedFile, sample_pdf};
 pub use crate::clock::Clock;
@@ -224,87 +225,6 @@ impl Fault {
     pub fn times(mut self, times: u32) -> Fault {
         self.times = Some(times);
         self
-    }
-}
-
-/// A provider answer before it is turned into HTTP.
-#[derive(Debug, Clone)]
-pub(crate) struct SimResponse {
-    pub status: StatusCode,
-    pub headers: Vec<(header::HeaderName, String)>,
-    pub body: serde_json::Value,
-    /// Send no body at all (not even `null`).
-    pub empty: bool,
-    /// Answer with this file instead of JSON.
-    pub file: Option<files::FileAnswer>,
-    /// Answer with this JSON, already serialized, instead of `body`.
-    pub json_bytes: Option<Bytes>,
-}
-
-impl SimResponse {
-    pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> SimResponse {
-        SimResponse {
-            status,
-            headers: Vec::new(),
-            body,
-            empty: false,
-            file: None,
-            json_bytes: None,
-        }
-    }
-
-    /// An answer serialized by its handler (a hot one, written without
-    /// building a `Value`).
-    pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> SimResponse {
-        SimResponse {
-            json_bytes: Some(body),
-            ..SimResponse::json(status, serde_json::Value::Null)
-        }
-    }
-
-    pub(crate) fn file(file_name: String, parts: Vec<Bytes>) -> SimResponse {
-        SimResponse {
-            file: Some(files::FileAnswer { file_name, parts }),
-            ..SimResponse::ok(serde_json::Value::Null)
-        }
-    }
-
-    pub(crate) fn without_body(mut self) -> SimResponse {
-        self.empty = true;
-        self
-    }
-
-    pub(crate) fn ok(body: serde_json::Value) -> SimResponse {
-        SimResponse::json(StatusCode::OK, body)
-    }
-
-    pub(crate) fn with_header(
-        mut self,
-        name: header::HeaderName,
-        value: impl Into<String>,
-    ) -> SimResponse {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-/// The request as the per-provider handlers see it.
-pub(crate) struct SimRequest<'a> {
-    pub method: &'a Method,
-    pub path: &'a str,
-    pub query: &'a HashMap<String, String>,
-    pub headers: &'a HeaderMap,
-    pub body: &'a Bytes,
-    pub now: DateTime<Utc>,
-}
-
-impl SimRequest<'_> {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub(crate) fn bearer(&self) -> Option<&str> {
-        self.header("authorization")?.strip_prefix("Bearer ")
     }
 }
 
@@ -701,29 +621,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: axum::extract::Reque
     if matches!(fault, Some(FaultKind::LoseAnswer)) {
         return reset_response();
     }
-    let mut response = if let Some(file) = &answer.file {
-        files::file_response(file)
-    } else if answer.empty {
-        (answer.status, Body::empty()).into_response()
-    } else if let Some(body) = answer.json_bytes {
-        (
-            answer.status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response()
-    } else {
-        (answer.status, axum::Json(answer.body)).into_response()
-    };
-    for (name, value) in answer.headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+    answer.into_http()
 }
 
 /// A 200 whose body breaks off with a connection reset.
