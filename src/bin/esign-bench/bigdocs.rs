@@ -8,7 +8,7 @@ use esign_gateway::{
 };
 
 use crate::{
-    load::channels,
+    load::open_connections,
     process::{Server, spawn_gateway, start_gateway, start_simulator},
 };
 
@@ -26,9 +26,9 @@ pub(crate) async fn bigdocs_scenario(mb: usize, latency: Duration) {
         let (server, _) = start_gateway(&sim, None).await;
         let idle = server.status_mib("VmRSS:");
         let creates_before = leegality_creates(&sim);
-        let channel = channels(server.addr, 1).await.remove(0);
+        let connection = open_connections(server.addr, 1).await.remove(0);
         let calls = (0..concurrency).map(|_| {
-            let mut client = InvitationServiceClient::new(channel.clone())
+            let mut client = InvitationServiceClient::new(connection.clone())
                 .max_encoding_message_size(32 * 1024 * 1024);
             let request = pb::SendInvitationRequest {
                 provider: pb::Provider::Leegality as i32,
@@ -84,7 +84,7 @@ pub(crate) async fn transfer_scenario(transfer_mb: usize) {
 
     let (server, _) = start_signnow_gateway(&sim).await;
     let idle = server.status_mib("VmRSS:");
-    let mut client = InvitationServiceClient::new(channels(server.addr, 1).await.remove(0));
+    let mut client = InvitationServiceClient::new(open_connections(server.addr, 1).await.remove(0));
     let mut messages = vec![pb::UploadDocumentRequest {
         part: Some(pb::upload_document_request::Part::Metadata(
             pb::UploadDocumentMetadata {
@@ -127,7 +127,7 @@ pub(crate) async fn transfer_scenario(transfer_mb: usize) {
 
     let (server, _) = start_signnow_gateway(&sim).await;
     let idle = server.status_mib("VmRSS:");
-    let mut client = InvitationServiceClient::new(channels(server.addr, 1).await.remove(0));
+    let mut client = InvitationServiceClient::new(open_connections(server.addr, 1).await.remove(0));
     let started = std::time::Instant::now();
     let mut stream = client
         .download_document(pb::DownloadDocumentRequest {

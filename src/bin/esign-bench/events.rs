@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 use esign_gateway::{ProviderKind, pb, simulator::SimulatorConfig};
 
 use crate::{
-    load::{channels, percentile},
+    load::{open_connections, percentile},
     process::{free_port, spawn_gateway, start_simulator},
 };
 
@@ -33,10 +33,10 @@ pub(crate) async fn events_scenario(watchers: usize, events: usize, concurrency:
 
     let sent_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
         Arc::new(std::sync::Mutex::new(vec![None; events]));
-    let channels = channels(addr, 4).await;
+    let connections = open_connections(addr, 4).await;
     let mut readers = Vec::new();
     for index in 0..watchers {
-        let mut stream = EventServiceClient::new(channels[index % channels.len()].clone())
+        let mut stream = EventServiceClient::new(connections[index % connections.len()].clone())
             .watch_events(pb::WatchEventsRequest::default())
             .await
             .expect("watch")

@@ -9,7 +9,6 @@ use std::{
 };
 
 use serde::Serialize;
-use tonic::transport::Channel;
 
 /// How one call ended, as the load generator counts it.
 pub(crate) enum Outcome {
@@ -172,19 +171,64 @@ pub(crate) fn outcome_of<T>(result: Result<T, tonic::Status>) -> Outcome {
     }
 }
 
-pub(crate) async fn channels(addr: SocketAddr, count: usize) -> Vec<Channel> {
-    let mut channels = Vec::with_capacity(count);
-    for _ in 0..count {
-        channels.push(
-            Channel::from_shared(format!("http://{addr}"))
-                .expect("uri")
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .expect("connect"),
-        );
+/// One HTTP/2 connection to the server under test, as the load generator's
+/// generated clients use it.
+///
+/// tonic's `Channel` routes every call through a buffer task (a queue and a
+/// cross-task wake-up per call) and rebuilds it behind reconnect and
+/// load-balancing layers. A real caller runs on another machine, but here
+/// the load generator shares two cores with the server under test, so what
+/// it spends is taken from the server. This sends straight on hyper's
+/// HTTP/2 handle, as h2load does; B and N get the same caller.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    sender: hyper::client::conn::http2::SendRequest<tonic::body::Body>,
+    authority: http::uri::Authority,
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Connection {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.sender.poll_ready(cx)
     }
-    channels
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        // The generated client sends a path only; HTTP/2 wants the scheme
+        // and authority too (`Channel` adds them the same way).
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(self.authority.clone());
+        *request.uri_mut() = http::Uri::from_parts(parts).expect("uri from parts");
+        Box::pin(self.sender.send_request(request))
+    }
+}
+
+pub(crate) async fn open_connections(addr: SocketAddr, count: usize) -> Vec<Connection> {
+    let authority: http::uri::Authority = addr.to_string().parse().expect("authority");
+    let mut connections = Vec::with_capacity(count);
+    for _ in 0..count {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        connections.push(Connection {
+            sender,
+            authority: authority.clone(),
+        });
+    }
+    connections
 }
 
 #[cfg(test)]

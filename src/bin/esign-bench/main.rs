@@ -37,7 +37,7 @@ use esign_gateway::{
 };
 
 use crate::{
-    load::{LoadReport, Outcome, channels, load, load_staggered, outcome_of},
+    load::{LoadReport, Outcome, load, load_staggered, open_connections, outcome_of},
     process::{
         ProcessReport, Server, cpu_seconds_of, process_report, spawn_own_server,
         spawn_sibling_server, start_gateway, start_gateway_binary, start_simulator,
@@ -292,7 +292,7 @@ async fn main() {
     // A: bare tonic.
     {
         let server = spawn_own_server("echo-server", &[]).await;
-        let clients: Vec<_> = channels(server.addr, args.connections)
+        let clients: Vec<_> = open_connections(server.addr, args.connections)
             .await
             .into_iter()
             .map(HealthClient::new)
@@ -716,7 +716,7 @@ async fn resend_caller(
 + 'static
 + use<> {
     let clients: Arc<Vec<_>> = Arc::new(
-        channels(addr, connections)
+        open_connections(addr, connections)
             .await
             .into_iter()
             .map(InvitationServiceClient::new)
