@@ -284,6 +284,11 @@ impl Simulator {
                 files::MAX_UPLOAD_BYTES,
             ))
             .with_state(shared.clone());
+        // Nagle off, as HTTP servers run it: an answer written in two
+        // pieces must not wait for the caller's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(error = %error, "simulator stopped");
