@@ -78,6 +78,11 @@ struct Args {
     /// Only the scale runs (B, then N).
     #[arg(long)]
     scale_only: bool,
+    /// Only the open loop at this fixed rate (calls a second): B and N
+    /// alternately, each on a fresh server warmed up, for `--rounds`
+    /// rounds. For studying the tail at one rate without the sweep.
+    #[arg(long)]
+    open_loop_rate: Option<f64>,
     /// Runs this esign-gateway binary (another build) in N's place, so that
     /// two builds compare in alternating rounds of one run: B is this
     /// build, N the other.
@@ -283,6 +288,10 @@ async fn main() {
             .clone()
     };
 
+    if let Some(rate) = args.open_loop_rate {
+        fixed_rate_rounds(&sim, &args, &invitation, rate, warmup, duration).await;
+        return;
+    }
     if args.scale_only {
         scale_runs(&sim, &args, &invitation, warmup, duration, &mut report).await;
         write_report(&args.json, &report);
@@ -579,6 +588,39 @@ fn write_report(path: &std::path::Path, report: &Report) {
     std::fs::write(path, serde_json::to_string_pretty(report).expect("json"))
         .expect("write report");
     println!("report: {}", path.display());
+}
+
+/// `--open-loop-rate`: B and N alternately at one rate, fresh servers.
+async fn fixed_rate_rounds(
+    sim: &Simulator,
+    args: &Args,
+    invitation: &str,
+    rate: f64,
+    warmup: Duration,
+    duration: Duration,
+) {
+    let print = |name: &str, round: usize, report: &open_loop::OpenLoopReport| {
+        println!(
+            "open loop {rate:.0}/s, {name} (round {round}): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  failed {}",
+            report.p50_ms, report.p99_ms, report.p999_ms, report.max_ms, report.failed
+        );
+    };
+    for round in 1..=args.rounds {
+        let (gateway, call) = warmed_gateway(sim, args, invitation, warmup).await;
+        print(
+            "B",
+            round,
+            &open_loop::open_loop(rate, duration, call).await,
+        );
+        drop(gateway);
+        let other = start_scenario_n(sim, args).await;
+        let call = warmed_caller(&other, args, invitation, warmup).await;
+        print(
+            "N",
+            round,
+            &open_loop::open_loop(rate, duration, call).await,
+        );
+    }
 }
 
 /// The scale run on a fresh gateway, then on scenario N's server.
