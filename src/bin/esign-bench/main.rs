@@ -506,7 +506,7 @@ async fn main() {
         .await;
         let peak = steps
             .iter()
-            .filter(|s| s.achieved_ok_rps >= 0.95 * s.target_rps && s.p99_ms < 50.0)
+            .filter(|s| !s.cut_short && s.achieved_ok_rps >= 0.95 * s.target_rps && s.p99_ms < 50.0)
             .map(|s| s.target_rps)
             .fold(0.0, f64::max);
         report.open_loop_sweep = steps;
@@ -515,7 +515,7 @@ async fn main() {
             // A fresh gateway, warmed up: the sweep's last step overloads the
             // one it ran on, and this measures steady state, not recovery.
             let (gateway, call) = warmed_gateway(&sim, &args, &invitation, warmup).await;
-            let half = open_loop::open_loop(peak / 2.0, duration, call).await;
+            let half = open_loop::open_loop(peak / 2.0, duration, None, call).await;
             println!(
                 "open loop at half of B's peak ({:.0}/s of {:.0}/s): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
                 peak / 2.0,
@@ -532,7 +532,7 @@ async fn main() {
             // this machine's (two cores shared by three processes).
             let bridge = start_scenario_n(&sim, &args).await;
             let call = warmed_caller(&bridge, &args, &invitation, warmup).await;
-            let naive = open_loop::open_loop(peak / 2.0, duration, call).await;
+            let naive = open_loop::open_loop(peak / 2.0, duration, None, call).await;
             println!(
                 "open loop, N at the same rate: p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
                 naive.p50_ms, naive.p99_ms, naive.p999_ms, naive.max_ms
@@ -610,7 +610,7 @@ async fn fixed_rate_rounds(
         print(
             "B",
             round,
-            &open_loop::open_loop(rate, duration, call).await,
+            &open_loop::open_loop(rate, duration, None, call).await,
         );
         drop(gateway);
         let other = start_scenario_n(sim, args).await;
@@ -618,7 +618,7 @@ async fn fixed_rate_rounds(
         print(
             "N",
             round,
-            &open_loop::open_loop(rate, duration, call).await,
+            &open_loop::open_loop(rate, duration, None, call).await,
         );
     }
 }

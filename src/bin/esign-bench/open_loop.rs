@@ -6,7 +6,10 @@
 
 use std::{
     future::Future,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+    },
     time::{Duration, Instant},
 };
 
@@ -25,11 +28,20 @@ pub(crate) struct OpenLoopReport {
     pub(crate) p99_ms: f64,
     pub(crate) p999_ms: f64,
     pub(crate) max_ms: f64,
+    /// Calls stopped being started because too many were waiting (the
+    /// sweep's steps past the peak only).
+    pub(crate) cut_short: bool,
 }
 
 /// Starts `call` at `rate` per second for `duration`, then waits (at most
-/// 10 s) for the calls still running.
-pub(crate) async fn open_loop<F, Fut>(rate: f64, duration: Duration, call: F) -> OpenLoopReport
+/// 10 s) for the calls still running. With `max_waiting`, it stops starting
+/// calls once that many are unanswered.
+pub(crate) async fn open_loop<F, Fut>(
+    rate: f64,
+    duration: Duration,
+    max_waiting: Option<usize>,
+    call: F,
+) -> OpenLoopReport
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
@@ -38,7 +50,8 @@ where
     let histogram = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
     ));
-    let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let waiting = Arc::new(AtomicUsize::new(0));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let total = (rate * duration.as_secs_f64()) as usize;
     // Calls are started by a thread of their own that sleeps with the OS
@@ -47,34 +60,42 @@ where
     // to a millisecond that would count against the gateway).
     let runtime = tokio::runtime::Handle::current();
     let call = Arc::new(call);
-    let (started, running) = {
+    let (started, running, cut_short) = {
         let histogram = histogram.clone();
         let failed = failed.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let mut running = Vec::with_capacity(total);
+            let mut cut_short = false;
             for next in 0..total {
                 let intended = started + interval * next as u32;
                 let now = Instant::now();
                 if intended > now {
                     std::thread::sleep(intended - now);
                 }
+                if max_waiting.is_some_and(|max| waiting.load(Relaxed) >= max) {
+                    cut_short = true;
+                    break;
+                }
                 let call = call.clone();
                 let histogram = histogram.clone();
                 let failed = failed.clone();
+                let waiting = waiting.clone();
+                waiting.fetch_add(1, Relaxed);
                 running.push(runtime.spawn(async move {
                     let outcome = call(next).await;
+                    waiting.fetch_sub(1, Relaxed);
                     let micros = intended.elapsed().as_micros().max(1) as u64;
                     histogram
                         .lock()
                         .expect("histogram")
                         .saturating_record(micros);
                     if !matches!(outcome, Outcome::Ok) {
-                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        failed.fetch_add(1, Relaxed);
                     }
                 }));
             }
-            (started, running)
+            (started, running, cut_short)
         })
         .await
         .expect("pacer thread")
@@ -86,7 +107,7 @@ where
     .await;
     let elapsed = started.elapsed().as_secs_f64();
     let histogram = histogram.lock().expect("histogram");
-    let failed = failed.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = failed.load(Relaxed);
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     OpenLoopReport {
         target_rps: rate,
@@ -97,6 +118,7 @@ where
         p99_ms: ms(0.99),
         p999_ms: ms(0.999),
         max_ms: histogram.max() as f64 / 1000.0,
+        cut_short,
     }
 }
 
@@ -105,6 +127,12 @@ where
 /// last rate it kept up with is its peak. When it cannot keep up with
 /// `start` itself, the rate is lowered by a fifth each step until it can.
 /// Returns every step.
+///
+/// A step stops starting calls once a quarter second's worth of them is
+/// unanswered: it is past the peak by then (its p99 cannot stay under
+/// 50 ms), and a backlog left to grow for the whole step (tens of thousands
+/// of calls and hundreds of MiB in the load generator) was still being
+/// cleared up while the next measurement ran.
 pub(crate) async fn sweep<F, Fut>(start: f64, step: Duration, call: F) -> Vec<OpenLoopReport>
 where
     F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
@@ -114,8 +142,10 @@ where
     let mut rate = start;
     let mut raising = None;
     loop {
-        let report = open_loop(rate, step, call.clone()).await;
-        let kept_up = report.achieved_ok_rps >= 0.95 * rate && report.p99_ms < 50.0;
+        let max_waiting = ((rate / 4.0) as usize).max(256);
+        let report = open_loop(rate, step, Some(max_waiting), call.clone()).await;
+        let kept_up =
+            !report.cut_short && report.achieved_ok_rps >= 0.95 * rate && report.p99_ms < 50.0;
         println!(
             "open loop {:>7.0}/s: {:>7.0} OK/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  failed {}{}",
             rate,
@@ -124,7 +154,11 @@ where
             report.p99_ms,
             report.p999_ms,
             report.failed,
-            if kept_up { "" } else { "  (past the peak)" }
+            match (kept_up, report.cut_short) {
+                (true, _) => "",
+                (false, false) => "  (past the peak)",
+                (false, true) => "  (past the peak; cut short, a quarter second of calls waiting)",
+            }
         );
         steps.push(report);
         // The first step decides the direction; the sweep ends where the
