@@ -506,7 +506,7 @@ async fn main() {
         .await;
         let peak = steps
             .iter()
-            .filter(|s| !s.cut_short && s.achieved_ok_rps >= 0.95 * s.target_rps && s.p99_ms < 50.0)
+            .filter(|s| s.kept_up())
             .map(|s| s.target_rps)
             .fold(0.0, f64::max);
         report.open_loop_sweep = steps;

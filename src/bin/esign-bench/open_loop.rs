@@ -33,6 +33,15 @@ pub(crate) struct OpenLoopReport {
     pub(crate) cut_short: bool,
 }
 
+impl OpenLoopReport {
+    /// Whether the server kept up with this rate: at least 95% of the target
+    /// answered OK, p99 under 50 ms, and never cut short. The sweep's peak
+    /// is the highest rate that did.
+    pub(crate) fn kept_up(&self) -> bool {
+        !self.cut_short && self.achieved_ok_rps >= 0.95 * self.target_rps && self.p99_ms < 50.0
+    }
+}
+
 /// Starts `call` at `rate` per second for `duration`, then waits (at most
 /// 10 s) for the calls still running. With `max_waiting`, it stops starting
 /// calls once that many are unanswered.
@@ -144,8 +153,7 @@ where
     loop {
         let max_waiting = ((rate / 4.0) as usize).max(256);
         let report = open_loop(rate, step, Some(max_waiting), call.clone()).await;
-        let kept_up =
-            !report.cut_short && report.achieved_ok_rps >= 0.95 * rate && report.p99_ms < 50.0;
+        let kept_up = report.kept_up();
         println!(
             "open loop {:>7.0}/s: {:>7.0} OK/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  failed {}{}",
             rate,
