@@ -22,6 +22,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod at_rate;
 mod bigdocs;
 mod events;
 mod load;
@@ -69,7 +70,8 @@ struct Args {
     /// Simulator latency in the scale run, milliseconds.
     #[arg(long, default_value_t = 250)]
     scale_latency_ms: u64,
-    /// Alternating rounds of B and N; their medians are reported.
+    /// Alternating rounds of B and N (at 64 in flight, and in the open loop
+    /// at half the peak); their medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Skip the open-loop, scale and overload runs.
@@ -158,10 +160,14 @@ struct Report {
     /// B under a fixed arrival rate, raised step by step to its peak.
     open_loop_sweep: Vec<open_loop::OpenLoopReport>,
     open_loop_peak_rps: Option<f64>,
-    /// B at half its open-loop peak: the latency a sized deployment sees.
+    /// B at half its open-loop peak, the round of median p99: the latency a
+    /// sized deployment sees.
     open_loop_half_peak: Option<open_loop::OpenLoopReport>,
-    /// N at that same rate, on the same machine.
+    /// N at that same rate, on the same machine, the same way.
     open_loop_half_peak_naive: Option<open_loop::OpenLoopReport>,
+    /// Every round's p99 at half the peak, in the order run.
+    open_loop_half_peak_rounds_p99_ms: Vec<f64>,
+    open_loop_half_peak_naive_rounds_p99_ms: Vec<f64>,
 }
 
 /// Scenario N's server, as a child process like A's: the naive bridge, or
@@ -289,7 +295,7 @@ async fn main() {
     };
 
     if let Some(rate) = args.open_loop_rate {
-        fixed_rate_rounds(&sim, &args, &invitation, rate, warmup, duration).await;
+        at_rate::alternating(&sim, &args, &invitation, rate, warmup, duration).await;
         return;
     }
     if args.scale_only {
@@ -512,31 +518,37 @@ async fn main() {
         report.open_loop_sweep = steps;
         drop(server);
         if peak > 0.0 {
-            // A fresh gateway, warmed up: the sweep's last step overloads the
-            // one it ran on, and this measures steady state, not recovery.
-            let (gateway, call) = warmed_gateway(&sim, &args, &invitation, warmup).await;
-            let half = open_loop::open_loop(peak / 2.0, duration, None, call).await;
+            // Fresh servers, warmed up: the sweep's last step overloads the
+            // gateway it ran on, and this measures steady state, not
+            // recovery. N at the same rate says how much of the tail is this
+            // machine's (two cores shared by three processes).
+            let rounds =
+                at_rate::alternating(&sim, &args, &invitation, peak / 2.0, warmup, duration).await;
+            let (half, naive) = (
+                at_rate::Rounds::median_by_p99(&rounds.b),
+                at_rate::Rounds::median_by_p99(&rounds.n),
+            );
+            let p99s = |reports: &[open_loop::OpenLoopReport]| -> Vec<f64> {
+                reports.iter().map(|r| r.p99_ms).collect()
+            };
             println!(
-                "open loop at half of B's peak ({:.0}/s of {:.0}/s): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+                "open loop at half of B's peak ({:.0}/s of {:.0}/s), the round of median p99 of {}: p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
                 peak / 2.0,
                 peak,
+                rounds.b.len(),
                 half.p50_ms,
                 half.p99_ms,
                 half.p999_ms,
                 half.max_ms
             );
-            report.open_loop_peak_rps = Some(peak);
-            report.open_loop_half_peak = Some(half);
-            drop(gateway);
-            // The naive bridge at the same rate: how much of that tail is
-            // this machine's (two cores shared by three processes).
-            let bridge = start_scenario_n(&sim, &args).await;
-            let call = warmed_caller(&bridge, &args, &invitation, warmup).await;
-            let naive = open_loop::open_loop(peak / 2.0, duration, None, call).await;
             println!(
-                "open loop, N at the same rate: p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+                "open loop, N at the same rate, the same way: p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
                 naive.p50_ms, naive.p99_ms, naive.p999_ms, naive.max_ms
             );
+            report.open_loop_peak_rps = Some(peak);
+            report.open_loop_half_peak_rounds_p99_ms = p99s(&rounds.b);
+            report.open_loop_half_peak_naive_rounds_p99_ms = p99s(&rounds.n);
+            report.open_loop_half_peak = Some(half);
             report.open_loop_half_peak_naive = Some(naive);
         }
 
@@ -588,39 +600,6 @@ fn write_report(path: &std::path::Path, report: &Report) {
     std::fs::write(path, serde_json::to_string_pretty(report).expect("json"))
         .expect("write report");
     println!("report: {}", path.display());
-}
-
-/// `--open-loop-rate`: B and N alternately at one rate, fresh servers.
-async fn fixed_rate_rounds(
-    sim: &Simulator,
-    args: &Args,
-    invitation: &str,
-    rate: f64,
-    warmup: Duration,
-    duration: Duration,
-) {
-    let print = |name: &str, round: usize, report: &open_loop::OpenLoopReport| {
-        println!(
-            "open loop {rate:.0}/s, {name} (round {round}): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  failed {}",
-            report.p50_ms, report.p99_ms, report.p999_ms, report.max_ms, report.failed
-        );
-    };
-    for round in 1..=args.rounds {
-        let (gateway, call) = warmed_gateway(sim, args, invitation, warmup).await;
-        print(
-            "B",
-            round,
-            &open_loop::open_loop(rate, duration, None, call).await,
-        );
-        drop(gateway);
-        let other = start_scenario_n(sim, args).await;
-        let call = warmed_caller(&other, args, invitation, warmup).await;
-        print(
-            "N",
-            round,
-            &open_loop::open_loop(rate, duration, None, call).await,
-        );
-    }
 }
 
 /// The scale run on a fresh gateway, then on scenario N's server.
